@@ -1,0 +1,51 @@
+# Akutan build, test and benchmark entry points.
+SHELL := /bin/bash
+ROOT := $(CURDIR)
+TOOLS := $(ROOT)/.tools/bin
+export PATH := $(TOOLS):$(PATH)
+
+PROTOC_GEN_GO_VERSION := v1.36.12
+PROTOC_GEN_GO_GRPC_VERSION := v1.5.1
+PROTOS := $(shell find proto -name '*.proto')
+
+# Packages with concurrency run under the race detector.
+RACE_PKGS := ./logsvc/...
+
+.PHONY: all build test test-race test-fast vet bench proto tools-proto clean
+
+all: build
+
+## build: compile every binary into bin/.
+build:
+	@mkdir -p bin
+	go build -o bin/ ./services/...
+
+## vet: gofmt and go vet.
+vet:
+	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$')); \
+	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	go vet ./...
+
+## test: everything CI runs: vet, unit and integration tests, race tests.
+test: vet build
+	go test -count=1 -timeout 30m ./...
+	go test -count=1 -race -timeout 30m $(RACE_PKGS)
+
+## bench: every benchmark; figures go to docs/benchmarks.md.
+bench: build
+	go test -run '^$$' -bench . -benchtime 1x -timeout 60m ./logsvc/...
+
+## proto: regenerate the committed gRPC code.
+proto: tools-proto
+	protoc --proto_path=proto \
+	  --go_out=proto --go_opt=paths=source_relative \
+	  --go-grpc_out=proto --go-grpc_opt=paths=source_relative \
+	  $(patsubst proto/%,%,$(PROTOS))
+
+tools-proto:
+	@command -v protoc >/dev/null || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y protobuf-compiler)
+	@[ -x $(TOOLS)/protoc-gen-go ] || GOBIN=$(TOOLS) go install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
+	@[ -x $(TOOLS)/protoc-gen-go-grpc ] || GOBIN=$(TOOLS) go install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
+
+clean:
+	rm -rf bin
