@@ -1,0 +1,114 @@
+package logsvc
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+)
+
+// Raft commands. Each Raft log entry carries one command; an append command
+// carries a whole batch of Akutan entries (group commit).
+//
+//	append:    0x01, uvarint n, n × (uvarint len, bytes)
+//	discard:   0x02, uvarint before
+//	archived:  0x03, uvarint through
+//	register:  0x04, uvarint len, id, uvarint len, grpc address
+const (
+	cmdAppend   byte = 1
+	cmdDiscard  byte = 2
+	cmdArchived byte = 3
+	cmdRegister byte = 4
+)
+
+var errBadCommand = errors.New("malformed raft command")
+
+type command struct {
+	kind    byte
+	entries [][]byte // cmdAppend
+	index   uint64   // cmdDiscard, cmdArchived
+	id      string   // cmdRegister
+	addr    string   // cmdRegister
+}
+
+func encodeAppend(entries [][]byte) []byte {
+	size := 1 + binary.MaxVarintLen64
+	for _, e := range entries {
+		size += binary.MaxVarintLen64 + len(e)
+	}
+	b := make([]byte, 0, size)
+	b = append(b, cmdAppend)
+	b = binary.AppendUvarint(b, uint64(len(entries)))
+	for _, e := range entries {
+		b = binary.AppendUvarint(b, uint64(len(e)))
+		b = append(b, e...)
+	}
+	return b
+}
+
+func encodeIndex(kind byte, index uint64) []byte {
+	return binary.AppendUvarint([]byte{kind}, index)
+}
+
+func encodeRegister(id, addr string) []byte {
+	b := []byte{cmdRegister}
+	b = binary.AppendUvarint(b, uint64(len(id)))
+	b = append(b, id...)
+	b = binary.AppendUvarint(b, uint64(len(addr)))
+	return append(b, addr...)
+}
+
+func decodeCommand(b []byte) (command, error) {
+	if len(b) == 0 {
+		return command{}, errBadCommand
+	}
+	c := command{kind: b[0]}
+	b = b[1:]
+	next := func() (uint64, bool) {
+		v, n := binary.Uvarint(b)
+		if n <= 0 {
+			return 0, false
+		}
+		b = b[n:]
+		return v, true
+	}
+	bytesOf := func() ([]byte, bool) {
+		l, ok := next()
+		if !ok || l > uint64(len(b)) {
+			return nil, false
+		}
+		v := b[:l]
+		b = b[l:]
+		return v, true
+	}
+	switch c.kind {
+	case cmdAppend:
+		n, ok := next()
+		if !ok || n > uint64(len(b)) {
+			return c, fmt.Errorf("%w: append count", errBadCommand)
+		}
+		c.entries = make([][]byte, n)
+		for i := range c.entries {
+			if c.entries[i], ok = bytesOf(); !ok {
+				return c, fmt.Errorf("%w: append entry %d", errBadCommand, i)
+			}
+		}
+	case cmdDiscard, cmdArchived:
+		var ok bool
+		if c.index, ok = next(); !ok {
+			return c, fmt.Errorf("%w: index", errBadCommand)
+		}
+	case cmdRegister:
+		id, ok1 := bytesOf()
+		addr, ok2 := bytesOf()
+		if !ok1 || !ok2 {
+			return c, fmt.Errorf("%w: register", errBadCommand)
+		}
+		c.id, c.addr = string(id), string(addr)
+	default:
+		return c, fmt.Errorf("%w: unknown kind %d", errBadCommand, c.kind)
+	}
+	if len(b) != 0 {
+		return c, fmt.Errorf("%w: %d trailing bytes", errBadCommand, len(b))
+	}
+	return c, nil
+}

@@ -1,0 +1,126 @@
+package logsvc
+
+import (
+	"fmt"
+
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/akutan/akutan/logsvc/logerr"
+	"github.com/akutan/akutan/proto/entrypb"
+)
+
+// envelopeHead is what the log itself needs from an entry: its version and,
+// for a version change, the target version.
+type envelopeHead struct {
+	version       uint32
+	versionChange bool
+	toVersion     uint32
+}
+
+// Field numbers of entrypb.Envelope and entrypb.VersionChange.
+const (
+	fieldVersion       = 1
+	fieldVersionChange = 4
+	fieldToVersion     = 1
+)
+
+// peekEnvelope reads the head of an encoded envelope without decoding the
+// command, so that applying a batch stays cheap.
+func peekEnvelope(b []byte) (envelopeHead, error) {
+	var h envelopeHead
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return h, protowire.ParseError(n)
+		}
+		b = b[n:]
+		switch {
+		case num == fieldVersion && typ == protowire.VarintType:
+			v, n := protowire.ConsumeVarint(b)
+			if n < 0 {
+				return h, protowire.ParseError(n)
+			}
+			h.version = uint32(v)
+			b = b[n:]
+		case num == fieldVersionChange && typ == protowire.BytesType:
+			v, n := protowire.ConsumeBytes(b)
+			if n < 0 {
+				return h, protowire.ParseError(n)
+			}
+			h.versionChange = true
+			h.toVersion = 0
+			for len(v) > 0 {
+				fnum, ftyp, fn := protowire.ConsumeTag(v)
+				if fn < 0 {
+					return h, protowire.ParseError(fn)
+				}
+				v = v[fn:]
+				if fnum == fieldToVersion && ftyp == protowire.VarintType {
+					x, xn := protowire.ConsumeVarint(v)
+					if xn < 0 {
+						return h, protowire.ParseError(xn)
+					}
+					h.toVersion = uint32(x)
+					v = v[xn:]
+					continue
+				}
+				fn = protowire.ConsumeFieldValue(fnum, ftyp, v)
+				if fn < 0 {
+					return h, protowire.ParseError(fn)
+				}
+				v = v[fn:]
+			}
+			b = b[n:]
+		default:
+			n := protowire.ConsumeFieldValue(num, typ, b)
+			if n < 0 {
+				return h, protowire.ParseError(n)
+			}
+			b = b[n:]
+		}
+	}
+	return h, nil
+}
+
+// validateEnvelope fully checks one entry from a client against the log's
+// current version and this replica's support.
+func validateEnvelope(i int, b []byte, logVersion, supported uint32) (envelopeHead, error) {
+	var env entrypb.Envelope
+	if err := proto.Unmarshal(b, &env); err != nil {
+		return envelopeHead{}, logerr.New(logerr.ErrInvalidEntry, nil, "entry %d: not an envelope: %v", i, err)
+	}
+	if env.Command == nil {
+		return envelopeHead{}, logerr.New(logerr.ErrInvalidEntry, nil, "entry %d: envelope has no command", i)
+	}
+	h, err := peekEnvelope(b)
+	if err != nil {
+		return h, logerr.New(logerr.ErrInvalidEntry, nil, "entry %d: %v", i, err)
+	}
+	switch {
+	case h.version == 0:
+		return h, logerr.New(logerr.ErrInvalidEntry, nil, "entry %d: envelope version is 0; versions start at 1", i)
+	case h.version > supported:
+		return h, logerr.Unsupported(h.version, supported)
+	case h.version > logVersion:
+		return h, logerr.New(logerr.ErrInvalidEntry, nil,
+			"entry %d: envelope version %d is above the log version %d; append a version change first", i, h.version, logVersion)
+	}
+	if h.versionChange {
+		switch {
+		case h.toVersion > supported:
+			return h, logerr.Unsupported(h.toVersion, supported)
+		case h.toVersion <= logVersion:
+			return h, logerr.New(logerr.ErrInvalidEntry, nil,
+				"entry %d: version change to %d does not raise the log version %d", i, h.toVersion, logVersion)
+		}
+	}
+	return h, nil
+}
+
+func describeHead(h envelopeHead) string {
+	if h.versionChange {
+		return fmt.Sprintf("version change to %d", h.toVersion)
+	}
+	return fmt.Sprintf("entry of version %d", h.version)
+}

@@ -1,0 +1,311 @@
+package entrystore
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/akutan/akutan/internal/pebblelog"
+)
+
+// ErrCorrupt means the store's files do not hold a valid state.
+var ErrCorrupt = errors.New("entry store corrupt")
+
+// Key layout. Entries sort by index; metadata lives under its own prefix.
+var (
+	entryPrefix = []byte("e")
+	metaKey     = []byte("m/meta")
+	// restoringKey marks a restore in progress; see Restore.
+	restoringKey = []byte("m/restoring")
+)
+
+func entryKey(index uint64) []byte {
+	k := make([]byte, 9)
+	k[0] = entryPrefix[0]
+	binary.BigEndian.PutUint64(k[1:], index)
+	return k
+}
+
+// Meta is the replicated metadata committed with the entries.
+type Meta struct {
+	// RaftApplied is the index of the last Raft log entry applied.
+	RaftApplied uint64 `json:"raft_applied"`
+	// First is the first retained index; Last the last applied one. The
+	// store is empty when First == Last+1.
+	First uint64 `json:"first"`
+	Last  uint64 `json:"last"`
+	// ArchivedThrough is the highest index durably archived.
+	ArchivedThrough uint64 `json:"archived_through"`
+	// LogVersion is the log format version in force.
+	LogVersion uint32 `json:"log_version"`
+	// Members maps replica IDs to their gRPC addresses.
+	Members map[string]string `json:"members,omitempty"`
+}
+
+func emptyMeta() Meta { return Meta{First: 1, Last: 0, LogVersion: 1} }
+
+func (m Meta) clone() Meta {
+	c := m
+	c.Members = make(map[string]string, len(m.Members))
+	for k, v := range m.Members {
+		c.Members[k] = v
+	}
+	return c
+}
+
+// Entry is one committed Akutan entry.
+type Entry struct {
+	Index uint64
+	Data  []byte
+}
+
+// Store is a Pebble database of entries and metadata.
+type Store struct {
+	db *pebble.DB
+
+	mu      sync.RWMutex
+	meta    Meta
+	changed chan struct{}
+	broken  error
+}
+
+// Err returns why the store is unusable after a failed restore, or nil.
+func (s *Store) Err() error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.broken
+}
+
+func (s *Store) setBroken(err error) {
+	s.mu.Lock()
+	s.broken = err
+	s.meta = emptyMeta()
+	s.meta.Members = map[string]string{}
+	close(s.changed)
+	s.changed = make(chan struct{})
+	s.mu.Unlock()
+}
+
+// Open opens or creates the store in dir.
+func Open(dir string) (*Store, error) {
+	db, err := pebble.Open(dir, &pebble.Options{Logger: pebblelog.Quiet{Name: "entries"}})
+	if err != nil {
+		return nil, fmt.Errorf("open entry store %s: %w", dir, err)
+	}
+	s := &Store{db: db, changed: make(chan struct{})}
+	if err := s.load(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Store) load() error {
+	meta := emptyMeta()
+	_, closer, err := s.db.Get(restoringKey)
+	switch {
+	case err == nil:
+		closer.Close()
+		// An interrupted restore: nothing here can be trusted. Start empty
+		// so that the replica restores again from its Raft snapshot.
+		if err := s.wipe(); err != nil {
+			return err
+		}
+		s.meta = meta
+		return nil
+	case !errors.Is(err, pebble.ErrNotFound):
+		return fmt.Errorf("read restore marker: %w", err)
+	}
+	v, closer, err := s.db.Get(metaKey)
+	switch {
+	case errors.Is(err, pebble.ErrNotFound):
+	case err != nil:
+		return fmt.Errorf("read metadata: %w", err)
+	default:
+		err = json.Unmarshal(v, &meta)
+		closer.Close()
+		if err != nil {
+			return fmt.Errorf("%w: metadata: %v", ErrCorrupt, err)
+		}
+	}
+	if meta.First == 0 || meta.First > meta.Last+1 {
+		return fmt.Errorf("%w: metadata first %d last %d", ErrCorrupt, meta.First, meta.Last)
+	}
+	// Check both ends of the retained range exist: a store missing them was
+	// damaged outside our control.
+	if meta.Last >= meta.First {
+		for _, i := range []uint64{meta.First, meta.Last} {
+			_, closer, err := s.db.Get(entryKey(i))
+			if err != nil {
+				return fmt.Errorf("%w: entry %d of [%d, %d]: %v", ErrCorrupt, i, meta.First, meta.Last, err)
+			}
+			closer.Close()
+		}
+	}
+	if meta.Members == nil {
+		meta.Members = map[string]string{}
+	}
+	s.meta = meta
+	return nil
+}
+
+func (s *Store) wipe() error {
+	b := s.db.NewBatch()
+	defer b.Close()
+	if err := b.DeleteRange([]byte{entryPrefix[0]}, []byte{entryPrefix[0] + 1}, nil); err != nil {
+		return err
+	}
+	if err := b.Delete(metaKey, nil); err != nil {
+		return err
+	}
+	if err := b.Delete(restoringKey, nil); err != nil {
+		return err
+	}
+	return b.Commit(pebble.Sync)
+}
+
+// Close closes the database.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Meta returns a copy of the committed metadata.
+func (s *Store) Meta() Meta {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.meta.clone()
+}
+
+// Bounds returns the first retained and last applied index.
+func (s *Store) Bounds() (first, last uint64) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.meta.First, s.meta.Last
+}
+
+// Changed returns a channel closed at the next commit.
+func (s *Store) Changed() <-chan struct{} {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.changed
+}
+
+// ErrBelowFirst is returned by Read for an index that is no longer retained.
+var ErrBelowFirst = errors.New("index below first retained index")
+
+// Read returns up to maxEntries entries (and about maxBytes) from index from
+// on, stopping at the last applied index. It returns ErrBelowFirst when from
+// is below the first retained index, also when a concurrent discard removes
+// entries during the read.
+func (s *Store) Read(from uint64, maxEntries, maxBytes int) ([]Entry, error) {
+	first, last := s.Bounds()
+	if from < first {
+		return nil, ErrBelowFirst
+	}
+	if from > last {
+		return nil, nil
+	}
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: entryKey(from), UpperBound: entryKey(last + 1)})
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	var out []Entry
+	size := 0
+	next := from
+	for ok := it.First(); ok; ok = it.Next() {
+		idx := binary.BigEndian.Uint64(it.Key()[1:])
+		if idx != next {
+			// A gap can only be a prefix discarded under us.
+			return nil, ErrBelowFirst
+		}
+		v, err := it.ValueAndErr()
+		if err != nil {
+			return nil, fmt.Errorf("read entry %d: %w", idx, err)
+		}
+		out = append(out, Entry{Index: idx, Data: append([]byte(nil), v...)})
+		next++
+		size += len(v)
+		if len(out) >= maxEntries || size >= maxBytes {
+			break
+		}
+	}
+	if err := it.Error(); err != nil {
+		return nil, fmt.Errorf("read entries from %d: %w", from, err)
+	}
+	if len(out) == 0 {
+		return nil, ErrBelowFirst
+	}
+	return out, nil
+}
+
+// Batch stages changes for one atomic, durable commit.
+type Batch struct {
+	s    *Store
+	b    *pebble.Batch
+	meta Meta
+}
+
+// NewBatch starts a batch from the committed metadata. Only one batch may be
+// open at a time (the store has one writer).
+func (s *Store) NewBatch() *Batch {
+	return &Batch{s: s, b: s.db.NewBatch(), meta: s.Meta()}
+}
+
+// Meta returns the metadata as the batch would commit it.
+func (b *Batch) Meta() *Meta { return &b.meta }
+
+// Append adds entries after the last index and returns the first new index.
+func (b *Batch) Append(entries [][]byte) (uint64, error) {
+	first := b.meta.Last + 1
+	for i, e := range entries {
+		if err := b.b.Set(entryKey(first+uint64(i)), e, nil); err != nil {
+			return 0, err
+		}
+	}
+	b.meta.Last += uint64(len(entries))
+	return first, nil
+}
+
+// DiscardBefore removes the entries below index.
+func (b *Batch) DiscardBefore(index uint64) error {
+	if index <= b.meta.First {
+		return nil
+	}
+	if err := b.b.DeleteRange(entryKey(b.meta.First), entryKey(index), nil); err != nil {
+		return err
+	}
+	b.meta.First = index
+	return nil
+}
+
+// Commit writes the batch and its metadata durably and wakes readers.
+func (b *Batch) Commit() error {
+	defer b.b.Close()
+	mv, err := json.Marshal(b.meta)
+	if err != nil {
+		return err
+	}
+	if err := b.b.Set(metaKey, mv, nil); err != nil {
+		return err
+	}
+	if err := b.b.Commit(pebble.Sync); err != nil {
+		return fmt.Errorf("commit entries through %d: %w", b.meta.Last, err)
+	}
+	b.s.publish(b.meta)
+	return nil
+}
+
+// Abort drops the batch.
+func (b *Batch) Abort() { b.b.Close() }
+
+func (s *Store) publish(m Meta) {
+	s.mu.Lock()
+	s.meta = m
+	s.broken = nil
+	close(s.changed)
+	s.changed = make(chan struct{})
+	s.mu.Unlock()
+}

@@ -1,0 +1,227 @@
+package logclient
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/akutan/akutan/logsvc/logerr"
+	"github.com/akutan/akutan/proto/logpb"
+)
+
+// AppenderConfig tunes an Appender.
+type AppenderConfig struct {
+	// MaxBatchEntries and MaxBatchBytes bound one coalesced RPC.
+	MaxBatchEntries int
+	MaxBatchBytes   int
+	// InFlight is how many batches may be in flight at once.
+	InFlight int
+	// Timeout bounds one append when the caller's context has no deadline.
+	Timeout time.Duration
+}
+
+// DefaultAppenderConfig returns the defaults.
+func DefaultAppenderConfig() AppenderConfig {
+	return AppenderConfig{MaxBatchEntries: 10000, MaxBatchBytes: 16 << 20, InFlight: 4, Timeout: 30 * time.Second}
+}
+
+// Appender appends entries to the log. It is safe for concurrent use.
+type Appender struct {
+	cfg   AppenderConfig
+	addrs []string
+	conns conns
+	queue chan *pending
+
+	mu     sync.Mutex
+	leader string // gRPC address of the last known leader
+
+	closing chan struct{}
+	wg      sync.WaitGroup
+}
+
+type pending struct {
+	ctx   context.Context
+	data  []byte
+	index uint64
+	err   error
+	done  chan struct{}
+}
+
+// NewAppender returns an Appender for the replicas at addrs.
+func NewAppender(addrs []string, cfg AppenderConfig) *Appender {
+	a := &Appender{cfg: cfg, addrs: append([]string(nil), addrs...), queue: make(chan *pending, 4*cfg.MaxBatchEntries), closing: make(chan struct{})}
+	for i := 0; i < cfg.InFlight; i++ {
+		a.wg.Add(1)
+		go a.flusher()
+	}
+	return a
+}
+
+// Close stops the Appender; queued appends fail.
+func (a *Appender) Close() error {
+	close(a.closing)
+	a.wg.Wait()
+	a.conns.close()
+	return nil
+}
+
+// Append appends one encoded envelope and returns its index. Concurrent
+// calls share RPCs. If ctx ends after the entry was sent, the entry may
+// still be committed.
+func (a *Appender) Append(ctx context.Context, data []byte) (uint64, error) {
+	p := &pending{ctx: ctx, data: data, done: make(chan struct{})}
+	select {
+	case a.queue <- p:
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	case <-a.closing:
+		return 0, logerr.New(logerr.ErrUnavailable, nil, "appender closed")
+	}
+	select {
+	case <-p.done:
+		return p.index, p.err
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+}
+
+// AppendBatch appends entries in one RPC, at consecutive indexes, and
+// returns the first index. It does not coalesce with other calls.
+func (a *Appender) AppendBatch(ctx context.Context, entries [][]byte) (uint64, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, a.cfg.Timeout)
+		defer cancel()
+	}
+	return a.send(ctx, entries)
+}
+
+func (a *Appender) flusher() {
+	defer a.wg.Done()
+	for {
+		var first *pending
+		select {
+		case first = <-a.queue:
+		case <-a.closing:
+			return
+		}
+		batch := []*pending{first}
+		size := len(first.data)
+	drain:
+		for len(batch) < a.cfg.MaxBatchEntries && size < a.cfg.MaxBatchBytes {
+			select {
+			case p := <-a.queue:
+				batch = append(batch, p)
+				size += len(p.data)
+			default:
+				break drain
+			}
+		}
+		a.flush(batch)
+	}
+}
+
+func (a *Appender) flush(batch []*pending) {
+	// Drop callers that gave up while queued: nothing of theirs was sent.
+	live := batch[:0]
+	for _, p := range batch {
+		if err := p.ctx.Err(); err != nil {
+			p.err = err
+			close(p.done)
+			continue
+		}
+		live = append(live, p)
+	}
+	if len(live) == 0 {
+		return
+	}
+	entries := make([][]byte, len(live))
+	for i, p := range live {
+		entries[i] = p.data
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), a.cfg.Timeout)
+	first, err := a.send(ctx, entries)
+	cancel()
+	for i, p := range live {
+		if err == nil {
+			p.index = first + uint64(i)
+		}
+		p.err = err
+		close(p.done)
+	}
+}
+
+// send delivers one batch, following the leader and retrying only what
+// surely did not happen.
+func (a *Appender) send(ctx context.Context, entries [][]byte) (uint64, error) {
+	backoff := 20 * time.Millisecond
+	tried := 0
+	var lastErr error
+	for {
+		addr := a.target(tried)
+		tried++
+		cc, ok := a.conns.ready(ctx, addr, 500*time.Millisecond)
+		if ok {
+			resp, err := logpb.NewLogClient(cc).Append(ctx, &logpb.AppendRequest{Entries: entries})
+			if err == nil {
+				a.setLeader(addr)
+				return resp.FirstIndex, nil
+			}
+			err = logerr.FromStatus(err)
+			var le *logerr.Error
+			switch {
+			case errors.As(err, &le) && errors.Is(err, logerr.ErrNotLeader):
+				if l := le.Meta["leader_address"]; l != "" && l != addr {
+					a.setLeader(l)
+					lastErr = err
+					continue // safe: nothing was appended
+				}
+			case errors.As(err, &le) && errors.Is(err, logerr.ErrUnavailable):
+				// Safe: the replica did not take it.
+			case errors.As(err, &le):
+				return 0, err
+			case status.Code(err) == codes.Canceled || status.Code(err) == codes.DeadlineExceeded:
+				return 0, logerr.New(logerr.ErrUnknownOutcome, nil, "append to %s: %v", addr, err)
+			default:
+				return 0, logerr.New(logerr.ErrUnknownOutcome, nil, "append to %s: %v", addr, err)
+			}
+			lastErr = err
+		} else {
+			lastErr = fmt.Errorf("replica %s not reachable", addr)
+		}
+		a.setLeader("")
+		if tried%len(a.addrs) == 0 {
+			select {
+			case <-time.After(backoff/2 + rand.N(backoff)):
+			case <-ctx.Done():
+				return 0, fmt.Errorf("append: %w (last error: %v)", ctx.Err(), lastErr)
+			}
+			backoff = min(2*backoff, time.Second)
+		}
+		if ctx.Err() != nil {
+			return 0, fmt.Errorf("append: %w (last error: %v)", ctx.Err(), lastErr)
+		}
+	}
+}
+
+// target picks the known leader, else walks the replicas in turn.
+func (a *Appender) target(tried int) string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.leader != "" {
+		return a.leader
+	}
+	return a.addrs[tried%len(a.addrs)]
+}
+
+func (a *Appender) setLeader(addr string) {
+	a.mu.Lock()
+	a.leader = addr
+	a.mu.Unlock()
+}

@@ -1,0 +1,132 @@
+package logclient
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"time"
+
+	"github.com/akutan/akutan/logsvc/logerr"
+	"github.com/akutan/akutan/proto/logpb"
+)
+
+// Entry is one committed log entry.
+type Entry struct {
+	Index uint64
+	Data  []byte
+}
+
+// Reader reads the log from any replica.
+type Reader struct {
+	addrs []string
+	conns conns
+}
+
+// NewReader returns a Reader over the replicas at addrs.
+func NewReader(addrs []string) *Reader {
+	return &Reader{addrs: append([]string(nil), addrs...)}
+}
+
+// Close releases the connections.
+func (r *Reader) Close() error {
+	r.conns.close()
+	return nil
+}
+
+// Stream calls fn with committed entries in index order from from on, and
+// keeps following the log until ctx ends or fn fails. When a replica fails
+// it moves to another and resumes at the next index: fn sees every index
+// once, with no gap. It returns logerr.ErrTruncated (wrapped) when from is
+// below every replica's first retained index.
+func (r *Reader) Stream(ctx context.Context, from uint64, fn func([]Entry) error) error {
+	if from == 0 {
+		return logerr.New(logerr.ErrInvalidArgument, nil, "read from index 0: indexes start at 1")
+	}
+	next := from
+	start := rand.N(len(r.addrs))
+	backoff := 20 * time.Millisecond
+	var truncated error
+	for attempt := 0; ; attempt++ {
+		addr := r.addrs[(start+attempt)%len(r.addrs)]
+		progressed, err := r.streamFrom(ctx, addr, &next, fn)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		var fe fnError
+		if errors.As(err, &fe) {
+			return fe.err
+		}
+		if progressed {
+			backoff = 20 * time.Millisecond
+			truncated = nil
+		}
+		if errors.Is(err, logerr.ErrTruncated) {
+			if truncated == nil {
+				truncated = err
+			}
+			// Every replica has discarded it: the archive must serve it.
+			if attempt >= len(r.addrs)-1 && !progressed {
+				return fmt.Errorf("read from %d: %w", next, truncated)
+			}
+		}
+		if errors.Is(err, logerr.ErrInvalidArgument) {
+			return err
+		}
+		if (attempt+1)%len(r.addrs) == 0 {
+			select {
+			case <-time.After(backoff/2 + rand.N(backoff)):
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			backoff = min(2*backoff, time.Second)
+		}
+	}
+}
+
+type fnError struct{ err error }
+
+func (e fnError) Error() string { return e.err.Error() }
+
+// streamFrom reads from one replica until it fails.
+func (r *Reader) streamFrom(ctx context.Context, addr string, next *uint64, fn func([]Entry) error) (bool, error) {
+	cc, err := r.conns.get(addr)
+	if err != nil {
+		return false, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := logpb.NewLogClient(cc).Read(ctx, &logpb.ReadRequest{From: *next})
+	if err != nil {
+		return false, logerr.FromStatus(err)
+	}
+	progressed := false
+	for {
+		resp, err := stream.Recv()
+		if err == io.EOF {
+			return progressed, fmt.Errorf("replica %s ended the stream", addr)
+		}
+		if err != nil {
+			return progressed, logerr.FromStatus(err)
+		}
+		batch := make([]Entry, 0, len(resp.Entries))
+		for _, e := range resp.Entries {
+			switch {
+			case e.Index < *next:
+				continue // already delivered
+			case e.Index > *next:
+				return progressed, fmt.Errorf("replica %s skipped from %d to %d", addr, *next, e.Index)
+			}
+			batch = append(batch, Entry{Index: e.Index, Data: e.Data})
+			*next++
+		}
+		if len(batch) == 0 {
+			continue
+		}
+		progressed = true
+		if err := fn(batch); err != nil {
+			return progressed, fnError{err}
+		}
+	}
+}

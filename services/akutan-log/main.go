@@ -1,0 +1,104 @@
+// Command akutan-log runs one replica of Akutan's replicated log.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/akutan/akutan/logsvc"
+)
+
+const usage = `akutan-log runs one replica of Akutan's Raft-replicated log.
+
+Start a new three-replica cluster (run once per replica, same --peers):
+
+  akutan-log --id log1 --raft-addr 127.0.0.1:7001 --grpc-addr 127.0.0.1:7101 \
+    --data-dir data/log1 --bootstrap --peers log1=127.0.0.1:7001,log2=127.0.0.1:7002,log3=127.0.0.1:7003
+
+A replica started without --bootstrap and an empty data dir waits to be
+added with the AddVoter RPC. A restarted replica recovers from its data dir;
+--bootstrap is ignored when the data dir already holds Raft state.
+
+Flags:
+`
+
+func main() {
+	cfg, err := parseFlags(os.Args[1:])
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "akutan-log:", err)
+		os.Exit(2)
+	}
+	srv, err := logsvc.Start(cfg)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "akutan-log:", err)
+		os.Exit(1)
+	}
+	fmt.Fprintf(os.Stderr, "akutan-log %s: raft on %s, grpc on %s\n", cfg.ID, srv.RaftAddr(), srv.GRPCAddr())
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+	<-sig
+	fmt.Fprintf(os.Stderr, "akutan-log %s: shutting down\n", cfg.ID)
+	if err := srv.Close(); err != nil {
+		fmt.Fprintln(os.Stderr, "akutan-log: shutdown:", err)
+		os.Exit(1)
+	}
+}
+
+func parseFlags(args []string) (logsvc.Config, error) {
+	cfg := logsvc.DefaultConfig()
+	fs := flag.NewFlagSet("akutan-log", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), usage)
+		fs.PrintDefaults()
+	}
+	var peers string
+	var maxVersion uint
+	fs.StringVar(&cfg.ID, "id", "", "replica ID, unique in the cluster and stable across restarts (required)")
+	fs.StringVar(&cfg.RaftAddr, "raft-addr", "", "host:port for Raft traffic between replicas (required)")
+	fs.StringVar(&cfg.GRPCAddr, "grpc-addr", "", "host:port for the gRPC log service (required)")
+	fs.StringVar(&cfg.DataDir, "data-dir", "", "directory for the Raft log, snapshots and entries (required)")
+	fs.BoolVar(&cfg.Bootstrap, "bootstrap", false, "start a new cluster of --peers if the data dir holds no Raft state")
+	fs.StringVar(&peers, "peers", "", "initial members for --bootstrap, as id=raft-host:port,...; empty means this replica alone")
+	fs.StringVar(&cfg.RaftStore, "raft-store", cfg.RaftStore, "Raft log store: pebble, wal or bolt (see logsvc/DESIGN.md)")
+	fs.IntVar(&cfg.MaxEntryBytes, "max-entry-bytes", cfg.MaxEntryBytes, "largest accepted entry, in bytes")
+	fs.IntVar(&cfg.MaxBatchBytes, "max-batch-bytes", cfg.MaxBatchBytes, "largest accepted append batch, in bytes")
+	fs.UintVar(&maxVersion, "max-supported-version", uint(cfg.MaxSupportedVersion), "highest log version to apply; lower it only to test upgrades")
+	fs.DurationVar(&cfg.HeartbeatTimeout, "heartbeat-timeout", cfg.HeartbeatTimeout, "Raft heartbeat timeout")
+	fs.DurationVar(&cfg.ElectionTimeout, "election-timeout", cfg.ElectionTimeout, "Raft election timeout")
+	fs.DurationVar(&cfg.LeaderLeaseTimeout, "leader-lease-timeout", cfg.LeaderLeaseTimeout, "Raft leader lease; at most the heartbeat timeout")
+	fs.Uint64Var(&cfg.SnapshotThreshold, "snapshot-threshold", cfg.SnapshotThreshold, "Raft entries between snapshots")
+	fs.DurationVar(&cfg.SnapshotInterval, "snapshot-interval", cfg.SnapshotInterval, "how often to check whether to snapshot")
+	fs.Uint64Var(&cfg.TrailingLogs, "trailing-logs", cfg.TrailingLogs, "Raft entries kept after a snapshot for slow followers")
+	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "trace, debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return cfg, err
+	}
+	if fs.NArg() > 0 {
+		return cfg, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	cfg.MaxSupportedVersion = uint32(maxVersion)
+	var err error
+	if cfg.Peers, err = parsePeers(peers); err != nil {
+		return cfg, err
+	}
+	return cfg, cfg.Validate()
+}
+
+func parsePeers(s string) ([]logsvc.Peer, error) {
+	if s == "" {
+		return nil, nil
+	}
+	var out []logsvc.Peer
+	for _, p := range strings.Split(s, ",") {
+		id, addr, ok := strings.Cut(strings.TrimSpace(p), "=")
+		if !ok || id == "" || addr == "" {
+			return nil, fmt.Errorf("peer %q: want id=host:port", p)
+		}
+		out = append(out, logsvc.Peer{ID: id, RaftAddr: addr})
+	}
+	return out, nil
+}

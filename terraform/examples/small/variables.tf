@@ -1,0 +1,9 @@
+variable "domain_name" {
+  description = "DNS name of the API, e.g. api.akutan.example.com."
+  type        = string
+}
+
+variable "route53_zone_id" {
+  description = "Route 53 public hosted zone that holds domain_name."
+  type        = string
+}

@@ -1,0 +1,23 @@
+# One region of the Akutan deployment: a VPC over three availability zones,
+# this region's share of the log's Raft voters, a full Akutan cluster (views
+# for every partition of both hash spaces, API servers behind a load
+# balancer), and a bucket that replicates to the other regions.
+#
+#   network.tf   VPC, subnets, routes, endpoints
+#   security.tf  security groups, one per tier
+#   iam.tf       instance roles, least privilege per tier
+#   storage.tf   KMS key, bucket, lifecycle, replication
+#   compute.tf   log voters, view and API autoscaling groups
+#   lb.tf        API load balancer, certificate, Route 53 latency record
+
+locals {
+  # The cluster's name: one Akutan cluster (views + API) per region.
+  cluster = "${var.name}-${var.region}"
+
+  # Environment shared by every server's /etc/akutan/<role>.env.
+  common_env = {
+    AKUTAN_CLUSTER  = local.cluster
+    AKUTAN_REGION   = var.region
+    AKUTAN_DATA_DIR = "/var/lib/akutan"
+  }
+}

@@ -1,0 +1,169 @@
+variable "name" {
+  description = "Deployment name; prefixes every resource name."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{0,11}$", var.name))
+    error_message = "The name must be 1-12 lowercase letters, digits or hyphens, starting with a letter."
+  }
+}
+
+variable "region" {
+  description = "AWS region of this module's provider; names resources and the Route 53 latency record."
+  type        = string
+}
+
+variable "vpc_cidr" {
+  description = "CIDR of this region's VPC, /16 to /20; must not overlap the other regions' VPCs."
+  type        = string
+
+  validation {
+    condition     = can(cidrhost(var.vpc_cidr, 0)) && tonumber(split("/", var.vpc_cidr)[1]) <= 20 && tonumber(split("/", var.vpc_cidr)[1]) >= 16
+    error_message = "The VPC CIDR must be a valid IPv4 block from /16 to /20."
+  }
+}
+
+variable "peer_vpc_cidrs" {
+  description = "CIDRs of every VPC of the deployment, this one included; the only sources the log tier accepts."
+  type        = list(string)
+
+  validation {
+    condition     = alltrue([for c in var.peer_vpc_cidrs : can(cidrhost(c, 0)) && c != "0.0.0.0/0"])
+    error_message = "Every peer VPC CIDR must be a valid IPv4 block narrower than 0.0.0.0/0."
+  }
+}
+
+variable "log_voters" {
+  description = "Number of Raft voters of the log in this region."
+  type        = number
+
+  validation {
+    condition     = var.log_voters >= 0 && floor(var.log_voters) == var.log_voters
+    error_message = "The number of log voters must be a whole number >= 0."
+  }
+}
+
+variable "log_peers" {
+  description = "Every Raft voter of the log, in all regions (the log server's peers list): ID, region and private IP."
+  type = list(object({
+    id     = string
+    region = string
+    ip     = string
+  }))
+}
+
+variable "view_partitions" {
+  description = "Partitions per hash space (keys HashSP and HashPO); each space is split evenly over [0, 2^64)."
+  type        = map(number)
+
+  validation {
+    condition     = alltrue([for s, n in var.view_partitions : contains(["HashSP", "HashPO"], s) && n >= 1 && floor(n) == n])
+    error_message = "Keys must be HashSP or HashPO and each partition count a whole number >= 1."
+  }
+}
+
+variable "view_replicas" {
+  description = "View instances per partition in this region."
+  type        = number
+
+  validation {
+    condition     = var.view_replicas >= 2 && floor(var.view_replicas) == var.view_replicas
+    error_message = "Each partition needs at least 2 views per region, so losing one keeps it served."
+  }
+}
+
+variable "api_servers" {
+  description = "API servers in this region."
+  type        = number
+
+  validation {
+    condition     = var.api_servers >= 2 && floor(var.api_servers) == var.api_servers
+    error_message = "At least 2 API servers per region."
+  }
+}
+
+variable "instance_types" {
+  description = "EC2 instance types of the log, view and API tiers."
+  type = object({
+    log  = string
+    view = string
+    api  = string
+  })
+}
+
+variable "ports" {
+  description = "TCP ports: log Raft and gRPC, view gRPC, API gRPC."
+  type = object({
+    log_raft  = number
+    log_grpc  = number
+    view_grpc = number
+    api_grpc  = number
+  })
+}
+
+variable "ami_name_filter" {
+  description = "Name filter of the Akutan AMI (binary and systemd units baked in); the newest match is used."
+  type        = string
+  default     = "akutan-*"
+}
+
+variable "ami_owners" {
+  description = "Accounts whose AMIs may match ami_name_filter."
+  type        = list(string)
+  default     = ["self"]
+}
+
+variable "log_volume_size_gib" {
+  description = "Size of each log replica's Raft data volume, in GiB."
+  type        = number
+  default     = 200
+}
+
+variable "domain_name" {
+  description = "DNS name of the API, shared by all regions through latency records."
+  type        = string
+}
+
+variable "route53_zone_id" {
+  description = "Route 53 public hosted zone that holds domain_name."
+  type        = string
+}
+
+variable "api_allowed_cidrs" {
+  description = "Client CIDRs allowed to reach the API load balancer on 443."
+  type        = list(string)
+}
+
+variable "bucket_name" {
+  description = "Name of this region's bucket for the log archive (log/) and view checkpoints (views/)."
+  type        = string
+}
+
+variable "replication_destinations" {
+  description = "The other regions' buckets and KMS keys; this bucket replicates everything to each."
+  type = list(object({
+    region      = string
+    bucket_arn  = string
+    kms_key_arn = string
+  }))
+}
+
+variable "noncurrent_version_expiration_days" {
+  description = "Days a deleted or overwritten object version is kept before it expires."
+  type        = number
+
+  validation {
+    condition     = var.noncurrent_version_expiration_days >= 1
+    error_message = "Keep noncurrent versions at least one day."
+  }
+}
+
+variable "abort_incomplete_multipart_upload_days" {
+  description = "Days after which an unfinished multipart upload (a torn checkpoint upload) is aborted."
+  type        = number
+
+  validation {
+    condition     = var.abort_incomplete_multipart_upload_days >= 1
+    error_message = "Abort incomplete uploads after at least one day."
+  }
+}

@@ -1,0 +1,110 @@
+package viewsvc
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// MaxSupportedVersion is the highest log version this build of the view
+// understands.
+const MaxSupportedVersion uint32 = 1
+
+// Config configures a View. Start from DefaultConfig.
+type Config struct {
+	// Space and Range are the facts this view holds. They are recorded in
+	// the data directory when it is created and must match on every open.
+	Space Space
+	Range HashRange
+	// Dir is the Pebble data directory.
+	Dir string
+	// MaxSupportedVersion is the highest log version to apply; tests lower
+	// or raise it. Defaults to the package constant.
+	MaxSupportedVersion uint32
+
+	// MaxBatchOps and MaxBatchBytes bound one Pebble commit: the applier
+	// commits after the entry that reaches either. An entry is never split.
+	MaxBatchOps   int
+	MaxBatchBytes int
+	// CaughtUpIdle is how long the log must deliver nothing, with everything
+	// delivered applied, before the view first reports SERVING.
+	CaughtUpIdle time.Duration
+	// RetryMin and RetryMax bound the jittered back-off between attempts to
+	// stream the log after the reader fails.
+	RetryMin, RetryMax time.Duration
+
+	// MaxLookups is the most lookups one request may carry.
+	MaxLookups int
+	// MaxFactsPerChunk bounds the facts in one streamed response message.
+	MaxFactsPerChunk int
+
+	// CacheSize is Pebble's block cache in bytes; MemTableSize its memtable.
+	CacheSize    int64
+	MemTableSize uint64
+
+	// Logger receives operational messages. Defaults to slog.Default().
+	Logger *slog.Logger
+}
+
+// DefaultConfig returns a Config with every tunable set; the caller sets
+// Space, Range and Dir.
+func DefaultConfig() Config {
+	return Config{
+		MaxSupportedVersion: MaxSupportedVersion,
+		MaxBatchOps:         100_000,
+		MaxBatchBytes:       32 << 20,
+		CaughtUpIdle:        100 * time.Millisecond,
+		RetryMin:            100 * time.Millisecond,
+		RetryMax:            5 * time.Second,
+		MaxLookups:          10_000,
+		MaxFactsPerChunk:    1000,
+		CacheSize:           256 << 20,
+		MemTableSize:        64 << 20,
+	}
+}
+
+// Validate reports every problem with the config at once.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Space != SpaceSP && c.Space != SpacePO {
+		errs = append(errs, fmt.Errorf("space %v is not HashSP or HashPO", c.Space))
+	}
+	if err := c.Range.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.Dir == "" {
+		errs = append(errs, errors.New("no data directory"))
+	}
+	if c.MaxSupportedVersion < 1 {
+		errs = append(errs, errors.New("max supported version must be at least 1"))
+	}
+	if c.MaxBatchOps < 1 {
+		errs = append(errs, errors.New("max batch ops must be positive"))
+	}
+	if c.MaxBatchBytes < 1 {
+		errs = append(errs, errors.New("max batch bytes must be positive"))
+	}
+	if c.CaughtUpIdle <= 0 {
+		errs = append(errs, errors.New("caught-up idle time must be positive"))
+	}
+	if c.RetryMin <= 0 || c.RetryMax < c.RetryMin {
+		errs = append(errs, fmt.Errorf("retry back-off [%v, %v] is not a positive interval", c.RetryMin, c.RetryMax))
+	}
+	if c.MaxLookups < 1 {
+		errs = append(errs, errors.New("max lookups must be positive"))
+	}
+	if c.MaxFactsPerChunk < 1 {
+		errs = append(errs, errors.New("max facts per chunk must be positive"))
+	}
+	if c.CacheSize < 0 {
+		errs = append(errs, errors.New("cache size must not be negative"))
+	}
+	if c.MemTableSize < 1<<20 {
+		errs = append(errs, errors.New("memtable size must be at least 1 MiB"))
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("invalid view config: %w", errors.Join(errs...))
+	}
+	return nil
+}
