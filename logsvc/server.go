@@ -16,11 +16,11 @@ import (
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	raftwal "github.com/hashicorp/raft-wal"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 
 	"github.com/akutan/akutan/logsvc/internal/entrystore"
 	"github.com/akutan/akutan/logsvc/internal/raftpebble"
+	"github.com/akutan/akutan/logsvc/logclient"
 	"github.com/akutan/akutan/logsvc/logerr"
 	"github.com/akutan/akutan/proto/logpb"
 )
@@ -45,7 +45,7 @@ type Server struct {
 	raftLogs io.Closer
 	grpc     *grpc.Server
 	lis      net.Listener
-	conns    *connPool
+	conns    *logclient.ConnPool
 
 	closing   chan struct{}
 	closeOnce sync.Once
@@ -60,7 +60,7 @@ func Start(cfg Config) (*Server, error) {
 	s := &Server{
 		cfg:     cfg,
 		logger:  hclog.New(&hclog.LoggerOptions{Name: "log/" + cfg.ID, Level: hclog.LevelFromString(cfg.LogLevel), Output: os.Stderr}),
-		conns:   newConnPool(),
+		conns:   &logclient.ConnPool{},
 		closing: make(chan struct{}),
 	}
 	if err := s.open(); err != nil {
@@ -256,7 +256,7 @@ func (s *Server) shutdown() error {
 	if s.store != nil {
 		errs = append(errs, s.store.Close())
 	}
-	s.conns.close()
+	s.conns.Close()
 	return errors.Join(errs...)
 }
 
@@ -284,9 +284,11 @@ func (s *Server) leaderClient(ctx context.Context) (logpb.LogClient, context.Con
 	if id == "" || addr == "" || id == s.cfg.ID {
 		return nil, nil, logerr.NotLeader(id, addr)
 	}
-	conn, err := s.conns.get(addr)
-	if err != nil {
-		return nil, nil, logerr.NotLeader(id, addr)
+	// Forward only on a ready connection: then a failure before the
+	// request left is reported as such, and the client may retry it.
+	conn, ok := s.conns.Ready(ctx, addr, 300*time.Millisecond)
+	if !ok {
+		return nil, nil, logerr.New(logerr.ErrUnavailable, nil, "leader %s at %s is unreachable", id, addr)
 	}
 	out := metadata.AppendToOutgoingContext(ctx, forwardedKey, s.cfg.ID)
 	return logpb.NewLogClient(conn), out, nil
@@ -315,36 +317,4 @@ func (s *Server) registerLoop() {
 			s.logger.Debug("register member", "error", err)
 		}
 	}
-}
-
-// connPool shares one gRPC connection per peer address.
-type connPool struct {
-	mu    sync.Mutex
-	conns map[string]*grpc.ClientConn
-}
-
-func newConnPool() *connPool { return &connPool{conns: map[string]*grpc.ClientConn{}} }
-
-func (p *connPool) get(addr string) (*grpc.ClientConn, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if c, ok := p.conns[addr]; ok {
-		return c, nil
-	}
-	c, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(256<<20), grpc.MaxCallSendMsgSize(256<<20)))
-	if err != nil {
-		return nil, err
-	}
-	p.conns[addr] = c
-	return c, nil
-}
-
-func (p *connPool) close() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, c := range p.conns {
-		c.Close()
-	}
-	p.conns = map[string]*grpc.ClientConn{}
 }

@@ -259,7 +259,7 @@ func (s *Server) fillMembers(ctx context.Context, resp *logpb.InfoResponse, loca
 		wg.Add(1)
 		go func(m *logpb.Member) {
 			defer wg.Done()
-			conn, err := s.conns.get(m.GrpcAddress)
+			conn, err := s.conns.Get(m.GrpcAddress)
 			if err != nil {
 				m.Error = err.Error()
 				return

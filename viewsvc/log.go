@@ -31,7 +31,10 @@ type MemLog struct {
 	grew    chan struct{}
 }
 
-var _ LogReader = (*MemLog)(nil)
+var (
+	_ LogReader = (*MemLog)(nil)
+	_ LogTail   = (*MemLog)(nil)
+)
 
 // NewMemLog returns an empty log.
 func NewMemLog() *MemLog {
@@ -49,11 +52,12 @@ func (m *MemLog) Append(data ...[]byte) uint64 {
 	return first
 }
 
-// LastIndex is the index of the last entry, 0 if empty.
-func (m *MemLog) LastIndex() uint64 {
+// LastIndex is the index of the last entry, 0 if empty. It makes MemLog a
+// LogTail.
+func (m *MemLog) LastIndex(context.Context) (uint64, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return uint64(len(m.entries))
+	return uint64(len(m.entries)), nil
 }
 
 // Entry returns the data at index.

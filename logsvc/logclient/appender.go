@@ -35,7 +35,7 @@ func DefaultAppenderConfig() AppenderConfig {
 type Appender struct {
 	cfg   AppenderConfig
 	addrs []string
-	conns conns
+	conns ConnPool
 	queue chan *pending
 
 	mu     sync.Mutex
@@ -67,7 +67,7 @@ func NewAppender(addrs []string, cfg AppenderConfig) *Appender {
 func (a *Appender) Close() error {
 	close(a.closing)
 	a.wg.Wait()
-	a.conns.close()
+	a.conns.Close()
 	return nil
 }
 
@@ -166,7 +166,7 @@ func (a *Appender) send(ctx context.Context, entries [][]byte) (uint64, error) {
 	for {
 		addr := a.target(tried)
 		tried++
-		cc, ok := a.conns.ready(ctx, addr, 500*time.Millisecond)
+		cc, ok := a.conns.Ready(ctx, addr, 500*time.Millisecond)
 		if ok {
 			resp, err := logpb.NewLogClient(cc).Append(ctx, &logpb.AppendRequest{Entries: entries})
 			if err == nil {

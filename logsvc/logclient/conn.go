@@ -13,13 +13,15 @@ import (
 // maxMessage bounds messages both ways; the server's limits are lower.
 const maxMessage = 256 << 20
 
-// conns holds one gRPC connection per replica address.
-type conns struct {
+// ConnPool holds one gRPC connection per replica address. The zero value is
+// ready to use; the server uses it to forward calls to the leader.
+type ConnPool struct {
 	mu sync.Mutex
 	m  map[string]*grpc.ClientConn
 }
 
-func (c *conns) get(addr string) (*grpc.ClientConn, error) {
+// Get returns the connection to addr, creating it if needed.
+func (c *ConnPool) Get(addr string) (*grpc.ClientConn, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.m == nil {
@@ -38,11 +40,11 @@ func (c *conns) get(addr string) (*grpc.ClientConn, error) {
 	return cc, nil
 }
 
-// ready waits up to wait for the connection to addr to be ready. A call
+// Ready waits up to wait for the connection to addr to be ready. A call
 // made on a connection that was not ready may never have been sent, so
 // callers only send non-idempotent calls on ready connections.
-func (c *conns) ready(ctx context.Context, addr string, wait time.Duration) (*grpc.ClientConn, bool) {
-	cc, err := c.get(addr)
+func (c *ConnPool) Ready(ctx context.Context, addr string, wait time.Duration) (*grpc.ClientConn, bool) {
+	cc, err := c.Get(addr)
 	if err != nil {
 		return nil, false
 	}
@@ -62,7 +64,8 @@ func (c *conns) ready(ctx context.Context, addr string, wait time.Duration) (*gr
 	}
 }
 
-func (c *conns) close() {
+// Close closes every connection.
+func (c *ConnPool) Close() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, cc := range c.m {

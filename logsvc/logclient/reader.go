@@ -21,7 +21,7 @@ type Entry struct {
 // Reader reads the log from any replica.
 type Reader struct {
 	addrs []string
-	conns conns
+	conns ConnPool
 }
 
 // NewReader returns a Reader over the replicas at addrs.
@@ -31,7 +31,7 @@ func NewReader(addrs []string) *Reader {
 
 // Close releases the connections.
 func (r *Reader) Close() error {
-	r.conns.close()
+	r.conns.Close()
 	return nil
 }
 
@@ -91,7 +91,7 @@ func (e fnError) Error() string { return e.err.Error() }
 
 // streamFrom reads from one replica until it fails.
 func (r *Reader) streamFrom(ctx context.Context, addr string, next *uint64, fn func([]Entry) error) (bool, error) {
-	cc, err := r.conns.get(addr)
+	cc, err := r.conns.Get(addr)
 	if err != nil {
 		return false, err
 	}

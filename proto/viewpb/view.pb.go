@@ -1124,11 +1124,14 @@ func (x *DigestRequest) GetIndex() uint64 {
 // and the digests of disjoint ranges add up (field by field) to the digest of
 // their union.
 type DigestResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Index         uint64                 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
-	Facts         uint64                 `protobuf:"varint,2,opt,name=facts,proto3" json:"facts,omitempty"`
-	Sum1          uint64                 `protobuf:"fixed64,3,opt,name=sum1,proto3" json:"sum1,omitempty"`
-	Sum2          uint64                 `protobuf:"fixed64,4,opt,name=sum2,proto3" json:"sum2,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Index uint64                 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	Facts uint64                 `protobuf:"varint,2,opt,name=facts,proto3" json:"facts,omitempty"`
+	Sum1  uint64                 `protobuf:"fixed64,3,opt,name=sum1,proto3" json:"sum1,omitempty"`
+	Sum2  uint64                 `protobuf:"fixed64,4,opt,name=sum2,proto3" json:"sum2,omitempty"`
+	// view_error is set when the view has stopped applying the log, as in
+	// LookupResponse.
+	ViewError     string `protobuf:"bytes,5,opt,name=view_error,json=viewError,proto3" json:"view_error,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1189,6 +1192,13 @@ func (x *DigestResponse) GetSum2() uint64 {
 		return x.Sum2
 	}
 	return 0
+}
+
+func (x *DigestResponse) GetViewError() string {
+	if x != nil {
+		return x.ViewError
+	}
+	return ""
 }
 
 var File_viewpb_view_proto protoreflect.FileDescriptor
@@ -1254,12 +1264,14 @@ const file_viewpb_view_proto_rawDesc = "" +
 	"\x05error\x18\a \x01(\tR\x05error\x12)\n" +
 	"\x10checkpoint_index\x18\b \x01(\x04R\x0fcheckpointIndex\"%\n" +
 	"\rDigestRequest\x12\x14\n" +
-	"\x05index\x18\x01 \x01(\x04R\x05index\"d\n" +
+	"\x05index\x18\x01 \x01(\x04R\x05index\"\x83\x01\n" +
 	"\x0eDigestResponse\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x14\n" +
 	"\x05facts\x18\x02 \x01(\x04R\x05facts\x12\x12\n" +
 	"\x04sum1\x18\x03 \x01(\x06R\x04sum1\x12\x12\n" +
-	"\x04sum2\x18\x04 \x01(\x06R\x04sum2*8\n" +
+	"\x04sum2\x18\x04 \x01(\x06R\x04sum2\x12\x1d\n" +
+	"\n" +
+	"view_error\x18\x05 \x01(\tR\tviewError*8\n" +
 	"\x05Space\x12\x15\n" +
 	"\x11SPACE_UNSPECIFIED\x10\x00\x12\v\n" +
 	"\aHASH_SP\x10\x01\x12\v\n" +

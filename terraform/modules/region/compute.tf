@@ -72,22 +72,21 @@ resource "aws_ebs_volume" "log" {
 resource "aws_instance" "log" {
   count = var.log_voters
 
-  ami                     = data.aws_ami.akutan.id
-  instance_type           = var.instance_types.log
-  subnet_id               = aws_subnet.private[local.log_voters[count.index].az].id
-  private_ip              = local.log_voters[count.index].ip
-  vpc_security_group_ids  = [aws_security_group.log.id]
-  iam_instance_profile    = aws_iam_instance_profile.tier["log"].name
-  disable_api_termination = true
+  ami                    = data.aws_ami.akutan.id
+  instance_type          = var.instance_types.log
+  subnet_id              = aws_subnet.private[local.log_voters[count.index].az].id
+  private_ip             = local.log_voters[count.index].ip
+  vpc_security_group_ids = [aws_security_group.log.id]
+  iam_instance_profile   = aws_iam_instance_profile.tier["log"].name
 
   user_data = templatefile("${path.module}/templates/user-data.sh.tftpl", {
     role = "log"
     disk = "ebs:${aws_ebs_volume.log[count.index].id}"
     env = merge(local.common_env, {
+      # akutan-log --id, --raft-addr, --grpc-addr, --bootstrap --peers.
       AKUTAN_LOG_ID        = local.log_voters[count.index].id
       AKUTAN_LOG_RAFT_ADDR = "${local.log_voters[count.index].ip}:${var.ports.log_raft}"
       AKUTAN_LOG_GRPC_ADDR = "${local.log_voters[count.index].ip}:${var.ports.log_grpc}"
-      AKUTAN_LOG_GRPC_PORT = var.ports.log_grpc
       AKUTAN_LOG_PEERS     = join(",", [for p in var.log_peers : "${p.id}=${p.ip}:${var.ports.log_raft}"])
       AKUTAN_BUCKET        = aws_s3_bucket.this.id
       AKUTAN_BUCKET_PREFIX = "log/"

@@ -98,10 +98,11 @@ resource "aws_cloudwatch_metric_alarm" "api_healthy" {
 }
 
 resource "aws_route53_health_check" "api" {
-  type                            = "CLOUDWATCH_METRIC"
-  cloudwatch_alarm_name           = aws_cloudwatch_metric_alarm.api_healthy.alarm_name
-  cloudwatch_alarm_region         = var.region
-  insufficient_data_health_status = "LastKnownStatus"
+  type                    = "CLOUDWATCH_METRIC"
+  cloudwatch_alarm_name   = aws_cloudwatch_metric_alarm.api_healthy.alarm_name
+  cloudwatch_alarm_region = var.region
+  # A region that is gone takes its CloudWatch with it: no data means down.
+  insufficient_data_health_status = "Unhealthy"
 
   tags = { Name = "${var.name}-${var.region}-api" }
 }

@@ -1,0 +1,68 @@
+// Package viewsvc is the DiskView: the facts of one hash range of one space,
+// stored in Pebble, applied from the log, and read at a log index.
+//
+// # Contract
+//
+// A View is opened with a Config naming a space (SpaceSP or SpacePO), a
+// half-open hash range [Start, End) where End == 0 stands for 2^64, and a
+// data directory. The directory records its space, range and layout version
+// when it is created, and Open refuses a directory made for anything else.
+//
+// The hash functions are fixed:
+//
+//	HashSP(s, p) = xxhash64(s ‖ p)              s, p as 8 bytes big-endian
+//	HashPO(p, o) = xxhash64(p ‖ encode(o))      encode: internal/keys
+//
+// A view holds exactly the facts whose hash is in its range.
+//
+// # Applying the log
+//
+// Run streams the log from the last applied index + 1 through a LogReader and
+// applies it in order:
+//
+//  1. Each entry is an entrypb.Envelope. An envelope with version 0, a
+//     version above the log version in force, or one that does not decode
+//     is malformed. A version above Config.MaxSupportedVersion, or a
+//     VersionChange to one, is unsupported. An envelope without a known
+//     command is an unknown command. In all these cases the view stops
+//     before the entry, with an error that Status and every RPC report
+//     (e.g. "unsupported log version 2 (supports up to 1)"); it never skips
+//     an entry. Every such check depends only on the log, never on the
+//     view's range, so all views stop at the same entry.
+//  2. Ping changes nothing. VersionChange must raise the log version.
+//  3. A Transaction is checked whole, then applied at its own index: first
+//     its deletes in order, then its inserts in order. New node k gets id
+//     index<<20 | k and insert i gets fact id index<<20 | (new_nodes+1+i).
+//     An insert of a fact that is already live changes nothing (the fact
+//     keeps its id and index). A delete, by fact id or by (s, p, o), writes
+//     a tombstone if the fact is live and changes nothing otherwise. So a
+//     transaction that deletes and inserts the same fact replaces it with a
+//     new id.
+//  4. A Transaction with needs_decision is held. The first Decision for its
+//     index applies it at the decision's index (commit) or drops it
+//     (abort); its ids still come from its own index. Later decisions, and
+//     decisions for an index that holds no pending transaction, change
+//     nothing. A decision must name an earlier index.
+//
+// Writes become visible at the index that applies them, and a read at index
+// N sees exactly the writes at indexes <= N. A decided transaction becomes
+// visible at the decision, not at its own index, because a read at an index
+// between the two may already have been answered: making the writes visible
+// retroactively would change that answer, and reads must never change.
+//
+// Many entries go into one Pebble batch together with the last applied index
+// and the log version, so a restart resumes exactly after the last committed
+// entry and never applies one twice. Entries are never split across batches.
+//
+// # Reading
+//
+// Lookup (and the gRPC Server) answers a batch of lookups at an index after
+// waiting, up to the context's deadline, for the view to apply it. A lookup
+// for the wrong space, outside the range, or malformed fails the whole batch
+// before anything is read. Facts come in lookup order and, within a lookup,
+// in key order. Digest summarises the visible facts at an index so that views
+// can be compared.
+//
+// Errors are the package's Err… values, wrapped with context; ToStatus maps
+// them to gRPC codes.
+package viewsvc

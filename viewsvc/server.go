@@ -1,0 +1,133 @@
+package viewsvc
+
+import (
+	"context"
+
+	"google.golang.org/grpc"
+
+	"github.com/akutan/akutan/proto/viewpb"
+)
+
+// Server serves one View over gRPC.
+type Server struct {
+	viewpb.UnimplementedViewServer
+	v *View
+}
+
+var _ viewpb.ViewServer = (*Server)(nil)
+
+// NewServer returns the gRPC service of v.
+func NewServer(v *View) *Server { return &Server{v: v} }
+
+// LookupS implements viewpb.ViewServer.
+func (s *Server) LookupS(req *viewpb.LookupSRequest, stream grpc.ServerStreamingServer[viewpb.LookupResponse]) error {
+	lookups := make([]Lookup, len(req.GetSubjects()))
+	for i, subject := range req.GetSubjects() {
+		lookups[i] = Lookup{Kind: LookupS, Subject: subject}
+	}
+	return s.serve(stream, req.GetIndex(), lookups)
+}
+
+// LookupSP implements viewpb.ViewServer.
+func (s *Server) LookupSP(req *viewpb.LookupSPRequest, stream grpc.ServerStreamingServer[viewpb.LookupResponse]) error {
+	lookups := make([]Lookup, len(req.GetLookups()))
+	for i, l := range req.GetLookups() {
+		lookups[i] = Lookup{Kind: LookupSP, Subject: l.GetSubject(), Predicate: l.GetPredicate()}
+	}
+	return s.serve(stream, req.GetIndex(), lookups)
+}
+
+// LookupSPO implements viewpb.ViewServer.
+func (s *Server) LookupSPO(req *viewpb.LookupSPORequest, stream grpc.ServerStreamingServer[viewpb.LookupResponse]) error {
+	lookups := make([]Lookup, len(req.GetLookups()))
+	for i, l := range req.GetLookups() {
+		lookups[i] = Lookup{Kind: LookupSPO, Subject: l.GetSubject(), Predicate: l.GetPredicate(), Object: l.GetObject()}
+	}
+	return s.serve(stream, req.GetIndex(), lookups)
+}
+
+// LookupPO implements viewpb.ViewServer.
+func (s *Server) LookupPO(req *viewpb.LookupPORequest, stream grpc.ServerStreamingServer[viewpb.LookupResponse]) error {
+	lookups := make([]Lookup, len(req.GetLookups()))
+	for i, l := range req.GetLookups() {
+		lookups[i] = Lookup{Kind: LookupPO, Predicate: l.GetPredicate(), Object: l.GetObject()}
+	}
+	return s.serve(stream, req.GetIndex(), lookups)
+}
+
+// LookupPOCmp implements viewpb.ViewServer.
+func (s *Server) LookupPOCmp(req *viewpb.LookupPOCmpRequest, stream grpc.ServerStreamingServer[viewpb.LookupResponse]) error {
+	lookups := make([]Lookup, len(req.GetLookups()))
+	for i, l := range req.GetLookups() {
+		lookups[i] = Lookup{Kind: LookupPOCmp, Predicate: l.GetPredicate(), Object: l.GetObject(), Op: l.GetOp(), Upper: l.GetUpper()}
+	}
+	return s.serve(stream, req.GetIndex(), lookups)
+}
+
+// serve runs a batch and streams its facts in chunks.
+func (s *Server) serve(stream grpc.ServerStreamingServer[viewpb.LookupResponse], index uint64, lookups []Lookup) error {
+	max := s.v.cfg.MaxFactsPerChunk
+	var chunk *viewpb.LookupResponse
+	newChunk := func() {
+		chunk = &viewpb.LookupResponse{Index: index}
+		if err := s.v.stopError(); err != nil {
+			chunk.ViewError = err.Error()
+		}
+	}
+	newChunk()
+	sent := false
+	err := s.v.Lookup(stream.Context(), index, lookups, func(i int, f Fact) error {
+		chunk.Facts = append(chunk.Facts, &viewpb.LookupFact{
+			Lookup: uint32(i), Id: f.ID, Subject: f.Subject, Predicate: f.Predicate, Object: f.Object, Index: f.Index,
+		})
+		if len(chunk.Facts) >= max {
+			if err := stream.Send(chunk); err != nil {
+				return err
+			}
+			sent = true
+			newChunk()
+		}
+		return nil
+	})
+	if err != nil {
+		return ToStatus(err)
+	}
+	if len(chunk.Facts) > 0 || !sent {
+		// Always send at least one message, so the client learns the index
+		// and any view error even when nothing matched.
+		if err := stream.Send(chunk); err != nil {
+			return ToStatus(err)
+		}
+	}
+	return nil
+}
+
+// Status implements viewpb.ViewServer.
+func (s *Server) Status(context.Context, *viewpb.StatusRequest) (*viewpb.StatusResponse, error) {
+	st := s.v.Status()
+	resp := &viewpb.StatusResponse{
+		Space:               spaceToProto(st.Space),
+		Range:               &viewpb.HashRange{Start: st.Range.Start, End: st.Range.End},
+		LastApplied:         st.LastApplied,
+		State:               st.State,
+		MaxSupportedVersion: st.MaxSupportedVersion,
+		LogVersion:          st.LogVersion,
+	}
+	if st.Err != nil {
+		resp.Error = st.Err.Error()
+	}
+	return resp, nil
+}
+
+// Digest implements viewpb.ViewServer.
+func (s *Server) Digest(ctx context.Context, req *viewpb.DigestRequest) (*viewpb.DigestResponse, error) {
+	d, err := s.v.Digest(ctx, req.GetIndex())
+	if err != nil {
+		return nil, ToStatus(err)
+	}
+	resp := &viewpb.DigestResponse{Index: d.Index, Facts: d.Facts, Sum1: d.Sum1, Sum2: d.Sum2}
+	if err := s.v.stopError(); err != nil {
+		resp.ViewError = err.Error()
+	}
+	return resp, nil
+}

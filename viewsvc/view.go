@@ -1,0 +1,282 @@
+package viewsvc
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
+
+	"github.com/akutan/akutan/proto/viewpb"
+	"github.com/akutan/akutan/viewsvc/internal/keys"
+)
+
+// layoutVersion is the version of the on-disk format in internal/keys. It is
+// recorded in every data directory.
+const layoutVersion = 1
+
+// Metadata records.
+var (
+	metaIdentity   = keys.MetaKey("identity")
+	metaApplied    = keys.MetaKey("applied")
+	metaLogVersion = keys.MetaKey("log_version")
+)
+
+// identity is what a data directory holds; it is fixed when the directory
+// is created.
+type identity struct {
+	Layout int    `json:"layout"`
+	Space  string `json:"space"`
+	Start  uint64 `json:"start"`
+	End    uint64 `json:"end"` // 0 stands for 2^64
+}
+
+// State is where a view is in its life.
+type State = viewpb.State
+
+// Status describes a view.
+type Status struct {
+	Space               Space
+	Range               HashRange
+	LastApplied         uint64
+	State               State
+	MaxSupportedVersion uint32
+	LogVersion          uint32
+	// Err is why the view stopped applying; nil while it applies.
+	Err error
+}
+
+// View is one DiskView: the facts of one hash range of one space, stored in
+// Pebble, applied from the log by Run and read by the lookup methods.
+type View struct {
+	cfg Config
+	log *slog.Logger
+	db  *pebble.DB
+
+	mu         sync.Mutex
+	applied    uint64
+	logVersion uint32
+	state      State
+	stopErr    error
+	running    bool
+	closed     bool
+	advanced   chan struct{} // closed and replaced when applied, stopErr or closed change
+	readers    sync.WaitGroup
+	runDone    chan struct{} // closed when the running Run returns
+	cancelRun  context.CancelFunc
+}
+
+// Open opens or creates the view's data directory. A directory made for
+// another space or range is refused.
+func Open(cfg Config) (*View, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	db, err := pebble.Open(cfg.Dir, pebbleOptions(cfg))
+	if err != nil {
+		return nil, fmt.Errorf("open pebble in %s: %w", cfg.Dir, err)
+	}
+	v := &View{
+		cfg:        cfg,
+		log:        cfg.Logger.With("space", cfg.Space.String(), "range", cfg.Range.String()),
+		db:         db,
+		logVersion: 1,
+		state:      viewpb.State_BOOTING,
+		advanced:   make(chan struct{}),
+	}
+	if err := v.load(); err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	return v, nil
+}
+
+func pebbleOptions(cfg Config) *pebble.Options {
+	opts := &pebble.Options{
+		Comparer:                    keys.Comparer,
+		FormatMajorVersion:          pebble.FormatNewest,
+		MemTableSize:                cfg.MemTableSize,
+		MemTableStopWritesThreshold: 4,
+		L0CompactionThreshold:       4,
+		L0StopWritesThreshold:       24,
+		LBaseMaxBytes:               256 << 20,
+		Logger:                      quietLogger{},
+	}
+	if cfg.CacheSize > 0 {
+		opts.Cache = pebble.NewCache(cfg.CacheSize)
+		defer opts.Cache.Unref() // the DB holds its own reference
+	}
+	for i := range opts.Levels {
+		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+		opts.Levels[i].BlockSize = 16 << 10
+	}
+	opts.EnsureDefaults()
+	return opts
+}
+
+// quietLogger drops Pebble's informational messages and keeps errors.
+type quietLogger struct{}
+
+func (quietLogger) Infof(string, ...any) {}
+func (quietLogger) Errorf(format string, args ...any) {
+	slog.Error("pebble: " + fmt.Sprintf(format, args...))
+}
+func (quietLogger) Fatalf(format string, args ...any) {
+	panic(fmt.Sprintf("pebble: "+format, args...))
+}
+
+// load checks or records the directory's identity and reads the applied
+// state.
+func (v *View) load() error {
+	want := identity{Layout: layoutVersion, Space: v.cfg.Space.String(), Start: v.cfg.Range.Start, End: v.cfg.Range.End}
+	raw, err := v.get(metaIdentity)
+	if err != nil {
+		return err
+	}
+	if raw == nil {
+		b, _ := json.Marshal(want)
+		if err := v.db.Set(metaIdentity, b, pebble.Sync); err != nil {
+			return fmt.Errorf("record identity: %w", err)
+		}
+	} else {
+		var have identity
+		if err := json.Unmarshal(raw, &have); err != nil {
+			return fmt.Errorf("%w: identity record %q: %v", ErrConfigMismatch, raw, err)
+		}
+		if have != want {
+			return fmt.Errorf("%w: directory holds %s %v layout %d, config asks for %s %v layout %d",
+				ErrConfigMismatch, have.Space, HashRange{have.Start, have.End}, have.Layout,
+				want.Space, v.cfg.Range, want.Layout)
+		}
+	}
+	if raw, err := v.get(metaApplied); err != nil {
+		return err
+	} else if len(raw) == 8 {
+		v.applied = binary.BigEndian.Uint64(raw)
+	}
+	if raw, err := v.get(metaLogVersion); err != nil {
+		return err
+	} else if len(raw) == 4 {
+		v.logVersion = binary.BigEndian.Uint32(raw)
+	}
+	return nil
+}
+
+// get reads a key, returning nil if it does not exist.
+func (v *View) get(key []byte) ([]byte, error) {
+	val, closer, err := v.db.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read %q: %w", key, err)
+	}
+	defer closer.Close()
+	return append([]byte(nil), val...), nil
+}
+
+// Space is the view's space.
+func (v *View) Space() Space { return v.cfg.Space }
+
+// Range is the view's hash range.
+func (v *View) Range() HashRange { return v.cfg.Range }
+
+// Status describes the view now.
+func (v *View) Status() Status {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return Status{
+		Space:               v.cfg.Space,
+		Range:               v.cfg.Range,
+		LastApplied:         v.applied,
+		State:               v.state,
+		MaxSupportedVersion: v.cfg.MaxSupportedVersion,
+		LogVersion:          v.logVersion,
+		Err:                 v.stopErr,
+	}
+}
+
+// LastApplied is the last log index the view has applied.
+func (v *View) LastApplied() uint64 {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.applied
+}
+
+// broadcastLocked wakes everyone waiting for the view to change.
+func (v *View) broadcastLocked() {
+	close(v.advanced)
+	v.advanced = make(chan struct{})
+}
+
+// WaitApplied waits until the view has applied index, ctx is done, or the
+// view stops or closes before reaching it.
+func (v *View) WaitApplied(ctx context.Context, index uint64) error {
+	for {
+		v.mu.Lock()
+		applied, stopErr, closed, ch := v.applied, v.stopErr, v.closed, v.advanced
+		v.mu.Unlock()
+		switch {
+		case closed:
+			return ErrClosed
+		case index <= applied:
+			return nil
+		case stopErr != nil:
+			return fmt.Errorf("index %d will not be applied (applied through %d): %w", index, applied, stopErr)
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("index %d not applied in time (applied through %d): %w", index, applied, ctx.Err())
+		}
+	}
+}
+
+// acquire registers a reader of the database; release with v.readers.Done.
+func (v *View) acquire() error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.closed {
+		return ErrClosed
+	}
+	v.readers.Add(1)
+	return nil
+}
+
+// stopError returns why the view stopped applying, or nil.
+func (v *View) stopError() error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.stopErr
+}
+
+// Close stops Run, waits for readers and closes the database.
+func (v *View) Close() error {
+	v.mu.Lock()
+	if v.closed {
+		v.mu.Unlock()
+		return nil
+	}
+	v.closed = true
+	v.broadcastLocked()
+	cancel, done := v.cancelRun, v.runDone
+	v.mu.Unlock()
+	if cancel != nil {
+		cancel()
+		<-done
+	}
+	v.readers.Wait()
+	return v.db.Close()
+}
+
+// closeQuietly closes c, ignoring its error; for read-only resources.
+func closeQuietly(c io.Closer) { _ = c.Close() }
