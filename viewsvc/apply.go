@@ -91,30 +91,32 @@ func (v *View) streamLoop(ctx context.Context, log LogReader, next uint64, versi
 	for ctx.Err() == nil {
 		err := log.Stream(ctx, next, func(entries []LogEntry) error {
 			batch := make([]item, 0, len(entries))
-			var stop bool
+			var stop error
 			for _, e := range entries {
 				if e.Index != next {
-					return fmt.Errorf("%w: got index %d, want %d", ErrLogGap, e.Index, next)
+					stop = fmt.Errorf("%w: got index %d, want %d", ErrLogGap, e.Index, next)
+					break
 				}
 				it := dec.decode(e)
 				batch = append(batch, it)
 				next++
 				if it.kind == itemError {
-					stop = true
+					stop = errStreamDone
 					break
 				}
 			}
-			prog.delivered(next - 1)
-			select {
-			case items <- batch:
-			case <-ctx.Done():
-				return ctx.Err()
+			// Hand over what was decoded even when stopping: next has
+			// moved past it.
+			if len(batch) > 0 {
+				prog.delivered(next - 1)
+				select {
+				case items <- batch:
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+				backoff = v.cfg.RetryMin
 			}
-			backoff = v.cfg.RetryMin
-			if stop {
-				return errStreamDone
-			}
-			return nil
+			return stop
 		})
 		if errors.Is(err, errStreamDone) || ctx.Err() != nil {
 			// Wait for the applier to finish or for ctx.
@@ -363,8 +365,11 @@ func (a *applier) applyOps(ops *txOps, version uint64) error {
 		body := d.body
 		if body == nil {
 			b, err := a.bodyOfID(d.factID)
-			if err != nil || b == nil {
+			if err != nil {
 				return err
+			}
+			if b == nil {
+				continue // not a live fact of this view
 			}
 			body = b
 		}

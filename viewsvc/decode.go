@@ -18,12 +18,12 @@ const (
 type itemKind uint8
 
 const (
-	itemNoop      itemKind = iota // ping
-	itemTx                        // transaction applied at its own index
-	itemPending                   // transaction held for a decision
-	itemDecision                  // decision on a pending transaction
-	itemVersion                   // version change
-	itemError                     // the view must stop before this entry
+	itemNoop     itemKind = iota // ping
+	itemTx                       // transaction applied at its own index
+	itemPending                  // transaction held for a decision
+	itemDecision                 // decision on a pending transaction
+	itemVersion                  // version change
+	itemError                    // the view must stop before this entry
 )
 
 // item is one decoded log entry, ready for the applier.

@@ -81,7 +81,11 @@ func Open(cfg Config) (*View, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	db, err := pebble.Open(cfg.Dir, pebbleOptions(cfg))
+	opts := pebbleOptions(cfg)
+	db, err := pebble.Open(cfg.Dir, opts)
+	if opts.Cache != nil {
+		opts.Cache.Unref() // the DB holds its own reference
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open pebble in %s: %w", cfg.Dir, err)
 	}
@@ -109,11 +113,10 @@ func pebbleOptions(cfg Config) *pebble.Options {
 		L0CompactionThreshold:       4,
 		L0StopWritesThreshold:       24,
 		LBaseMaxBytes:               256 << 20,
-		Logger:                      quietLogger{},
+		Logger:                      pebbleLogger{cfg.Logger},
 	}
 	if cfg.CacheSize > 0 {
 		opts.Cache = pebble.NewCache(cfg.CacheSize)
-		defer opts.Cache.Unref() // the DB holds its own reference
 	}
 	for i := range opts.Levels {
 		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
@@ -123,14 +126,14 @@ func pebbleOptions(cfg Config) *pebble.Options {
 	return opts
 }
 
-// quietLogger drops Pebble's informational messages and keeps errors.
-type quietLogger struct{}
+// pebbleLogger drops Pebble's informational messages and logs its errors.
+type pebbleLogger struct{ l *slog.Logger }
 
-func (quietLogger) Infof(string, ...any) {}
-func (quietLogger) Errorf(format string, args ...any) {
-	slog.Error("pebble: " + fmt.Sprintf(format, args...))
+func (pebbleLogger) Infof(string, ...any) {}
+func (p pebbleLogger) Errorf(format string, args ...any) {
+	p.l.Error("pebble: " + fmt.Sprintf(format, args...))
 }
-func (quietLogger) Fatalf(format string, args ...any) {
+func (pebbleLogger) Fatalf(format string, args ...any) {
 	panic(fmt.Sprintf("pebble: "+format, args...))
 }
 

@@ -286,10 +286,14 @@ var Comparer = &pebble.Comparer{
 		return append(dst, succ...)
 	},
 	ImmediateSuccessor: func(dst, a []byte) []byte {
-		// Only used with range keys, which views do not write. For a bare
-		// prefix the next valid key is the prefix with the smallest version.
-		if n := prefixLen(a); n == len(a) {
-			return append(append(dst, a...), make([]byte, VersionLen)...)
+		// NextPrefix seeks to the immediate successor of the current key's
+		// prefix, so for an MVCC prefix it must sort after every version
+		// of it. a ‖ FF×8 ‖ 00 does, sorts before the next prefix (prefixes
+		// are prefix-free), and Split treats it as unversioned.
+		if prefixLen(a) == len(a) {
+			dst = append(dst, a...)
+			dst = append(dst, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF)
+			return append(dst, 0x00)
 		}
 		return append(append(dst, a...), 0x00)
 	},

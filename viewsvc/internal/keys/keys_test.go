@@ -21,8 +21,10 @@ func node(id uint64) *entrypb.Object {
 func str(text, lang string) *entrypb.Object {
 	return &entrypb.Object{Value: &entrypb.Object_String_{String_: &entrypb.LangString{Text: text, Lang: lang}}}
 }
-func i64(v int64) *entrypb.Object   { return &entrypb.Object{Value: &entrypb.Object_Int64{Int64: v}} }
-func f64(v float64) *entrypb.Object { return &entrypb.Object{Value: &entrypb.Object_Float64{Float64: v}} }
+func i64(v int64) *entrypb.Object { return &entrypb.Object{Value: &entrypb.Object_Int64{Int64: v}} }
+func f64(v float64) *entrypb.Object {
+	return &entrypb.Object{Value: &entrypb.Object_Float64{Float64: v}}
+}
 func boolean(v bool) *entrypb.Object {
 	return &entrypb.Object{Value: &entrypb.Object_Bool{Bool: v}}
 }
@@ -265,6 +267,11 @@ func TestSplitContract(t *testing.T) {
 			t.Fatalf("Split(prefix %x) = %d", prefix, got)
 		}
 		ks = append(ks, full, prefix)
+		succ := Comparer.ImmediateSuccessor(nil, prefix)
+		if Split(succ) != len(succ) || bytes.Compare(succ, AppendVersion(slices.Clone(prefix), 0)) <= 0 {
+			t.Fatalf("ImmediateSuccessor(%x) = %x does not follow every version", prefix, succ)
+		}
+		ks = append(ks, succ)
 		// Bounds used by lookups: truncations of the prefix and their ends.
 		cut := slices.Clone(prefix[:1+r.IntN(len(prefix)-1)])
 		ks = append(ks, cut)

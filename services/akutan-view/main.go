@@ -1,0 +1,189 @@
+// Command akutan-view runs one DiskView: it applies the log for one hash
+// range of one space into Pebble and serves lookups over gRPC.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"google.golang.org/grpc"
+
+	"github.com/akutan/akutan/logsvc/logclient"
+	"github.com/akutan/akutan/proto/viewpb"
+	"github.com/akutan/akutan/viewsvc"
+)
+
+const usage = `akutan-view runs one Akutan DiskView: the facts of one hash range of one
+space, applied from the log into Pebble and served over gRPC (view.proto).
+
+Serve the lower half of the HashSP space from a three-replica log:
+
+  akutan-view --space sp --range-start 0 --range-end 0x8000000000000000 \
+    --data-dir data/view-sp-0 --log 127.0.0.1:7101,127.0.0.1:7102,127.0.0.1:7103 \
+    --listen 127.0.0.1:7201
+
+A restarted view resumes from its data dir after the last entry it applied;
+the data dir remembers its space and range and refuses any other. Once
+listening it prints "akutan-view: serving ... on HOST:PORT" to stderr. SIGTERM
+or SIGINT stops it gracefully.
+
+Flags:
+`
+
+// options are the parsed flags.
+type options struct {
+	cfg      viewsvc.Config
+	logAddrs []string
+	listen   string
+	logLevel slog.Level
+}
+
+func main() {
+	opts, err := parseFlags(os.Args[1:])
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(0)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "akutan-view:", err)
+		os.Exit(2)
+	}
+	if err := run(opts); err != nil {
+		fmt.Fprintln(os.Stderr, "akutan-view:", err)
+		os.Exit(1)
+	}
+}
+
+func parseFlags(args []string) (options, error) {
+	o := options{cfg: viewsvc.DefaultConfig()}
+	fs := flag.NewFlagSet("akutan-view", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), usage)
+		fs.PrintDefaults()
+	}
+	var space, start, end, logs, level string
+	var maxVersion uint
+	fs.StringVar(&space, "space", "", "hash space: sp (HashSP, for LookupS/SP/SPO) or po (HashPO, for LookupPO/POCmp) (required)")
+	fs.StringVar(&start, "range-start", "0", "first hash of the range, inclusive: a uint64 in decimal or 0x hex")
+	fs.StringVar(&end, "range-end", "max", "end of the range, exclusive: a uint64 in decimal or 0x hex, or max for 2^64")
+	fs.StringVar(&o.cfg.Dir, "data-dir", "", "Pebble data directory; created if missing (required)")
+	fs.StringVar(&logs, "log", "", "gRPC addresses of the log replicas, comma-separated; the view fails over between them (required)")
+	fs.StringVar(&o.listen, "listen", "127.0.0.1:0", "host:port for the gRPC view service; port 0 picks a free port")
+	fs.UintVar(&maxVersion, "max-supported-version", uint(viewsvc.MaxSupportedVersion), "highest log version to apply; lower it only to test upgrades")
+	fs.Int64Var(&o.cfg.CacheSize, "cache-bytes", o.cfg.CacheSize, "Pebble block cache size in bytes")
+	fs.IntVar(&o.cfg.MaxLookups, "max-lookups", o.cfg.MaxLookups, "most lookups one request may carry")
+	fs.StringVar(&level, "log-level", "info", "debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	var errs []error
+	if fs.NArg() > 0 {
+		errs = append(errs, fmt.Errorf("unexpected arguments %q", fs.Args()))
+	}
+	if space == "" {
+		errs = append(errs, errors.New("--space is required"))
+	} else if s, err := viewsvc.ParseSpace(space); err != nil {
+		errs = append(errs, fmt.Errorf("--space: %w", err))
+	} else {
+		o.cfg.Space = s
+	}
+	if v, max, err := viewsvc.ParseHashBound(start); err != nil || max {
+		errs = append(errs, fmt.Errorf("--range-start %q: want a uint64", start))
+	} else {
+		o.cfg.Range.Start = v
+	}
+	if v, max, err := viewsvc.ParseHashBound(end); err != nil {
+		errs = append(errs, fmt.Errorf("--range-end: %w", err))
+	} else if !max && v == 0 {
+		errs = append(errs, errors.New("--range-end 0 would be empty; use max for 2^64"))
+	} else {
+		o.cfg.Range.End = v // 0 (max) stands for 2^64
+	}
+	for _, a := range strings.Split(logs, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			o.logAddrs = append(o.logAddrs, a)
+		}
+	}
+	if len(o.logAddrs) == 0 {
+		errs = append(errs, errors.New("--log is required"))
+	}
+	if err := o.logLevel.UnmarshalText([]byte(level)); err != nil {
+		errs = append(errs, fmt.Errorf("--log-level: %w", err))
+	}
+	o.cfg.MaxSupportedVersion = uint32(maxVersion)
+	if o.cfg.Dir == "" {
+		errs = append(errs, errors.New("--data-dir is required"))
+	} else if err := o.cfg.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	return o, errors.Join(errs...)
+}
+
+// run opens the view, applies the log and serves until SIGTERM or SIGINT.
+func run(o options) error {
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: o.logLevel}))
+	o.cfg.Logger = logger
+	view, err := viewsvc.Open(o.cfg)
+	if err != nil {
+		return err
+	}
+	defer view.Close()
+	reader := logclient.NewReader(o.logAddrs)
+	defer reader.Close()
+
+	lis, err := net.Listen("tcp", o.listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", o.listen, err)
+	}
+	srv := grpc.NewServer()
+	viewpb.RegisterViewServer(srv, viewsvc.NewServer(view))
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(lis) }()
+
+	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer cancel()
+	applied := make(chan error, 1)
+	go func() { applied <- view.Run(ctx, logReader{reader}) }()
+	fmt.Fprintf(os.Stderr, "akutan-view: serving %v %v on %s (applied through %d)\n",
+		o.cfg.Space, o.cfg.Range, lis.Addr(), view.LastApplied())
+
+	select {
+	case <-ctx.Done():
+	case err := <-served:
+		return fmt.Errorf("grpc server: %w", err)
+	}
+	logger.Info("shutting down")
+	stopped := make(chan struct{})
+	go func() { srv.GracefulStop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(10 * time.Second):
+		srv.Stop()
+	}
+	cancel()
+	if err := <-applied; err != nil {
+		logger.Warn("the view had stopped applying the log", "err", err)
+	}
+	return view.Close()
+}
+
+// logReader adapts the log client to the view's LogReader.
+type logReader struct{ r *logclient.Reader }
+
+func (l logReader) Stream(ctx context.Context, from uint64, fn func([]viewsvc.LogEntry) error) error {
+	return l.r.Stream(ctx, from, func(entries []logclient.Entry) error {
+		out := make([]viewsvc.LogEntry, len(entries))
+		for i, e := range entries {
+			out[i] = viewsvc.LogEntry{Index: e.Index, Data: e.Data}
+		}
+		return fn(out)
+	})
+}
