@@ -140,7 +140,7 @@ func (f *fsm) applyOne(b *entrystore.Batch, l *raft.Log) (interface{}, error) {
 				}
 			}
 		}
-		first, err := b.Append(c.entries)
+		first, err := b.Append(l.Index, c.entries)
 		if err != nil {
 			return nil, err
 		}

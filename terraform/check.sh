@@ -4,7 +4,7 @@
 # module under modules/ and every example under examples/.
 #
 # Needs only the Go module proxy: Terraform and tflint are built from source
-# into <repo>/.tools/bin on first use (about 3-6 minutes) and reused after
+# into <repo>/.tools/bin on first use (6-12 minutes on 2 cores) and reused after
 # that. No provider or tflint plugin is downloaded.
 set -euo pipefail
 

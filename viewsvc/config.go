@@ -52,8 +52,8 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		MaxSupportedVersion: MaxSupportedVersion,
-		MaxBatchOps:         100_000,
-		MaxBatchBytes:       32 << 20,
+		MaxBatchOps:         20_000,
+		MaxBatchBytes:       4 << 20,
 		CaughtUpIdle:        100 * time.Millisecond,
 		RetryMin:            100 * time.Millisecond,
 		RetryMax:            5 * time.Second,

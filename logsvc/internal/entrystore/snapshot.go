@@ -75,6 +75,13 @@ func (sn *Snapshot) WriteTo(w io.Writer) (int64, error) {
 				return 0, fmt.Errorf("%w: snapshot expected entry %d, found %d", ErrCorrupt, next, idx)
 			}
 			v, err := it.ValueAndErr()
+			if err == nil {
+				_, n := binary.Uvarint(v)
+				if n <= 0 {
+					err = fmt.Errorf("%w: entry %d has no header", ErrCorrupt, next)
+				}
+				v = v[max(n, 0):]
+			}
 			if err != nil {
 				it.Close()
 				return 0, fmt.Errorf("snapshot entry %d: %w", next, err)
@@ -178,7 +185,8 @@ func (s *Store) restoreEntries(br *crcReader, crc hash.Hash32, meta Meta) error 
 			b.Close()
 			return fmt.Errorf("%w: entry %d: %v", ErrBadSnapshot, i, err)
 		}
-		if err := b.Set(entryKey(i), v, nil); err != nil {
+		// Header 0: the metadata written last carries RaftApplied.
+		if err := b.Set(entryKey(i), append([]byte{0}, v...), nil); err != nil {
 			b.Close()
 			return err
 		}

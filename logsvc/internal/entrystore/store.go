@@ -16,6 +16,13 @@ import (
 var ErrCorrupt = errors.New("entry store corrupt")
 
 // Key layout. Entries sort by index; metadata lives under its own prefix.
+//
+// An entry's value is uvarint(Raft index that wrote it) followed by the
+// entry. The metadata key is written only when a rarely changing field
+// changes (First, ArchivedThrough, LogVersion, Members) or a command wrote
+// no entry: Last and RaftApplied are recovered from the last entry. Keeping
+// the metadata key out of most batches keeps flushed tables from
+// overlapping, so Pebble moves them down the LSM instead of rewriting them.
 var (
 	entryPrefix = []byte("e")
 	metaKey     = []byte("m/meta")
@@ -92,7 +99,7 @@ func (s *Store) setBroken(err error) {
 
 // Open opens or creates the store in dir.
 func Open(dir string) (*Store, error) {
-	db, err := pebble.Open(dir, &pebble.Options{Logger: pebblelog.Quiet{Name: "entries"}})
+	db, err := pebble.Open(dir, &pebble.Options{Logger: pebblelog.Quiet{Name: "entries"}, MemTableSize: 32 << 20})
 	if err != nil {
 		return nil, fmt.Errorf("open entry store %s: %w", dir, err)
 	}
@@ -131,6 +138,29 @@ func (s *Store) load() error {
 		if err != nil {
 			return fmt.Errorf("%w: metadata: %v", ErrCorrupt, err)
 		}
+	}
+	// Entries appended since the metadata was written extend it.
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{entryPrefix[0]}, UpperBound: []byte{entryPrefix[0] + 1}})
+	if err != nil {
+		return err
+	}
+	if it.Last() {
+		idx := binary.BigEndian.Uint64(it.Key()[1:])
+		v, verr := it.ValueAndErr()
+		if verr != nil {
+			it.Close()
+			return fmt.Errorf("read last entry: %w", verr)
+		}
+		raftIndex, n := binary.Uvarint(v)
+		if n <= 0 {
+			it.Close()
+			return fmt.Errorf("%w: entry %d has no header", ErrCorrupt, idx)
+		}
+		meta.Last = max(meta.Last, idx)
+		meta.RaftApplied = max(meta.RaftApplied, raftIndex)
+	}
+	if err := it.Close(); err != nil {
+		return fmt.Errorf("find last entry: %w", err)
 	}
 	if meta.First == 0 || meta.First > meta.Last+1 {
 		return fmt.Errorf("%w: metadata first %d last %d", ErrCorrupt, meta.First, meta.Last)
@@ -225,7 +255,11 @@ func (s *Store) Read(from uint64, maxEntries, maxBytes int) ([]Entry, error) {
 		if err != nil {
 			return nil, fmt.Errorf("read entry %d: %w", idx, err)
 		}
-		out = append(out, Entry{Index: idx, Data: append([]byte(nil), v...)})
+		data, err := stripHeader(idx, v)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, Entry{Index: idx, Data: data})
 		next++
 		size += len(v)
 		if len(out) >= maxEntries || size >= maxBytes {
@@ -241,31 +275,50 @@ func (s *Store) Read(from uint64, maxEntries, maxBytes int) ([]Entry, error) {
 	return out, nil
 }
 
-// Batch stages changes for one atomic, durable commit.
+// stripHeader returns a copy of the entry in a stored value.
+func stripHeader(idx uint64, v []byte) ([]byte, error) {
+	_, n := binary.Uvarint(v)
+	if n <= 0 {
+		return nil, fmt.Errorf("%w: entry %d has no header", ErrCorrupt, idx)
+	}
+	return append([]byte(nil), v[n:]...), nil
+}
+
+// Batch stages changes for one atomic commit.
 type Batch struct {
-	s    *Store
-	b    *pebble.Batch
-	meta Meta
+	s        *Store
+	b        *pebble.Batch
+	meta     Meta
+	old      Meta
+	appended bool
+	buf      []byte
 }
 
 // NewBatch starts a batch from the committed metadata. Only one batch may be
 // open at a time (the store has one writer).
 func (s *Store) NewBatch() *Batch {
-	return &Batch{s: s, b: s.db.NewBatch(), meta: s.Meta()}
+	m := s.Meta()
+	return &Batch{s: s, b: s.db.NewBatch(), meta: m, old: m.clone()}
 }
 
 // Meta returns the metadata as the batch would commit it.
 func (b *Batch) Meta() *Meta { return &b.meta }
 
-// Append adds entries after the last index and returns the first new index.
-func (b *Batch) Append(entries [][]byte) (uint64, error) {
+// Append adds entries, written by the command at raftIndex, after the last
+// index and returns the first new index.
+func (b *Batch) Append(raftIndex uint64, entries [][]byte) (uint64, error) {
 	first := b.meta.Last + 1
+	key := entryKey(0)
 	for i, e := range entries {
-		if err := b.b.Set(entryKey(first+uint64(i)), e, nil); err != nil {
+		binary.BigEndian.PutUint64(key[1:], first+uint64(i))
+		b.buf = binary.AppendUvarint(b.buf[:0], raftIndex)
+		b.buf = append(b.buf, e...)
+		if err := b.b.Set(key, b.buf, nil); err != nil {
 			return 0, err
 		}
 	}
 	b.meta.Last += uint64(len(entries))
+	b.appended = b.appended || len(entries) > 0
 	return first, nil
 }
 
@@ -281,15 +334,31 @@ func (b *Batch) DiscardBefore(index uint64) error {
 	return nil
 }
 
-// Commit writes the batch and its metadata durably and wakes readers.
+// coldChanged reports whether a rarely changing field differs from old.
+func (m *Meta) coldChanged(old *Meta) bool {
+	if m.First != old.First || m.ArchivedThrough != old.ArchivedThrough || m.LogVersion != old.LogVersion || len(m.Members) != len(old.Members) {
+		return true
+	}
+	for k, v := range m.Members {
+		if old.Members[k] != v {
+			return true
+		}
+	}
+	return false
+}
+
+// Commit writes the batch atomically and wakes readers. If it returns an
+// error, nothing of the batch was written.
 func (b *Batch) Commit() error {
 	defer b.b.Close()
-	mv, err := json.Marshal(b.meta)
-	if err != nil {
-		return err
-	}
-	if err := b.b.Set(metaKey, mv, nil); err != nil {
-		return err
+	if !b.appended || b.meta.coldChanged(&b.old) {
+		mv, err := json.Marshal(b.meta)
+		if err != nil {
+			return err
+		}
+		if err := b.b.Set(metaKey, mv, nil); err != nil {
+			return err
+		}
 	}
 	// No fsync: Raft's log is the durable record of every applied command,
 	// and the replica re-applies whatever a power loss takes from here

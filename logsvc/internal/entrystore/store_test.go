@@ -14,7 +14,7 @@ func fill(t *testing.T, s *Store, n int) {
 	for i := 0; i < n; i++ {
 		es = append(es, []byte(fmt.Sprintf("entry-%d", i+1)))
 	}
-	first, err := b.Append(es)
+	first, err := b.Append(7, es)
 	if err != nil || first != 1 {
 		t.Fatalf("append: %d %v", first, err)
 	}
