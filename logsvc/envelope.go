@@ -83,8 +83,9 @@ func peekEnvelope(b []byte) (envelopeHead, error) {
 	return h, nil
 }
 
-// validateEnvelope fully checks one entry from a client against the log's
-// current version and this replica's support.
+// validateEnvelope fully checks one entry from a client and, unless
+// supported is 0, its version against the log's current version and this
+// replica's support.
 func validateEnvelope(i int, b []byte, logVersion, supported uint32) (envelopeHead, error) {
 	var env entrypb.Envelope
 	if err := proto.Unmarshal(b, &env); err != nil {
@@ -100,6 +101,8 @@ func validateEnvelope(i int, b []byte, logVersion, supported uint32) (envelopeHe
 	switch {
 	case h.version == 0:
 		return h, logerr.New(logerr.ErrInvalidEntry, nil, "entry %d: envelope version is 0; versions start at 1", i)
+	case supported == 0:
+		return h, nil
 	case h.version > supported:
 		return h, logerr.Unsupported(h.version, supported)
 	case h.version > logVersion:

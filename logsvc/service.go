@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"sync"
 	"time"
 
@@ -102,7 +101,7 @@ func (s *Server) validateBatch(entries [][]byte, leader bool) error {
 	if len(entries) == 0 {
 		return logerr.New(logerr.ErrEmptyBatch, nil, "append of an empty batch")
 	}
-	logVersion, supported := uint32(math.MaxUint32), uint32(math.MaxUint32)
+	var logVersion, supported uint32 // zero: structure only
 	if leader {
 		logVersion, supported = s.store.Meta().LogVersion, s.cfg.MaxSupportedVersion
 	}
