@@ -8,10 +8,12 @@ PROTOC_GEN_GO_VERSION := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.5.1
 PROTOS := $(shell find proto -name '*.proto')
 
-# Packages with concurrency run under the race detector.
-RACE_PKGS := ./logsvc/...
+# Packages with concurrency run under the race detector; the rest run
+# without it. Together they are every package.
+RACE_PKGS := ./logsvc/... ./viewsvc/...
+PLAIN_PKGS = $(shell go list ./... | grep -v -e '/logsvc' -e '/viewsvc')
 
-.PHONY: all build test test-race test-fast vet bench proto tools-proto clean
+.PHONY: all build test vet bench proto tools-proto clean up down dc-up dc-down
 
 all: build
 
@@ -20,20 +22,37 @@ build:
 	@mkdir -p bin
 	go build -o bin/ ./services/...
 
+## up: build everything and start the local stack on 127.0.0.1.
+up: build
+	bash localstack/up.sh
+
+## down: stop what the local stack started (state kept in .localstack/).
+down:
+	bash localstack/down.sh
+
+## dc-down / dc-up DC=dc1: stop or restart one datacenter of the local stack.
+dc-down:
+	bash localstack/dc.sh down $(DC)
+dc-up: build
+	bash localstack/dc.sh up $(DC)
+
 ## vet: gofmt and go vet.
 vet:
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$')); \
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	go vet ./...
 
-## test: everything CI runs: vet, unit and integration tests, race tests.
+## test: everything CI runs: vet, unit, integration and process tests (the
+## concurrent packages under the race detector), and the offline Terraform
+## checks, which build terraform and tflint into .tools/bin the first time.
 test: vet build
-	go test -count=1 -timeout 30m ./...
-	go test -count=1 -race -timeout 30m $(RACE_PKGS)
+	go test -count=1 -timeout 30m $(PLAIN_PKGS)
+	go test -count=1 -race -timeout 40m $(RACE_PKGS)
+	bash terraform/check.sh
 
 ## bench: every benchmark; figures go to docs/benchmarks.md.
 bench: build
-	go test -run '^$$' -bench . -benchtime 1x -timeout 60m ./logsvc/...
+	go test -run '^$$' -bench . -benchtime 1x -timeout 60m ./logsvc/... ./viewsvc/...
 
 ## proto: regenerate the committed gRPC code.
 proto: tools-proto

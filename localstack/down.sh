@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Stops exactly the processes the local stack started (recorded PIDs), and
+# keeps their state. AKUTAN_STACK_WIPE=1 also deletes the state.
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+source "${ROOT}/localstack/lib.sh"
+[[ -d "${STACK}/pids" ]] || { echo "nothing to stop"; exit 0; }
+for pidfile in "${STACK}"/pids/*.pid; do
+  [[ -e "$pidfile" ]] || continue
+  stop "$(basename "$pidfile" .pid)"
+done
+if [[ "${AKUTAN_STACK_WIPE:-0}" == 1 ]]; then
+  rm -rf "${STACK}"
+  echo "deleted ${STACK}"
+fi
