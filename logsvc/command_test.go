@@ -4,6 +4,10 @@ import (
 	"bytes"
 	"errors"
 	"testing"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/akutan/akutan/proto/entrypb"
 )
 
 func TestCommandRoundTrip(t *testing.T) {
@@ -49,5 +53,42 @@ func TestPeekEnvelope(t *testing.T) {
 	}
 	if _, err := peekEnvelope([]byte{0x0a, 0x10}); err == nil {
 		t.Fatal("truncated envelope accepted")
+	}
+}
+
+// checkWire accepts exactly what proto.Unmarshal accepts, on valid
+// envelopes and on every corruption of one.
+func TestCheckWireMatchesUnmarshal(t *testing.T) {
+	valid, err := proto.Marshal(&entrypb.Envelope{Version: 1, Command: &entrypb.Envelope_Transaction{Transaction: &entrypb.Transaction{
+		NewNodes: 1,
+		Inserts: []*entrypb.Insert{{
+			Subject:   &entrypb.NodeRef{Ref: &entrypb.NodeRef_NewNode{NewNode: 1}},
+			Predicate: &entrypb.NodeRef{Ref: &entrypb.NodeRef_Id{Id: 42}},
+			Object:    &entrypb.Object{Value: &entrypb.Object_String_{String_: &entrypb.LangString{Text: "héllo", Lang: "en"}}},
+		}, {
+			Subject:   &entrypb.NodeRef{Ref: &entrypb.NodeRef_Id{Id: 7}},
+			Predicate: &entrypb.NodeRef{Ref: &entrypb.NodeRef_Id{Id: 8}},
+			Object:    &entrypb.Object{Value: &entrypb.Object_Float64{Float64: 2.5}},
+		}},
+		Deletes: []*entrypb.Delete{{Target: &entrypb.Delete_FactId{FactId: 99}}},
+	}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inputs := [][]byte{valid, pingEntry("x"), versionChangeEntry(1, 2)}
+	for i := range valid {
+		for _, x := range []byte{0x01, 0x80, 0xff} {
+			b := append([]byte(nil), valid...)
+			b[i] ^= x
+			inputs = append(inputs, b)
+		}
+		inputs = append(inputs, valid[:i])
+	}
+	for _, b := range inputs {
+		_, werr := checkWire(b, envelopeDesc, 0)
+		uerr := proto.Unmarshal(b, &entrypb.Envelope{})
+		if (werr == nil) != (uerr == nil) {
+			t.Fatalf("input %x: checkWire %v, Unmarshal %v", b, werr, uerr)
+		}
 	}
 }

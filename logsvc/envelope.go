@@ -3,8 +3,10 @@ package logsvc
 import (
 	"fmt"
 
+	"unicode/utf8"
+
 	"google.golang.org/protobuf/encoding/protowire"
-	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/akutan/akutan/logsvc/logerr"
 	"github.com/akutan/akutan/proto/entrypb"
@@ -87,11 +89,11 @@ func peekEnvelope(b []byte) (envelopeHead, error) {
 // supported is 0, its version against the log's current version and this
 // replica's support.
 func validateEnvelope(i int, b []byte, logVersion, supported uint32) (envelopeHead, error) {
-	var env entrypb.Envelope
-	if err := proto.Unmarshal(b, &env); err != nil {
+	hasCommand, err := checkWire(b, envelopeDesc, 0)
+	if err != nil {
 		return envelopeHead{}, logerr.New(logerr.ErrInvalidEntry, nil, "entry %d: not an envelope: %v", i, err)
 	}
-	if env.Command == nil {
+	if !hasCommand {
 		return envelopeHead{}, logerr.New(logerr.ErrInvalidEntry, nil, "entry %d: envelope has no command", i)
 	}
 	h, err := peekEnvelope(b)
@@ -119,6 +121,80 @@ func validateEnvelope(i int, b []byte, logVersion, supported uint32) (envelopeHe
 		}
 	}
 	return h, nil
+}
+
+var envelopeDesc = (&entrypb.Envelope{}).ProtoReflect().Descriptor()
+
+// maxNesting bounds recursion on hostile input.
+const maxNesting = 32
+
+// checkWire validates b as an encoding of md without building messages:
+// every known field has the wire type its kind needs, strings are UTF-8, and
+// nested messages are valid, as proto.Unmarshal would require. Unknown
+// fields are allowed (newer writers). It reports whether a field of a oneof
+// was present, which for an envelope is its command.
+func checkWire(b []byte, md protoreflect.MessageDescriptor, depth int) (oneofSet bool, err error) {
+	if depth > maxNesting {
+		return false, fmt.Errorf("nested deeper than %d", maxNesting)
+	}
+	fields := md.Fields()
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return false, protowire.ParseError(n)
+		}
+		b = b[n:]
+		fd := fields.ByNumber(num)
+		n = protowire.ConsumeFieldValue(num, typ, b)
+		if n < 0 {
+			return false, fmt.Errorf("field %d: %v", num, protowire.ParseError(n))
+		}
+		val := b[:n]
+		b = b[n:]
+		if fd == nil {
+			continue
+		}
+		known, err := checkField(fd, typ, val, depth)
+		if err != nil {
+			return false, fmt.Errorf("%s: %w", fd.Name(), err)
+		}
+		oneofSet = oneofSet || (known && fd.ContainingOneof() != nil)
+	}
+	return oneofSet, nil
+}
+
+// checkField validates one field's value. known is false when the wire
+// type does not fit the field, which proto.Unmarshal keeps as unknown.
+func checkField(fd protoreflect.FieldDescriptor, typ protowire.Type, val []byte, depth int) (known bool, err error) {
+	want := protowire.BytesType
+	switch fd.Kind() {
+	case protoreflect.BoolKind, protoreflect.EnumKind, protoreflect.Int32Kind, protoreflect.Int64Kind,
+		protoreflect.Uint32Kind, protoreflect.Uint64Kind, protoreflect.Sint32Kind, protoreflect.Sint64Kind:
+		want = protowire.VarintType
+	case protoreflect.DoubleKind, protoreflect.Fixed64Kind, protoreflect.Sfixed64Kind:
+		want = protowire.Fixed64Type
+	case protoreflect.FloatKind, protoreflect.Fixed32Kind, protoreflect.Sfixed32Kind:
+		want = protowire.Fixed32Type
+	}
+	if typ != want {
+		// Packed repeated scalars are length-checked already; any other
+		// mismatch is an unknown field.
+		return fd.IsList() && typ == protowire.BytesType, nil
+	}
+	if typ != protowire.BytesType {
+		return true, nil
+	}
+	v, _ := protowire.ConsumeBytes(val)
+	switch fd.Kind() {
+	case protoreflect.StringKind:
+		if !utf8.Valid(v) {
+			return true, fmt.Errorf("invalid UTF-8")
+		}
+	case protoreflect.MessageKind, protoreflect.GroupKind:
+		_, err := checkWire(v, fd.Message(), depth+1)
+		return true, err
+	}
+	return true, nil
 }
 
 func describeHead(h envelopeHead) string {

@@ -30,6 +30,20 @@ var (
 	restoringKey = []byte("m/restoring")
 )
 
+// options tunes Pebble for an append-only log: large memtables and a
+// lazy L0, so that sequential, non-overlapping flushes pile up in L0 and move
+// down rather than being rewritten again and again.
+func options() *pebble.Options {
+	o := &pebble.Options{
+		Logger:                    pebblelog.Quiet{Name: "entries"},
+		MemTableSize:              64 << 20,
+		L0CompactionThreshold:     8,
+		L0CompactionFileThreshold: 1000,
+		LBaseMaxBytes:             1 << 30,
+	}
+	return o
+}
+
 func entryKey(index uint64) []byte {
 	k := make([]byte, 9)
 	k[0] = entryPrefix[0]
@@ -99,7 +113,7 @@ func (s *Store) setBroken(err error) {
 
 // Open opens or creates the store in dir.
 func Open(dir string) (*Store, error) {
-	db, err := pebble.Open(dir, &pebble.Options{Logger: pebblelog.Quiet{Name: "entries"}, MemTableSize: 32 << 20})
+	db, err := pebble.Open(dir, options())
 	if err != nil {
 		return nil, fmt.Errorf("open entry store %s: %w", dir, err)
 	}
