@@ -74,7 +74,7 @@ func DefaultConfig() Config {
 		MaxEntryBytes:       8 << 20,
 		MaxBatchBytes:       32 << 20,
 		MaxSupportedVersion: MaxSupportedVersion,
-		RaftStore:           StorePebble,
+		RaftStore:           StoreWAL,
 		HeartbeatTimeout:    1000 * time.Millisecond,
 		ElectionTimeout:     1000 * time.Millisecond,
 		LeaderLeaseTimeout:  500 * time.Millisecond,

@@ -364,7 +364,7 @@ func TestCorruptDataFileAtRestart(t *testing.T) {
 	}
 	targets := []struct{ name, dir, prefix string }{
 		{"entries-wal", "entries", ""},
-		{"raft-wal", "raft-pebble", ""},
+		{"raft-wal", "raft-wal", ".wal"},
 		{"entries-manifest", "entries", "MANIFEST"},
 	}
 	for _, target := range targets {
@@ -460,9 +460,9 @@ func checkSame(t testing.TB, ps []*proc, last uint64) {
 	}
 }
 
-// largestFile returns the largest data file in dir whose name starts with
-// prefix.
-func largestFile(t testing.TB, dir, prefix string) string {
+// largestFile returns the largest data file in dir whose name starts or
+// ends with affix.
+func largestFile(t testing.TB, dir, affix string) string {
 	t.Helper()
 	type f struct {
 		path string
@@ -470,7 +470,7 @@ func largestFile(t testing.TB, dir, prefix string) string {
 	}
 	var files []f
 	filepath.Walk(dir, func(path string, info os.FileInfo, err error) error {
-		if err == nil && info.Mode().IsRegular() && strings.HasPrefix(info.Name(), prefix) &&
+		if err == nil && info.Mode().IsRegular() && (strings.HasPrefix(info.Name(), affix) || strings.HasSuffix(info.Name(), affix)) &&
 			!strings.HasPrefix(info.Name(), "OPTIONS") && !strings.HasPrefix(info.Name(), "LOCK") {
 			files = append(files, f{path, info.Size()})
 		}

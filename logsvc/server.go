@@ -87,7 +87,7 @@ func (s *Server) open() error {
 	}
 	s.fsm = &fsm{store: s.store, supported: cfg.MaxSupportedVersion, logger: s.logger, onHalt: s.onHalt}
 
-	logs, stable, closer, err := openRaftStore(cfg.RaftStore, filepath.Join(cfg.DataDir, "raft-"+cfg.RaftStore))
+	logs, stable, closer, err := openRaftStore(cfg.RaftStore, filepath.Join(cfg.DataDir, "raft-"+cfg.RaftStore), s.logger)
 	if err != nil {
 		return err
 	}
@@ -186,13 +186,13 @@ func (s *Server) catchUpFromSnapshot(snaps raft.SnapshotStore) error {
 	return s.fsm.Restore(rc)
 }
 
-func openRaftStore(kind, dir string) (raft.LogStore, raft.StableStore, io.Closer, error) {
+func openRaftStore(kind, dir string, logger hclog.Logger) (raft.LogStore, raft.StableStore, io.Closer, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, nil, nil, err
 	}
 	switch kind {
 	case StoreWAL:
-		w, err := raftwal.Open(dir)
+		w, err := raftwal.Open(dir, raftwal.WithLogger(logger.Named("raft-wal")))
 		if err != nil {
 			return nil, nil, nil, fmt.Errorf("open raft wal: %w", err)
 		}
