@@ -13,30 +13,49 @@ import (
 //	discard:   0x02, uvarint before
 //	archived:  0x03, uvarint through
 //	register:  0x04, uvarint len, id, uvarint len, grpc address
+//	guarded:   0x05, uvarint since, uvarint k, k × (uvarint len, key),
+//	           then the append command's body (uvarint n, entries)
 const (
 	cmdAppend   byte = 1
 	cmdDiscard  byte = 2
 	cmdArchived byte = 3
 	cmdRegister byte = 4
+	cmdGuarded  byte = 5
 )
 
 var errBadCommand = errors.New("malformed raft command")
 
 type command struct {
 	kind    byte
-	entries [][]byte // cmdAppend
+	entries [][]byte // cmdAppend, cmdGuarded
+	since   uint64   // cmdGuarded
+	keys    [][]byte // cmdGuarded
 	index   uint64   // cmdDiscard, cmdArchived
 	id      string   // cmdRegister
 	addr    string   // cmdRegister
 }
 
-func encodeAppend(entries [][]byte) []byte {
-	size := 1 + binary.MaxVarintLen64
+// encodeAppend encodes an append, guarded when keys is not empty.
+func encodeAppend(entries [][]byte, since uint64, keys [][]byte) []byte {
+	size := 2 + 2*binary.MaxVarintLen64
 	for _, e := range entries {
 		size += binary.MaxVarintLen64 + len(e)
 	}
+	for _, k := range keys {
+		size += binary.MaxVarintLen64 + len(k)
+	}
 	b := make([]byte, 0, size)
-	b = append(b, cmdAppend)
+	if len(keys) == 0 {
+		b = append(b, cmdAppend)
+	} else {
+		b = append(b, cmdGuarded)
+		b = binary.AppendUvarint(b, since)
+		b = binary.AppendUvarint(b, uint64(len(keys)))
+		for _, k := range keys {
+			b = binary.AppendUvarint(b, uint64(len(k)))
+			b = append(b, k...)
+		}
+	}
 	b = binary.AppendUvarint(b, uint64(len(entries)))
 	for _, e := range entries {
 		b = binary.AppendUvarint(b, uint64(len(e)))
@@ -81,7 +100,23 @@ func decodeCommand(b []byte) (command, error) {
 		return v, true
 	}
 	switch c.kind {
-	case cmdAppend:
+	case cmdGuarded, cmdAppend:
+		if c.kind == cmdGuarded {
+			var ok bool
+			if c.since, ok = next(); !ok {
+				return c, fmt.Errorf("%w: guard index", errBadCommand)
+			}
+			k, ok := next()
+			if !ok || k == 0 || k > uint64(len(b)) {
+				return c, fmt.Errorf("%w: guard count", errBadCommand)
+			}
+			c.keys = make([][]byte, k)
+			for i := range c.keys {
+				if c.keys[i], ok = bytesOf(); !ok {
+					return c, fmt.Errorf("%w: guard key %d", errBadCommand, i)
+				}
+			}
+		}
 		n, ok := next()
 		if !ok || n > uint64(len(b)) {
 			return c, fmt.Errorf("%w: append count", errBadCommand)

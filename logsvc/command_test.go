@@ -12,7 +12,7 @@ import (
 
 func TestCommandRoundTrip(t *testing.T) {
 	entries := [][]byte{pingEntry("a"), {}, pingEntry("c")}
-	c, err := decodeCommand(encodeAppend(entries))
+	c, err := decodeCommand(encodeAppend(entries, 0, nil))
 	if err != nil || c.kind != cmdAppend || len(c.entries) != 3 || !bytes.Equal(c.entries[2], entries[2]) {
 		t.Fatalf("append: %+v %v", c, err)
 	}
@@ -22,7 +22,11 @@ func TestCommandRoundTrip(t *testing.T) {
 	if c, err := decodeCommand(encodeRegister("n1", "127.0.0.1:9")); err != nil || c.id != "n1" || c.addr != "127.0.0.1:9" {
 		t.Fatalf("register: %+v %v", c, err)
 	}
-	full := encodeAppend(entries)
+	g, err := decodeCommand(encodeAppend(entries, 9, [][]byte{[]byte("k1"), []byte("k2")}))
+	if err != nil || g.kind != cmdGuarded || g.since != 9 || len(g.keys) != 2 || string(g.keys[1]) != "k2" || len(g.entries) != 3 {
+		t.Fatalf("guarded append: %+v %v", g, err)
+	}
+	full := encodeAppend(entries, 9, [][]byte{[]byte("key")})
 	for i := 0; i < len(full); i++ {
 		if _, err := decodeCommand(full[:i]); !errors.Is(err, errBadCommand) {
 			t.Fatalf("truncated at %d: %v", i, err)
@@ -34,7 +38,8 @@ func TestCommandRoundTrip(t *testing.T) {
 }
 
 func FuzzDecodeCommand(f *testing.F) {
-	f.Add(encodeAppend([][]byte{pingEntry("x")}))
+	f.Add(encodeAppend([][]byte{pingEntry("x")}, 0, nil))
+	f.Add(encodeAppend([][]byte{pingEntry("x")}, 3, [][]byte{[]byte("k")}))
 	f.Add(encodeRegister("a", "b"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		decodeCommand(b)

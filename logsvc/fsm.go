@@ -121,7 +121,12 @@ func (f *fsm) applyOne(b *entrystore.Batch, l *raft.Log) (interface{}, error) {
 		return nil, fmt.Errorf("raft entry %d: %w", l.Index, err)
 	}
 	switch c.kind {
-	case cmdAppend:
+	case cmdAppend, cmdGuarded:
+		if c.kind == cmdGuarded {
+			if refusal, err := checkGuards(b, c); refusal != nil || err != nil {
+				return refusal, err
+			}
+		}
 		version := meta.LogVersion
 		for i, e := range c.entries {
 			h, err := peekEnvelope(e)
@@ -142,6 +147,9 @@ func (f *fsm) applyOne(b *entrystore.Batch, l *raft.Log) (interface{}, error) {
 		}
 		first, err := b.Append(l.Index, c.entries)
 		if err != nil {
+			return nil, err
+		}
+		if err := b.Claim(first, c.keys); err != nil {
 			return nil, err
 		}
 		meta.LogVersion = version
@@ -170,6 +178,31 @@ func (f *fsm) applyOne(b *entrystore.Batch, l *raft.Log) (interface{}, error) {
 		return nil, nil
 	}
 	return nil, fmt.Errorf("raft entry %d: %w", l.Index, errBadCommand)
+}
+
+// checkGuards refuses a guarded append whose keys were claimed after its
+// guard index. The answer depends only on the log, so every replica gives
+// the same one.
+func checkGuards(b *entrystore.Batch, c command) (refusal error, err error) {
+	meta := b.Meta()
+	if c.since+1 < meta.First {
+		return logerr.New(logerr.ErrInvalidArgument, nil,
+			"guard index %d is below the retained log (first index %d); resolve again at a newer index", c.since, meta.First), nil
+	}
+	if c.since > meta.Last {
+		return logerr.PastEnd(c.since, meta.Last), nil
+	}
+	for _, k := range c.keys {
+		claimed, err := b.ClaimedAt(k)
+		if err != nil {
+			return nil, err
+		}
+		if claimed > c.since {
+			return logerr.New(logerr.ErrGuardConflict, map[string]string{"conflict_index": fmt.Sprint(claimed)},
+				"guard key %q was claimed at index %d, after %d", k, claimed, c.since), nil
+		}
+	}
+	return nil, nil
 }
 
 func notArchived(before, archived uint64) error {

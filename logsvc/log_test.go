@@ -566,3 +566,108 @@ func mustClient(t testing.TB, addr string) logpb.LogClient {
 	t.Cleanup(closeCl)
 	return cl
 }
+
+// Compare-and-append: of many writers claiming one key since the same
+// index, exactly one wins; claims survive snapshots and are pruned with the
+// prefix they belong to.
+func TestGuardedAppend(t *testing.T) {
+	arch := &memArchiver{entries: map[uint64][]byte{}}
+	c := newCluster(t, 3, func(i int, cfg *Config) {
+		cfg.Archiver = arch
+		cfg.ArchiveInterval = 20 * time.Millisecond
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	app := logclient.NewAppender(c.addrs(), logclient.DefaultAppenderConfig())
+	defer app.Close()
+	base, err := app.AppendBatch(ctx, [][]byte{pingEntry("base")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wins atomic.Int32
+	var wg sync.WaitGroup
+	for w := 0; w < 20; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			_, err := app.AppendGuarded(ctx, [][]byte{pingEntry(fmt.Sprintf("claim-%d", w))}, base, [][]byte{[]byte("alice")})
+			var le *logerr.Error
+			switch {
+			case err == nil:
+				wins.Add(1)
+			case errors.As(err, &le) && errors.Is(err, logerr.ErrGuardConflict):
+				if le.Uint("conflict_index") <= base {
+					t.Errorf("conflict index %d not after %d", le.Uint("conflict_index"), base)
+				}
+			default:
+				t.Errorf("writer %d: %v", w, err)
+			}
+		}(w)
+	}
+	wg.Wait()
+	if wins.Load() != 1 {
+		t.Fatalf("%d writers claimed the key, want 1", wins.Load())
+	}
+	last := info(t, c.addrs()[0], true).LastIndex
+	// Claiming since the current end succeeds; other keys are independent.
+	if _, err := app.AppendGuarded(ctx, [][]byte{pingEntry("again")}, last, [][]byte{[]byte("alice"), []byte("bob")}); err != nil {
+		t.Fatalf("claim since the end: %v", err)
+	}
+	if _, err := app.AppendGuarded(ctx, [][]byte{pingEntry("bad")}, last+5, [][]byte{[]byte("x")}); !errors.Is(err, logerr.ErrPastEnd) {
+		t.Fatalf("guard index past the end: %v", err)
+	}
+	if _, err := app.AppendGuarded(ctx, [][]byte{pingEntry("bad")}, 1, [][]byte{{}}); !errors.Is(err, logerr.ErrInvalidArgument) {
+		t.Fatalf("empty guard key: %v", err)
+	}
+	// A replica restored from a snapshot refuses the same conflicts.
+	leader := c.waitLeader()
+	if err := leader.Raft().Snapshot().Error(); err != nil {
+		t.Fatal(err)
+	}
+	snap := leader.store.Snapshot()
+	var buf bytes.Buffer
+	if _, err := snap.WriteTo(&buf); err != nil {
+		t.Fatal(err)
+	}
+	snap.Close()
+	restored := newCluster(t, 1, nil).servers[0]
+	restored.store.Restore(&buf, nil)
+	b := restored.store.NewBatch()
+	if at, err := b.ClaimedAt([]byte("bob")); err != nil || at != last+1 {
+		t.Fatalf("restored claim of bob: %d %v, want %d", at, err, last+1)
+	}
+	b.Abort()
+
+	// Discarding the prefix drops the claims below it, and guard indexes
+	// below the retained log are refused.
+	end := info(t, c.addrs()[0], true).LastIndex
+	deadline := time.Now().Add(10 * time.Second)
+	for info(t, c.addrs()[0], true).ArchivedThrough < end {
+		if time.Now().After(deadline) {
+			t.Fatal("archive did not catch up")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if _, err := mustClient(t, c.addrs()[0]).DiscardPrefix(ctx, &logpb.DiscardPrefixRequest{Before: end + 1}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := app.AppendGuarded(ctx, [][]byte{pingEntry("old")}, base, [][]byte{[]byte("alice")}); !errors.Is(err, logerr.ErrInvalidArgument) {
+		t.Fatalf("guard index below the retained log: %v", err)
+	}
+	for _, s := range c.servers {
+		for deadline := time.Now().Add(10 * time.Second); ; {
+			if first, _ := s.store.Bounds(); first == end+1 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s did not discard", s.ID())
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		b := s.store.NewBatch()
+		if at, _ := b.ClaimedAt([]byte("alice")); at != 0 {
+			t.Fatalf("%s kept the claim of alice at %d after discarding its prefix", s.ID(), at)
+		}
+		b.Abort()
+	}
+}

@@ -26,19 +26,28 @@ const (
 // Append validates a batch, forwards it to the leader if needed, and answers
 // once Raft has committed and applied it.
 func (s *Server) Append(ctx context.Context, req *logpb.AppendRequest) (*logpb.AppendResponse, error) {
-	first, err := s.append(ctx, req.Entries)
+	first, err := s.append(ctx, req)
 	if err != nil {
 		return nil, logerr.ToStatus(err)
 	}
 	return &logpb.AppendResponse{FirstIndex: first}, nil
 }
 
-func (s *Server) append(ctx context.Context, entries [][]byte) (uint64, error) {
+// Guard limits.
+const (
+	maxGuardKeys     = 100000
+	maxGuardKeyBytes = 1 << 10
+)
+
+func (s *Server) append(ctx context.Context, req *logpb.AppendRequest) (uint64, error) {
 	if err := s.fsm.haltErr(); err != nil {
 		return 0, err
 	}
 	leader := s.raft.State() == raft.Leader
-	if err := s.validateBatch(entries, leader); err != nil {
+	if err := s.validateBatch(req.Entries, leader); err != nil {
+		return 0, err
+	}
+	if err := validateGuards(req.GuardKeys); err != nil {
 		return 0, err
 	}
 	if !leader {
@@ -46,13 +55,13 @@ func (s *Server) append(ctx context.Context, entries [][]byte) (uint64, error) {
 		if err != nil {
 			return 0, err
 		}
-		resp, err := client.Append(fctx, &logpb.AppendRequest{Entries: entries})
+		resp, err := client.Append(fctx, req)
 		if err != nil {
 			return 0, forwardErr(err)
 		}
 		return resp.FirstIndex, nil
 	}
-	f := s.raft.Apply(encodeAppend(entries), s.cfg.ApplyTimeout)
+	f := s.raft.Apply(encodeAppend(req.Entries, req.GuardSince, req.GuardKeys), s.cfg.ApplyTimeout)
 	if err := f.Error(); err != nil {
 		return 0, s.raftErr(err)
 	}
@@ -60,6 +69,10 @@ func (s *Server) append(ctx context.Context, entries [][]byte) (uint64, error) {
 	case appendResult:
 		return r.first, nil
 	case error:
+		if errors.Is(r, logerr.ErrGuardConflict) || errors.Is(r, logerr.ErrInvalidArgument) || errors.Is(r, logerr.ErrPastEnd) {
+			// A deterministic refusal: every replica refused it too.
+			return 0, r
+		}
 		// Raft committed the entry but this replica could not apply it.
 		return 0, logerr.New(logerr.ErrUnknownOutcome, nil, "append committed by raft but not applied here: %v", r)
 	}
@@ -92,6 +105,18 @@ func (s *Server) raftErr(err error) error {
 		return logerr.New(logerr.ErrUnknownOutcome, nil, "%v", err)
 	}
 	return err
+}
+
+func validateGuards(keys [][]byte) error {
+	if len(keys) > maxGuardKeys {
+		return logerr.New(logerr.ErrInvalidArgument, nil, "%d guard keys; the limit is %d", len(keys), maxGuardKeys)
+	}
+	for i, k := range keys {
+		if len(k) == 0 || len(k) > maxGuardKeyBytes {
+			return logerr.New(logerr.ErrInvalidArgument, nil, "guard key %d is %d bytes; keys are 1 to %d bytes", i, len(k), maxGuardKeyBytes)
+		}
+	}
+	return nil
 }
 
 // validateBatch checks sizes and envelopes. Only the leader checks versions:

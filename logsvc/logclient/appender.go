@@ -99,7 +99,20 @@ func (a *Appender) AppendBatch(ctx context.Context, entries [][]byte) (uint64, e
 		ctx, cancel = context.WithTimeout(ctx, a.cfg.Timeout)
 		defer cancel()
 	}
-	return a.send(ctx, entries)
+	return a.send(ctx, &logpb.AppendRequest{Entries: entries})
+}
+
+// AppendGuarded appends entries in one RPC if no append after index since
+// claimed any of keys, and then claims them (compare-and-append). A refusal
+// is logerr.ErrGuardConflict with the conflicting index in its metadata
+// "conflict_index"; nothing was appended.
+func (a *Appender) AppendGuarded(ctx context.Context, entries [][]byte, since uint64, keys [][]byte) (uint64, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, a.cfg.Timeout)
+		defer cancel()
+	}
+	return a.send(ctx, &logpb.AppendRequest{Entries: entries, GuardKeys: keys, GuardSince: since})
 }
 
 func (a *Appender) flusher() {
@@ -146,7 +159,7 @@ func (a *Appender) flush(batch []*pending) {
 		entries[i] = p.data
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), a.cfg.Timeout)
-	first, err := a.send(ctx, entries)
+	first, err := a.send(ctx, &logpb.AppendRequest{Entries: entries})
 	cancel()
 	for i, p := range live {
 		if err == nil {
@@ -159,7 +172,7 @@ func (a *Appender) flush(batch []*pending) {
 
 // send delivers one batch, following the leader and retrying only what
 // surely did not happen.
-func (a *Appender) send(ctx context.Context, entries [][]byte) (uint64, error) {
+func (a *Appender) send(ctx context.Context, req *logpb.AppendRequest) (uint64, error) {
 	backoff := 20 * time.Millisecond
 	tried := 0
 	var lastErr error
@@ -168,7 +181,7 @@ func (a *Appender) send(ctx context.Context, entries [][]byte) (uint64, error) {
 		tried++
 		cc, ok := a.conns.Ready(ctx, addr, 500*time.Millisecond)
 		if ok {
-			resp, err := logpb.NewLogClient(cc).Append(ctx, &logpb.AppendRequest{Entries: entries})
+			resp, err := logpb.NewLogClient(cc).Append(ctx, req)
 			if err == nil {
 				a.setLeader(addr)
 				return resp.FirstIndex, nil

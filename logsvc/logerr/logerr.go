@@ -31,6 +31,9 @@ var (
 	// ErrNotArchived means a discard was refused because the entries are not
 	// all archived.
 	ErrNotArchived = errors.New("entries not archived")
+	// ErrGuardConflict means a conditional append was refused because an
+	// append after its guard index claimed one of its keys.
+	ErrGuardConflict = errors.New("guard conflict")
 	// ErrInvalidEntry means an entry is not a valid envelope.
 	ErrInvalidEntry = errors.New("invalid entry")
 	// ErrEntryTooLarge means an entry or batch is over the size limit.
@@ -113,6 +116,7 @@ var reasons = []struct {
 	{ErrPastEnd, "PAST_END", codes.OutOfRange},
 	{ErrUnsupportedVersion, "UNSUPPORTED_VERSION", codes.FailedPrecondition},
 	{ErrNotArchived, "NOT_ARCHIVED", codes.FailedPrecondition},
+	{ErrGuardConflict, "GUARD_CONFLICT", codes.Aborted},
 	{ErrInvalidEntry, "INVALID_ENTRY", codes.InvalidArgument},
 	{ErrEntryTooLarge, "ENTRY_TOO_LARGE", codes.InvalidArgument},
 	{ErrEmptyBatch, "EMPTY_BATCH", codes.InvalidArgument},

@@ -26,7 +26,14 @@ const (
 type AppendRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// entries are encoded akutan.entry.v1.Envelope messages.
-	Entries       [][]byte `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
+	Entries [][]byte `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
+	// guard_keys make the append conditional (compare-and-append): it is
+	// refused with GUARD_CONFLICT (metadata conflict_index) if an append after
+	// index guard_since claimed any of these keys. Otherwise the batch claims
+	// every key at its first index. guard_since must be at least the first
+	// retained index - 1. Keys are opaque bytes of at most 1 KiB.
+	GuardKeys     [][]byte `protobuf:"bytes,2,rep,name=guard_keys,json=guardKeys,proto3" json:"guard_keys,omitempty"`
+	GuardSince    uint64   `protobuf:"varint,3,opt,name=guard_since,json=guardSince,proto3" json:"guard_since,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -66,6 +73,20 @@ func (x *AppendRequest) GetEntries() [][]byte {
 		return x.Entries
 	}
 	return nil
+}
+
+func (x *AppendRequest) GetGuardKeys() [][]byte {
+	if x != nil {
+		return x.GuardKeys
+	}
+	return nil
+}
+
+func (x *AppendRequest) GetGuardSince() uint64 {
+	if x != nil {
+		return x.GuardSince
+	}
+	return 0
 }
 
 type AppendResponse struct {
@@ -918,9 +939,13 @@ var File_logpb_log_proto protoreflect.FileDescriptor
 
 const file_logpb_log_proto_rawDesc = "" +
 	"\n" +
-	"\x0flogpb/log.proto\x12\rakutan.log.v1\")\n" +
+	"\x0flogpb/log.proto\x12\rakutan.log.v1\"i\n" +
 	"\rAppendRequest\x12\x18\n" +
-	"\aentries\x18\x01 \x03(\fR\aentries\"1\n" +
+	"\aentries\x18\x01 \x03(\fR\aentries\x12\x1d\n" +
+	"\n" +
+	"guard_keys\x18\x02 \x03(\fR\tguardKeys\x12\x1f\n" +
+	"\vguard_since\x18\x03 \x01(\x04R\n" +
+	"guardSince\"1\n" +
 	"\x0eAppendResponse\x12\x1f\n" +
 	"\vfirst_index\x18\x01 \x01(\x04R\n" +
 	"firstIndex\"B\n" +

@@ -39,8 +39,8 @@ const (
 // with domain "log.akutan" and a reason: NOT_LEADER (metadata leader_id,
 // leader_address), TRUNCATED (metadata first_index), PAST_END (metadata
 // last_index), UNSUPPORTED_VERSION (metadata version, supported),
-// NOT_ARCHIVED (metadata archived_through), INVALID_ENTRY, ENTRY_TOO_LARGE,
-// EMPTY_BATCH.
+// NOT_ARCHIVED (metadata archived_through), GUARD_CONFLICT (metadata
+// conflict_index), INVALID_ENTRY, ENTRY_TOO_LARGE, EMPTY_BATCH.
 type LogClient interface {
 	// Append adds entries at the end of the log and answers once a Raft
 	// majority has committed them. The entries get consecutive indexes. A
@@ -170,8 +170,8 @@ func (c *logClient) RegisterMember(ctx context.Context, in *RegisterMemberReques
 // with domain "log.akutan" and a reason: NOT_LEADER (metadata leader_id,
 // leader_address), TRUNCATED (metadata first_index), PAST_END (metadata
 // last_index), UNSUPPORTED_VERSION (metadata version, supported),
-// NOT_ARCHIVED (metadata archived_through), INVALID_ENTRY, ENTRY_TOO_LARGE,
-// EMPTY_BATCH.
+// NOT_ARCHIVED (metadata archived_through), GUARD_CONFLICT (metadata
+// conflict_index), INVALID_ENTRY, ENTRY_TOO_LARGE, EMPTY_BATCH.
 type LogServer interface {
 	// Append adds entries at the end of the log and answers once a Raft
 	// majority has committed them. The entries get consecutive indexes. A

@@ -19,6 +19,8 @@ import (
 //	magic "AKLOGSN1"
 //	uvarint len, JSON Meta
 //	for each index First..Last: uvarint len, entry bytes
+//	for each guard claim: uvarint len, key (non-empty), uvarint 8, index
+//	uvarint 0 (end of claims)
 //	magic "AKLOGEND", u32 BE CRC-32C of every byte before it
 //
 // The trailer catches truncation and corruption before anything is applied.
@@ -97,6 +99,23 @@ func (sn *Snapshot) WriteTo(w io.Writer) (int64, error) {
 			return 0, err
 		}
 	}
+	git, err := sn.snap.NewIter(&pebble.IterOptions{LowerBound: []byte{guardPrefix}, UpperBound: []byte{guardPrefix + 1}})
+	if err != nil {
+		return 0, err
+	}
+	for ok := git.First(); ok; ok = git.Next() {
+		v, err := git.ValueAndErr()
+		if err != nil {
+			git.Close()
+			return 0, fmt.Errorf("snapshot guard: %w", err)
+		}
+		writeChunk(bw, git.Key()[1:])
+		writeChunk(bw, v)
+	}
+	if err := git.Close(); err != nil {
+		return 0, err
+	}
+	writeChunk(bw, nil)
 	bw.Write(snapTrailer)
 	if err := bw.Flush(); err != nil {
 		return cw.n, err
@@ -200,6 +219,21 @@ func (s *Store) restoreEntries(br *crcReader, crc hash.Hash32, meta Meta) error 
 		}
 	}
 	defer b.Close()
+	for {
+		key, err := readChunk(br)
+		if err != nil {
+			return fmt.Errorf("%w: guard claims: %v", ErrBadSnapshot, err)
+		}
+		if len(key) == 0 {
+			break
+		}
+		v, err := readChunk(br)
+		if err != nil || len(v) != 8 {
+			return fmt.Errorf("%w: guard claim of %q", ErrBadSnapshot, key)
+		}
+		b.Set(guardKey(key), v, nil)
+		b.Set(guardIndexKey(binary.BigEndian.Uint64(v), key), nil, nil)
+	}
 	trailer := make([]byte, len(snapTrailer))
 	if _, err := io.ReadFull(br, trailer); err != nil || !bytes.Equal(trailer, snapTrailer) {
 		return fmt.Errorf("%w: missing trailer", ErrBadSnapshot)

@@ -23,9 +23,15 @@ var ErrCorrupt = errors.New("entry store corrupt")
 // no entry: Last and RaftApplied are recovered from the last entry. Keeping
 // the metadata key out of most batches keeps flushed tables from
 // overlapping, so Pebble moves them down the LSM instead of rewriting them.
+//
+// Guard claims (compare-and-append) live at 'g' + key → big-endian index of
+// the last append that claimed the key, with 'G' + index + key alongside so
+// that discarding a prefix can drop the claims below it in key order.
 var (
-	entryPrefix = []byte("e")
-	metaKey     = []byte("m/meta")
+	guardPrefix      = byte('g')
+	guardIndexPrefix = byte('G')
+	entryPrefix      = []byte("e")
+	metaKey          = []byte("m/meta")
 	// restoringKey marks a restore in progress; see Restore.
 	restoringKey = []byte("m/restoring")
 )
@@ -197,11 +203,22 @@ func (s *Store) load() error {
 	return nil
 }
 
+func guardKey(key []byte) []byte { return append([]byte{guardPrefix}, key...) }
+
+func guardIndexKey(index uint64, key []byte) []byte {
+	k := make([]byte, 9, 9+len(key))
+	k[0] = guardIndexPrefix
+	binary.BigEndian.PutUint64(k[1:], index)
+	return append(k, key...)
+}
+
 func (s *Store) wipe() error {
 	b := s.db.NewBatch()
 	defer b.Close()
-	if err := b.DeleteRange([]byte{entryPrefix[0]}, []byte{entryPrefix[0] + 1}, nil); err != nil {
-		return err
+	for _, p := range []byte{entryPrefix[0], guardPrefix, guardIndexPrefix} {
+		if err := b.DeleteRange([]byte{p}, []byte{p + 1}, nil); err != nil {
+			return err
+		}
 	}
 	if err := b.Delete(metaKey, nil); err != nil {
 		return err
@@ -306,6 +323,74 @@ type Batch struct {
 	old      Meta
 	appended bool
 	buf      []byte
+	claims   map[string]uint64 // guard claims staged in this batch
+}
+
+// ClaimedAt returns the index of the last append that claimed key, or 0.
+func (b *Batch) ClaimedAt(key []byte) (uint64, error) {
+	if idx, ok := b.claims[string(key)]; ok {
+		return idx, nil
+	}
+	v, closer, err := b.s.db.Get(guardKey(key))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read guard: %w", err)
+	}
+	defer closer.Close()
+	if len(v) != 8 {
+		return 0, fmt.Errorf("%w: guard value of %d bytes", ErrCorrupt, len(v))
+	}
+	return binary.BigEndian.Uint64(v), nil
+}
+
+// Claim records that the append at index claimed keys.
+func (b *Batch) Claim(index uint64, keys [][]byte) error {
+	if b.claims == nil {
+		b.claims = map[string]uint64{}
+	}
+	for _, k := range keys {
+		if err := b.b.Set(guardKey(k), binary.BigEndian.AppendUint64(nil, index), nil); err != nil {
+			return err
+		}
+		if err := b.b.Set(guardIndexKey(index, k), nil, nil); err != nil {
+			return err
+		}
+		b.claims[string(k)] = index
+	}
+	return nil
+}
+
+// pruneClaims drops the guard claims made below index, unless the key was
+// claimed again since.
+func (b *Batch) pruneClaims(index uint64) error {
+	it, err := b.s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{guardIndexPrefix}, UpperBound: guardIndexKey(index, nil)})
+	if err != nil {
+		return err
+	}
+	for ok := it.First(); ok; ok = it.Next() {
+		k := it.Key()
+		claimed, key := binary.BigEndian.Uint64(k[1:9]), append([]byte(nil), k[9:]...)
+		latest, err := b.ClaimedAt(key)
+		if err != nil {
+			it.Close()
+			return err
+		}
+		if latest == claimed {
+			b.b.Delete(guardKey(key), nil)
+			delete(b.claims, string(key))
+		}
+		b.b.Delete(append([]byte(nil), k...), nil)
+	}
+	for key, claimed := range b.claims {
+		if claimed < index {
+			b.b.Delete(guardKey([]byte(key)), nil)
+			b.b.Delete(guardIndexKey(claimed, []byte(key)), nil)
+			delete(b.claims, key)
+		}
+	}
+	return it.Close()
 }
 
 // NewBatch starts a batch from the committed metadata. Only one batch may be
@@ -343,6 +428,9 @@ func (b *Batch) DiscardBefore(index uint64) error {
 	}
 	if err := b.b.DeleteRange(entryKey(b.meta.First), entryKey(index), nil); err != nil {
 		return err
+	}
+	if err := b.pruneClaims(index); err != nil {
+		return fmt.Errorf("prune guard claims below %d: %w", index, err)
 	}
 	b.meta.First = index
 	return nil
