@@ -26,12 +26,22 @@ import (
 	"github.com/akutan/akutan/proto/logpb"
 )
 
-// defaultLog is the local stack's log replicas (localstack/).
-const defaultLog = "127.0.0.1:17101,127.0.0.1:17102,127.0.0.1:17103"
+// The local stack's addresses (localstack/): dc1's API server and the log
+// replicas.
+const (
+	defaultAPI = "127.0.0.1:17201"
+	defaultLog = "127.0.0.1:17101,127.0.0.1:17102,127.0.0.1:17103"
+)
 
 const usage = `akutan is the command-line tool for Akutan.
 
 Usage:
+  akutan insert [FILE|-]                         insert the facts in FILE (default stdin)
+  akutan delete [FILE|-]                         delete the facts in FILE (default stdin)
+  akutan lookup S [P [O]]                        facts by subject, subject+predicate, or all three
+  akutan lookup _ P O                            facts by predicate and object
+  akutan lookup _ P OP VALUE [UPPER]             OP is = < <= > >= between prefix
+  akutan status [--json]                         cluster status; exit code 1 unless fully available
   akutan log info [--linearizable] [--json]      describe the log and its replicas;
                                                  exit code 3 if a replica is unhealthy
   akutan log tail [--from N] [--follow]          print log entries
@@ -39,8 +49,13 @@ Usage:
   akutan log remove ID                           remove a replica from the Raft cluster
   akutan log transfer-leader [ID]                hand leadership to ID (or any voter)
 
-Every command takes --log host:port,... (default: the local stack, %s).
-Run "akutan log COMMAND --help" for a command's flags.
+Fact syntax: one fact per line, <subject> <predicate> <object>; objects are
+<name>, "text" (optionally "text"@lang), integers, floats, true/false, or
+RFC 3339 timestamps; @123 names a node by ID; # starts a comment.
+
+Fact and status commands take --api host:port (default: the local stack,
+%s); log commands take --log host:port,... (default %s).
+Run "akutan COMMAND --help" for a command's flags.
 `
 
 func main() {
@@ -72,14 +87,22 @@ func exitCode(err error) int {
 
 func run(ctx context.Context, args []string, out io.Writer) error {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprintf(out, usage, defaultLog)
+		fmt.Fprintf(out, usage, defaultAPI, defaultLog)
 		if len(args) == 0 {
 			return exitError{2}
 		}
 		return nil
 	}
+	switch args[0] {
+	case "insert", "delete":
+		return writeFacts(ctx, args[0], args[1:], out)
+	case "lookup":
+		return lookup(ctx, args[1:], out)
+	case "status":
+		return status(ctx, args[1:], out)
+	}
 	if args[0] != "log" || len(args) < 2 {
-		fmt.Fprintf(os.Stderr, usage, defaultLog)
+		fmt.Fprintf(os.Stderr, usage, defaultAPI, defaultLog)
 		return fmt.Errorf("unknown command %q", strings.Join(args, " "))
 	}
 	switch args[1] {
