@@ -125,7 +125,9 @@ func lookupCall(args []string, ic *apipb.IndexConstraint) (lookupFn, error) {
 		}
 		if len(args) == 3 {
 			req := &apipb.LookupPORequest{Index: ic, Lookups: []*apipb.PO{{Predicate: pred, Object: terms[2].Object()}}}
-			return func(ctx context.Context, c apipb.AkutanClient) (*apipb.LookupResponse, error) { return c.LookupPO(ctx, req) }, nil
+			return func(ctx context.Context, c apipb.AkutanClient) (*apipb.LookupResponse, error) {
+				return c.LookupPO(ctx, req)
+			}, nil
 		}
 		op, ok := cmpOps[strings.ToLower(args[2])]
 		if !ok {
@@ -143,7 +145,9 @@ func lookupCall(args []string, ic *apipb.IndexConstraint) (lookupFn, error) {
 			l.Upper = terms[4].Object()
 		}
 		req := &apipb.LookupPOCmpRequest{Index: ic, Lookups: []*apipb.POCmp{l}}
-		return func(ctx context.Context, c apipb.AkutanClient) (*apipb.LookupResponse, error) { return c.LookupPOCmp(ctx, req) }, nil
+		return func(ctx context.Context, c apipb.AkutanClient) (*apipb.LookupResponse, error) {
+			return c.LookupPOCmp(ctx, req)
+		}, nil
 	}
 	sub, err := node(0, "subject")
 	if err != nil {
@@ -152,7 +156,9 @@ func lookupCall(args []string, ic *apipb.IndexConstraint) (lookupFn, error) {
 	switch len(args) {
 	case 1:
 		req := &apipb.LookupSRequest{Index: ic, Subjects: []*apipb.Node{sub}}
-		return func(ctx context.Context, c apipb.AkutanClient) (*apipb.LookupResponse, error) { return c.LookupS(ctx, req) }, nil
+		return func(ctx context.Context, c apipb.AkutanClient) (*apipb.LookupResponse, error) {
+			return c.LookupS(ctx, req)
+		}, nil
 	case 2, 3:
 		pred, err := node(1, "predicate")
 		if err != nil {
@@ -160,10 +166,14 @@ func lookupCall(args []string, ic *apipb.IndexConstraint) (lookupFn, error) {
 		}
 		if len(args) == 2 {
 			req := &apipb.LookupSPRequest{Index: ic, Lookups: []*apipb.SP{{Subject: sub, Predicate: pred}}}
-			return func(ctx context.Context, c apipb.AkutanClient) (*apipb.LookupResponse, error) { return c.LookupSP(ctx, req) }, nil
+			return func(ctx context.Context, c apipb.AkutanClient) (*apipb.LookupResponse, error) {
+				return c.LookupSP(ctx, req)
+			}, nil
 		}
 		req := &apipb.LookupSPORequest{Index: ic, Lookups: []*apipb.Fact{{Subject: sub, Predicate: pred, Object: terms[2].Object()}}}
-		return func(ctx context.Context, c apipb.AkutanClient) (*apipb.LookupResponse, error) { return c.LookupSPO(ctx, req) }, nil
+		return func(ctx context.Context, c apipb.AkutanClient) (*apipb.LookupResponse, error) {
+			return c.LookupSPO(ctx, req)
+		}, nil
 	}
 	return nil, fmt.Errorf("too many arguments")
 }
