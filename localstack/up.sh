@@ -1,35 +1,41 @@
 #!/usr/bin/env bash
 # Starts the local Akutan stack on 127.0.0.1: three "datacenters" dc1..dc3,
-# each with one replica of the replicated log (one Raft cluster across them).
-# State, logs and PIDs live under .localstack/ at the repository root.
-# Idempotent: replicas already running are left alone.
+# each with a log replica (one Raft cluster across them), an API server, and
+# HashSP and HashPO views (2 partitions x 1 replica by default), so each DC
+# holds a full copy. Waits until the cluster is fully available. Idempotent:
+# processes already running are left alone. State, logs and PIDs live under
+# .localstack/ at the repository root.
 #
 # Environment: AKUTAN_STACK_DIR (default <repo>/.localstack),
-# AKUTAN_BASE_PORT (default 17000: Raft on BASE+1.., gRPC on BASE+101..),
+# AKUTAN_BASE_PORT (default 17000; see lib.sh for the port layout),
+# AKUTAN_PARTITIONS and AKUTAN_REPLICAS (views per space per DC),
 # AKUTAN_BIN (default <repo>/bin, where `make build` puts the binaries).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 source "${ROOT}/localstack/lib.sh"
 
 mkdir -p "${STACK}/logs" "${STACK}/pids"
-for i in 1 2 3; do
-  start_log "$i"
-done
+for dc in $DCS; do start_log "$dc"; done
+for dc in $DCS; do start_views "$dc"; done
+for dc in $DCS; do start_api "$dc"; done
 
-printf 'waiting for the log to elect a leader'
-for _ in $(seq 1 150); do
-  if "${BIN}/akutan" log info --linearizable --log "$(log_grpc_addrs)" >/dev/null 2>&1; then
+printf 'waiting for the cluster to be fully available'
+for _ in $(seq 1 300); do
+  if "${BIN}/akutan" status --api "$(api_addr 1)" >/dev/null 2>&1; then
     echo
-    "${BIN}/akutan" log info --log "$(log_grpc_addrs)"
+    "${BIN}/akutan" status --api "$(api_addr 1)" | head -3
     cat <<MSG
 
-Akutan's local stack is up (state in ${STACK}).
-  log replicas (gRPC): $(log_grpc_addrs)
+Akutan's local stack is up (state and logs in ${STACK}).
+  API servers:  $(api_addrs)
+  log replicas: $(log_grpc_addrs)
 Try:
-  bin/akutan log info
-  bin/akutan log tail
-Stop one datacenter with: make dc-down DC=dc1   (and make dc-up DC=dc1)
-Stop everything with:     make down
+  bin/akutan insert localstack/demo.facts
+  bin/akutan lookup '<alice>'
+  bin/akutan lookup _ '<age>' '>=' 30
+  bin/akutan status
+Fail a datacenter with: make dc-down DC=dc1   (and bring it back: make dc-up DC=dc1)
+Stop everything with:   make down
 MSG
     exit 0
   fi
@@ -37,5 +43,6 @@ MSG
   sleep 0.2
 done
 echo
-echo "the log did not become available in 30s; see ${STACK}/logs" >&2
+"${BIN}/akutan" status --api "$(api_addr 1)" || true
+echo "the cluster did not become fully available in 60s; see ${STACK}/logs" >&2
 exit 1

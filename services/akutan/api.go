@@ -3,6 +3,7 @@ package main
 import (
 	"flag"
 	"fmt"
+	"strings"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -19,6 +20,31 @@ func apiFlags(name, synopsis string) (*flag.FlagSet, *string) {
 		fs.PrintDefaults()
 	}
 	return fs, addr
+}
+
+// parseMixed parses flags that may come before, between or after the
+// positional arguments. Only "--name" arguments count as flags after the
+// first positional one, so that values such as -5 stay positional.
+func parseMixed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		i := 0
+		for i < len(rest) && !strings.HasPrefix(rest[i], "--") {
+			i++
+		}
+		pos = append(pos, rest[:i]...)
+		if i == len(rest) {
+			return pos, nil
+		}
+		args = rest[i:]
+		if args[0] == "--" {
+			return append(pos, args[1:]...), nil
+		}
+	}
 }
 
 func dialAPI(addr string) (apipb.AkutanClient, func(), error) {

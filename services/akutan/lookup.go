@@ -28,7 +28,8 @@ func lookup(ctx context.Context, args []string, out io.Writer) error {
 	recent := fs.Bool("recent", false, "read at a recent index the views have (may be slightly stale)")
 	latest := fs.Bool("latest", false, "read at the log's committed end, confirmed by the leader (the default)")
 	asJSON := fs.Bool("json", false, "print JSON")
-	if err := fs.Parse(args); err != nil {
+	pos, err := parseMixed(fs, args)
+	if err != nil {
 		return err
 	}
 	set := 0
@@ -49,7 +50,7 @@ func lookup(ctx context.Context, args []string, out io.Writer) error {
 	case *recent:
 		ic.Kind = &apipb.IndexConstraint_Recent{Recent: true}
 	}
-	call, err := lookupCall(fs.Args(), ic)
+	call, err := lookupCall(pos, ic)
 	if err != nil {
 		fs.Usage()
 		return err
@@ -82,6 +83,7 @@ func lookup(ctx context.Context, args []string, out io.Writer) error {
 		}
 		enc := json.NewEncoder(out)
 		enc.SetIndent("", "  ")
+		enc.SetEscapeHTML(false)
 		return enc.Encode(res)
 	}
 	for _, f := range resp.Facts {

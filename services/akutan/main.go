@@ -17,6 +17,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
@@ -64,7 +65,11 @@ func main() {
 	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
 		var ee exitError
 		if !errors.Is(err, flag.ErrHelp) && !errors.As(err, &ee) {
-			fmt.Fprintln(os.Stderr, "akutan:", err)
+			if st, ok := status.FromError(err); ok {
+				fmt.Fprintf(os.Stderr, "akutan: %s (%s)\n", st.Message(), st.Code())
+			} else {
+				fmt.Fprintln(os.Stderr, "akutan:", err)
+			}
 		}
 		os.Exit(exitCode(err))
 	}
@@ -99,7 +104,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	case "lookup":
 		return lookup(ctx, args[1:], out)
 	case "status":
-		return status(ctx, args[1:], out)
+		return statusCmd(ctx, args[1:], out)
 	}
 	if args[0] != "log" || len(args) < 2 {
 		fmt.Fprintf(os.Stderr, usage, defaultAPI, defaultLog)

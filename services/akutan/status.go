@@ -12,13 +12,17 @@ import (
 	"github.com/akutan/akutan/proto/apipb"
 )
 
-// status prints the cluster status and exits non-zero unless the cluster is
+// statusCmd prints the cluster status and exits non-zero unless the cluster is
 // fully available.
-func status(ctx context.Context, args []string, out io.Writer) error {
+func statusCmd(ctx context.Context, args []string, out io.Writer) error {
 	fs, addr := apiFlags("status", "status [--json]")
 	asJSON := fs.Bool("json", false, "print JSON")
-	if err := fs.Parse(args); err != nil {
+	pos, err := parseMixed(fs, args)
+	if err != nil {
 		return err
+	}
+	if len(pos) > 0 {
+		return fmt.Errorf("status takes no arguments")
 	}
 	client, closeFn, err := dialAPI(*addr)
 	if err != nil {

@@ -18,21 +18,22 @@ func writeFacts(ctx context.Context, cmd string, args []string, out io.Writer) e
 	fs, addr := apiFlags(cmd, cmd+" [--batch N] [FILE|-]")
 	batch := fs.Int("batch", 10000, "facts per transaction")
 	quiet := fs.Bool("quiet", false, "no progress bar")
-	if err := fs.Parse(args); err != nil {
+	pos, err := parseMixed(fs, args)
+	if err != nil {
 		return err
 	}
-	if fs.NArg() > 1 || *batch <= 0 {
+	if len(pos) > 1 || *batch <= 0 {
 		fs.Usage()
 		return fmt.Errorf("usage: akutan %s [--batch N] [FILE|-]", cmd)
 	}
 	in, name := io.Reader(os.Stdin), "stdin"
-	if fs.NArg() == 1 && fs.Arg(0) != "-" {
-		f, err := os.Open(fs.Arg(0))
+	if len(pos) == 1 && pos[0] != "-" {
+		f, err := os.Open(pos[0])
 		if err != nil {
 			return err
 		}
 		defer f.Close()
-		in, name = f, fs.Arg(0)
+		in, name = f, pos[0]
 	}
 	facts, err := facttext.Parse(in)
 	if err != nil {

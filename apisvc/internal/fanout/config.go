@@ -1,0 +1,102 @@
+package fanout
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+)
+
+// Resolver looks up the addresses of a host name. *net.Resolver is one.
+type Resolver interface {
+	LookupHost(ctx context.Context, host string) ([]string, error)
+}
+
+var _ Resolver = (*net.Resolver)(nil)
+
+// Config configures a Fanout. Start from DefaultConfig and set Static, DNS or
+// both.
+type Config struct {
+	// Static lists view gRPC addresses (any grpc.NewClient target).
+	Static []string
+	// DNS lists "host:port" names, re-resolved every ResolveInterval; every
+	// address a name resolves to, with the name's port, is a view. A
+	// Kubernetes headless service works this way. A failed resolution keeps
+	// the name's previous addresses.
+	DNS []string
+	// ResolveInterval is how often the DNS names are resolved.
+	ResolveInterval time.Duration
+	// PingInterval is how often every view gets a Status RPC. A view whose
+	// ping fails, or whose lookup fails, is avoided until a ping succeeds.
+	PingInterval time.Duration
+	// PingTimeout bounds one Status RPC and one DNS resolution. New waits up
+	// to about this long for the first pings.
+	PingTimeout time.Duration
+	// HedgeFloor is the least hedge delay. The delay is the larger of it and
+	// the HedgePercentile of the latencies of recent successful calls.
+	HedgeFloor      time.Duration
+	HedgePercentile float64
+	// MaxLookupsPerRPC bounds the lookups in one RPC; the lookups for one view
+	// travel in as few RPCs as this allows.
+	MaxLookupsPerRPC int
+	// Resolver resolves the DNS names; nil means net.DefaultResolver.
+	Resolver Resolver
+	// Logger receives discovery and health changes; nil means
+	// slog.Default().
+	Logger *slog.Logger
+}
+
+// DefaultConfig returns a Config with every tunable set and no views.
+func DefaultConfig() Config {
+	return Config{
+		ResolveInterval:  10 * time.Second,
+		PingInterval:     time.Second,
+		PingTimeout:      time.Second,
+		HedgeFloor:       20 * time.Millisecond,
+		HedgePercentile:  0.95,
+		MaxLookupsPerRPC: 1000,
+	}
+}
+
+// Validate reports every problem with the config at once.
+func (c Config) Validate() error {
+	var errs []error
+	if len(c.Static) == 0 && len(c.DNS) == 0 {
+		errs = append(errs, errors.New("no views: set Static or DNS"))
+	}
+	for i, a := range c.Static {
+		if a == "" {
+			errs = append(errs, fmt.Errorf("static address %d is empty", i))
+		}
+	}
+	for _, name := range c.DNS {
+		host, port, err := net.SplitHostPort(name)
+		if err != nil || host == "" || port == "" {
+			errs = append(errs, fmt.Errorf("DNS name %q is not host:port", name))
+		}
+	}
+	if c.ResolveInterval <= 0 {
+		errs = append(errs, errors.New("resolve interval must be positive"))
+	}
+	if c.PingInterval <= 0 {
+		errs = append(errs, errors.New("ping interval must be positive"))
+	}
+	if c.PingTimeout <= 0 {
+		errs = append(errs, errors.New("ping timeout must be positive"))
+	}
+	if c.HedgeFloor < 0 {
+		errs = append(errs, errors.New("hedge floor must not be negative"))
+	}
+	if !(c.HedgePercentile > 0 && c.HedgePercentile <= 1) {
+		errs = append(errs, fmt.Errorf("hedge percentile %v is not in (0, 1]", c.HedgePercentile))
+	}
+	if c.MaxLookupsPerRPC < 1 {
+		errs = append(errs, errors.New("max lookups per RPC must be positive"))
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("invalid fanout config: %w", errors.Join(errs...))
+	}
+	return nil
+}

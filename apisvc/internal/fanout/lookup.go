@@ -1,0 +1,366 @@
+package fanout
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"google.golang.org/grpc"
+
+	"github.com/akutan/akutan/proto/viewpb"
+)
+
+type lookupStream = grpc.ServerStreamingClient[viewpb.LookupResponse]
+
+// lookupOp is one kind of lookup over the caller's lookups.
+type lookupOp struct {
+	space viewpb.Space
+	// open starts the RPC for the lookups sel (offsets into the caller's
+	// lookups).
+	open func(ctx context.Context, c viewpb.ViewClient, index uint64, sel []int) (lookupStream, error)
+	// For whole-space lookups: a fact's hash in the space, and the view's
+	// order of a lookup's facts.
+	hash    func(f *viewpb.LookupFact) (uint64, error)
+	compare func(a, b *viewpb.LookupFact) int
+}
+
+// pick returns the elements of all at the offsets sel.
+func pick[T any](all []T, sel []int) []T {
+	out := make([]T, len(sel))
+	for k, i := range sel {
+		out[k] = all[i]
+	}
+	return out
+}
+
+func nilLookup[T any](lookups []*T) error {
+	for i, l := range lookups {
+		if l == nil {
+			return fmt.Errorf("%w: lookup %d is nil", ErrWrongInput, i)
+		}
+	}
+	return nil
+}
+
+// LookupSP finds the facts of each (subject, predicate). The result has one
+// slice per lookup, in input order, each in the view's order (by object).
+func (f *Fanout) LookupSP(ctx context.Context, index uint64, lookups []*viewpb.SPLookup) ([][]*viewpb.LookupFact, error) {
+	if err := nilLookup(lookups); err != nil {
+		return nil, err
+	}
+	hashes := make([]uint64, len(lookups))
+	for i, l := range lookups {
+		hashes[i] = hashSP(l.GetSubject(), l.GetPredicate())
+	}
+	op := &lookupOp{space: viewpb.Space_HASH_SP,
+		open: func(ctx context.Context, c viewpb.ViewClient, index uint64, sel []int) (lookupStream, error) {
+			return c.LookupSP(ctx, &viewpb.LookupSPRequest{Index: index, Lookups: pick(lookups, sel)})
+		}}
+	return f.pointLookup(ctx, index, op, hashes)
+}
+
+// LookupSPO finds each fact (subject, predicate, object) if it is live: one
+// slice per lookup, in input order, empty or holding the fact.
+func (f *Fanout) LookupSPO(ctx context.Context, index uint64, lookups []*viewpb.SPOLookup) ([][]*viewpb.LookupFact, error) {
+	if err := nilLookup(lookups); err != nil {
+		return nil, err
+	}
+	hashes := make([]uint64, len(lookups))
+	for i, l := range lookups {
+		hashes[i] = hashSP(l.GetSubject(), l.GetPredicate())
+	}
+	op := &lookupOp{space: viewpb.Space_HASH_SP,
+		open: func(ctx context.Context, c viewpb.ViewClient, index uint64, sel []int) (lookupStream, error) {
+			return c.LookupSPO(ctx, &viewpb.LookupSPORequest{Index: index, Lookups: pick(lookups, sel)})
+		}}
+	return f.pointLookup(ctx, index, op, hashes)
+}
+
+// LookupPO finds the facts of each (predicate, object): one slice per
+// lookup, in input order, each by subject.
+func (f *Fanout) LookupPO(ctx context.Context, index uint64, lookups []*viewpb.POLookup) ([][]*viewpb.LookupFact, error) {
+	if err := nilLookup(lookups); err != nil {
+		return nil, err
+	}
+	hashes := make([]uint64, len(lookups))
+	for i, l := range lookups {
+		h, err := hashPO(l.GetPredicate(), l.GetObject())
+		if err != nil {
+			return nil, fmt.Errorf("%w: lookup %d: %v", ErrWrongInput, i, err)
+		}
+		hashes[i] = h
+	}
+	op := &lookupOp{space: viewpb.Space_HASH_PO,
+		open: func(ctx context.Context, c viewpb.ViewClient, index uint64, sel []int) (lookupStream, error) {
+			return c.LookupPO(ctx, &viewpb.LookupPORequest{Index: index, Lookups: pick(lookups, sel)})
+		}}
+	return f.pointLookup(ctx, index, op, hashes)
+}
+
+// LookupS finds the facts of each subject, from the whole HashSP space: one
+// slice per subject, in input order, each by (predicate, object).
+func (f *Fanout) LookupS(ctx context.Context, index uint64, subjects []uint64) ([][]*viewpb.LookupFact, error) {
+	op := &lookupOp{space: viewpb.Space_HASH_SP,
+		open: func(ctx context.Context, c viewpb.ViewClient, index uint64, sel []int) (lookupStream, error) {
+			return c.LookupS(ctx, &viewpb.LookupSRequest{Index: index, Subjects: pick(subjects, sel)})
+		},
+		hash:    func(f *viewpb.LookupFact) (uint64, error) { return hashSP(f.GetSubject(), f.GetPredicate()), nil },
+		compare: compareS,
+	}
+	return f.spaceLookup(ctx, index, op, len(subjects))
+}
+
+// LookupPOCmp finds the facts of each predicate whose object compares to the
+// lookup's operand, from the whole HashPO space: one slice per lookup, in
+// input order, each by (object, subject).
+func (f *Fanout) LookupPOCmp(ctx context.Context, index uint64, lookups []*viewpb.POCmpLookup) ([][]*viewpb.LookupFact, error) {
+	if err := nilLookup(lookups); err != nil {
+		return nil, err
+	}
+	op := &lookupOp{space: viewpb.Space_HASH_PO,
+		open: func(ctx context.Context, c viewpb.ViewClient, index uint64, sel []int) (lookupStream, error) {
+			return c.LookupPOCmp(ctx, &viewpb.LookupPOCmpRequest{Index: index, Lookups: pick(lookups, sel)})
+		},
+		hash:    func(f *viewpb.LookupFact) (uint64, error) { return hashPO(f.GetPredicate(), f.GetObject()) },
+		compare: comparePOCmp,
+	}
+	return f.spaceLookup(ctx, index, op, len(lookups))
+}
+
+// fetch runs the lookups sel on m and returns their facts, one slice per
+// lookup of sel. With keep set it drops the facts whose hash is outside it.
+func (r *request) fetch(ctx context.Context, op *lookupOp, m *member, sel []int, keep intervals) ([][]*viewpb.LookupFact, error) {
+	stream, err := op.open(ctx, m.rep.client, r.index, sel)
+	if err != nil {
+		return nil, err
+	}
+	per := make([][]*viewpb.LookupFact, len(sel))
+	for {
+		resp, err := stream.Recv()
+		if err == io.EOF {
+			return per, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		if resp.GetIndex() != r.index {
+			return nil, fmt.Errorf("%w: answered at index %d, not %d", ErrBadResponse, resp.GetIndex(), r.index)
+		}
+		for _, fact := range resp.GetFacts() {
+			k := int(fact.GetLookup())
+			if k >= len(sel) {
+				return nil, fmt.Errorf("%w: fact for lookup %d of %d", ErrBadResponse, k, len(sel))
+			}
+			if keep != nil {
+				h, err := op.hash(fact)
+				if err != nil {
+					return nil, fmt.Errorf("%w: fact %d: %v", ErrBadResponse, fact.GetId(), err)
+				}
+				if !keep.contains(h) {
+					continue
+				}
+			}
+			fact.Lookup = uint32(sel[k])
+			per[k] = append(per[k], fact)
+		}
+	}
+}
+
+// pointLookup routes each lookup by its hash.
+func (f *Fanout) pointLookup(ctx context.Context, index uint64, op *lookupOp, hashes []uint64) ([][]*viewpb.LookupFact, error) {
+	out := make([][]*viewpb.LookupFact, len(hashes))
+	if len(hashes) == 0 {
+		return out, nil
+	}
+	r, err := f.newRequest(ctx, op.space, index)
+	if err != nil {
+		return nil, err
+	}
+	defer r.cancel()
+	all := make([]int, len(hashes))
+	for i := range all {
+		all[i] = i
+	}
+	if err := r.routePoints(op, hashes, all, out, nil); err != nil {
+		r.setErr(err)
+	}
+	r.wg.Wait()
+	if err := r.result(); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// routePoints sends each lookup of idxs to the preferred view whose range
+// holds its hash, the lookups for one view in as few RPCs as allowed. cause
+// is why the lookups are being routed again, if they are.
+func (r *request) routePoints(op *lookupOp, hashes []uint64, idxs []int, out [][]*viewpb.LookupFact, cause error) error {
+	groups := map[*member][]int{}
+	var order []*member
+	for _, i := range idxs {
+		seg := r.top.segmentOf(hashes[i])
+		m := r.best(r.top.cover[seg], nil)
+		if m == nil {
+			return r.uncovered(r.top.bounds[seg], r.top.segLast(seg), cause)
+		}
+		if groups[m] == nil {
+			order = append(order, m)
+		}
+		groups[m] = append(groups[m], i)
+	}
+	for _, m := range order {
+		for chunk := range chunks(groups[m], r.f.cfg.MaxLookupsPerRPC) {
+			r.spawn(func() { r.runPointGroup(op, hashes, m, chunk, out) })
+		}
+	}
+	return nil
+}
+
+// runPointGroup runs the lookups idxs on m, hedged to views whose ranges
+// hold all their hashes.
+func (r *request) runPointGroup(op *lookupOp, hashes []uint64, m *member, idxs []int, out [][]*viewpb.LookupFact) {
+	lo, last := ^uint64(0), uint64(0)
+	for _, i := range idxs {
+		lo, last = min(lo, hashes[i]), max(last, hashes[i])
+	}
+	per, err := hedge(r, m,
+		func(tried map[*member]bool) *member { return r.bestCovering(lo, last, tried) },
+		func(ctx context.Context, m *member) ([][]*viewpb.LookupFact, error) {
+			return r.fetch(ctx, op, m, idxs, nil)
+		})
+	var ex *exhaustedError
+	switch {
+	case err == nil:
+		for k, i := range idxs {
+			out[i] = per[k]
+		}
+	case errors.As(err, &ex):
+		if err := r.routePoints(op, hashes, idxs, out, ex.last); err != nil {
+			r.setErr(err)
+		}
+	default:
+		r.setErr(err)
+	}
+}
+
+// partials collects the answers of whole-space groups.
+type partials struct {
+	mu    sync.Mutex
+	lists [][][]*viewpb.LookupFact // per lookup: one sorted list per group
+}
+
+func (p *partials) add(sel []int, per [][]*viewpb.LookupFact) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for k, i := range sel {
+		if len(per[k]) > 0 {
+			p.lists[i] = append(p.lists[i], per[k])
+		}
+	}
+}
+
+// spaceLookup asks views covering the whole space, one per segment.
+func (f *Fanout) spaceLookup(ctx context.Context, index uint64, op *lookupOp, n int) ([][]*viewpb.LookupFact, error) {
+	out := make([][]*viewpb.LookupFact, n)
+	if n == 0 {
+		return out, nil
+	}
+	r, err := f.newRequest(ctx, op.space, index)
+	if err != nil {
+		return nil, err
+	}
+	defer r.cancel()
+	segs := make([]int, len(r.top.bounds))
+	for i := range segs {
+		segs[i] = i
+	}
+	all := make([]int, n)
+	for i := range all {
+		all[i] = i
+	}
+	parts := &partials{lists: make([][][]*viewpb.LookupFact, n)}
+	for chunk := range chunks(all, f.cfg.MaxLookupsPerRPC) {
+		if err := r.routeSegments(op, segs, chunk, parts, nil); err != nil {
+			r.setErr(err)
+			break
+		}
+	}
+	r.wg.Wait()
+	if err := r.result(); err != nil {
+		return nil, err
+	}
+	for i, lists := range parts.lists {
+		out[i] = mergeSorted(lists, op.compare)
+	}
+	return out, nil
+}
+
+// routeSegments sends the lookups sel to the preferred view of each segment
+// of segs, one RPC per view.
+func (r *request) routeSegments(op *lookupOp, segs []int, sel []int, parts *partials, cause error) error {
+	groups := map[*member][]int{}
+	var order []*member
+	for _, s := range segs {
+		m := r.best(r.top.cover[s], nil)
+		if m == nil {
+			return r.uncovered(r.top.bounds[s], r.top.segLast(s), cause)
+		}
+		if groups[m] == nil {
+			order = append(order, m)
+		}
+		groups[m] = append(groups[m], s)
+	}
+	for _, m := range order {
+		ss := groups[m]
+		r.spawn(func() { r.runSegmentGroup(op, m, ss, sel, parts) })
+	}
+	return nil
+}
+
+// runSegmentGroup runs the lookups sel on m, keeping the facts in the
+// segments segs; it is hedged to views covering all of segs.
+func (r *request) runSegmentGroup(op *lookupOp, m *member, segs []int, sel []int, parts *partials) {
+	keep := r.top.segmentIntervals(segs)
+	lo, last := keep[0][0], keep[len(keep)-1][1]
+	per, err := hedge(r, m,
+		func(tried map[*member]bool) *member { return r.bestCovering(lo, last, tried) },
+		func(ctx context.Context, m *member) ([][]*viewpb.LookupFact, error) {
+			return r.fetch(ctx, op, m, sel, keep)
+		})
+	var ex *exhaustedError
+	switch {
+	case err == nil:
+		parts.add(sel, per)
+	case errors.As(err, &ex):
+		if err := r.routeSegments(op, segs, sel, parts, ex.last); err != nil {
+			r.setErr(err)
+		}
+	default:
+		r.setErr(err)
+	}
+}
+
+// uncovered is ErrUncovered for [lo, last] at the request's index, with the
+// view error that made it so, if any.
+func (r *request) uncovered(lo, last uint64, cause error) error {
+	err := fmt.Errorf("%w at index %d", uncovered(r.top.space, lo, last), r.index)
+	if cause != nil {
+		err = fmt.Errorf("%w (last error: %v)", err, cause)
+	}
+	return err
+}
+
+// chunks splits s into pieces of at most n.
+func chunks(s []int, n int) func(yield func([]int) bool) {
+	return func(yield func([]int) bool) {
+		for len(s) > 0 {
+			k := min(len(s), n)
+			if !yield(s[:k:k]) {
+				return
+			}
+			s = s[k:]
+		}
+	}
+}

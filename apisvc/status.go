@@ -1,0 +1,116 @@
+package apisvc
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/akutan/akutan/infra/health"
+	"github.com/akutan/akutan/proto/apipb"
+	"github.com/akutan/akutan/proto/viewpb"
+)
+
+// Status gathers the log's, the views' and the API servers' state and
+// judges it (infra/health).
+func (s *Server) Status(ctx context.Context, _ *apipb.StatusRequest) (*apipb.StatusResponse, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	resp := &apipb.StatusResponse{Log: &apipb.LogStatus{}}
+	var in health.Input
+
+	// Availability is a linearizable answer; the members' details come
+	// from a plain one, which works even without a leader.
+	if info, err := s.logInfo(ctx, true); err != nil {
+		resp.Log.Error = err.Error()
+		in.LogError = err.Error()
+	} else {
+		resp.Log.Available = true
+		in.LogAvailable = true
+		resp.Log.LastIndex = info.LastIndex
+	}
+	if info, err := s.logInfo(ctx, false); err == nil {
+		resp.Log.FirstIndex, resp.Log.Leader = info.FirstIndex, info.LeaderId
+		resp.Log.LastIndex = max(resp.Log.LastIndex, info.LastIndex)
+		for _, m := range info.Members {
+			resp.Log.Members = append(resp.Log.Members, &apipb.LogMember{Id: m.Id, Address: m.GrpcAddress, AppliedIndex: m.AppliedIndex, Error: m.Error})
+		}
+	}
+
+	for _, v := range s.views.Views() {
+		vs := &apipb.ViewStatus{Address: v.Addr, Reachable: v.Err == nil && v.Status != nil}
+		if v.Err != nil {
+			vs.Error = v.Err.Error()
+		}
+		if st := v.Status; st != nil {
+			vs.Space = spaceName(st.Space)
+			vs.RangeStart, vs.RangeEnd = st.GetRange().GetStart(), st.GetRange().GetEnd()
+			vs.LastApplied = st.LastApplied
+			vs.State = st.State.String()
+			if st.Error != "" {
+				vs.Error = st.Error
+			}
+			if resp.Log.LastIndex > st.LastApplied {
+				vs.Lag = resp.Log.LastIndex - st.LastApplied
+			}
+			vs.UpToDate = vs.Reachable && v.Healthy && st.State == viewpb.State_SERVING && vs.Lag <= s.cfg.MaxLag
+		}
+		resp.Views = append(resp.Views, vs)
+		in.Views = append(in.Views, health.View{Addr: vs.Address, Space: vs.Space, Start: vs.RangeStart, End: vs.RangeEnd, UpToDate: vs.UpToDate})
+	}
+
+	resp.ApiServers = append(resp.ApiServers, &apipb.ApiServerStatus{Address: s.Addr(), Reachable: true})
+	resp.ApiServers = append(resp.ApiServers, s.pingPeers(ctx)...)
+	for _, a := range resp.ApiServers {
+		if a.Reachable {
+			in.APIServers++
+		}
+	}
+	fully, healthy := health.Evaluate(in)
+	resp.FullyAvailable = &apipb.Verdict{Ok: fully.OK, Missing: fully.Missing}
+	resp.Healthy = &apipb.Verdict{Ok: healthy.OK, Missing: healthy.Missing}
+	return resp, nil
+}
+
+// pingPeers checks the other API servers' gRPC health, in parallel.
+func (s *Server) pingPeers(ctx context.Context) []*apipb.ApiServerStatus {
+	out := make([]*apipb.ApiServerStatus, len(s.cfg.Peers))
+	var wg sync.WaitGroup
+	for i, addr := range s.cfg.Peers {
+		out[i] = &apipb.ApiServerStatus{Address: addr}
+		wg.Add(1)
+		go func(st *apipb.ApiServerStatus) {
+			defer wg.Done()
+			cc, err := s.conns.Get(st.Address)
+			if err != nil {
+				st.Error = err.Error()
+				return
+			}
+			cctx, cancel := context.WithTimeout(ctx, time.Second)
+			defer cancel()
+			r, err := healthpb.NewHealthClient(cc).Check(cctx, &healthpb.HealthCheckRequest{})
+			switch {
+			case err != nil:
+				st.Error = err.Error()
+			case r.Status != healthpb.HealthCheckResponse_SERVING:
+				st.Error = fmt.Sprintf("health: %s", r.Status)
+			default:
+				st.Reachable = true
+			}
+		}(out[i])
+	}
+	wg.Wait()
+	return out
+}
+
+func spaceName(s viewpb.Space) string {
+	switch s {
+	case viewpb.Space_HASH_SP:
+		return "HashSP"
+	case viewpb.Space_HASH_PO:
+		return "HashPO"
+	}
+	return s.String()
+}

@@ -1,0 +1,245 @@
+package apisvc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sort"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/akutan/akutan/logsvc/logerr"
+	"github.com/akutan/akutan/proto/apipb"
+	"github.com/akutan/akutan/proto/entrypb"
+)
+
+// maxPosition bounds new nodes plus inserts in one transaction: IDs are
+// index<<20 | position.
+const maxPosition = 1<<20 - 1
+
+// Write appends one transaction; see the package doc for the protocol.
+func (s *Server) Write(ctx context.Context, req *apipb.WriteRequest) (*apipb.WriteResponse, error) {
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	resp, err := s.write(ctx, req)
+	return resp, toStatus(err)
+}
+
+func (s *Server) write(ctx context.Context, req *apipb.WriteRequest) (*apipb.WriteResponse, error) {
+	if len(req.Inserts)+len(req.Deletes)+len(req.DeleteIds) == 0 {
+		return nil, fmt.Errorf("%w: empty transaction", ErrInvalid)
+	}
+	names := nameSet{}
+	// claimed are names given to nodes by explicit HasExternalID inserts.
+	claimed := map[string]*apipb.Fact{}
+	for i, f := range req.Inserts {
+		if err := checkFact(names, f, fmt.Sprintf("insert %d", i)); err != nil {
+			return nil, err
+		}
+		if isNaming(f) {
+			name := f.Object.GetString_().GetText()
+			if err := checkName(name); err != nil {
+				return nil, fmt.Errorf("insert %d: %w", i, err)
+			}
+			claimed[name] = f
+		}
+	}
+	for i, f := range req.Deletes {
+		if err := checkFact(names, f, fmt.Sprintf("delete %d", i)); err != nil {
+			return nil, err
+		}
+	}
+	for i, id := range req.DeleteIds {
+		if id == 0 {
+			return nil, fmt.Errorf("%w: delete id %d: fact id 0", ErrInvalid, i)
+		}
+	}
+	lookup := names.list()
+	for n := range claimed {
+		if !names[n] {
+			lookup = append(lookup, n)
+		}
+	}
+
+	var since uint64
+	backoff := time.Millisecond
+	for attempt := 0; attempt < s.cfg.WriteAttempts; attempt++ {
+		r := max(s.recentIndex(), since)
+		ids, err := s.resolve(ctx, r, lookup)
+		if err != nil {
+			return nil, err
+		}
+		tx, newNames, err := buildTx(req, names, claimed, ids, r)
+		if err != nil {
+			return nil, err
+		}
+		data, err := proto.Marshal(&entrypb.Envelope{Version: 1, Command: &entrypb.Envelope_Transaction{Transaction: tx}})
+		if err != nil {
+			return nil, err
+		}
+		if len(data) > s.cfg.MaxTxBytes {
+			return nil, fmt.Errorf("%w: the transaction is %d bytes; the limit is %d", ErrTooLarge, len(data), s.cfg.MaxTxBytes)
+		}
+		keys := make([][]byte, 0, len(newNames)+len(claimed))
+		for _, n := range newNames {
+			keys = append(keys, guardKey(n))
+		}
+		for n := range claimed {
+			if !contains(newNames, n) {
+				keys = append(keys, guardKey(n))
+			}
+		}
+		var index uint64
+		if len(keys) == 0 {
+			index, err = s.app.AppendBatch(ctx, [][]byte{data})
+		} else {
+			index, err = s.app.AppendGuarded(ctx, [][]byte{data}, r, keys)
+		}
+		var le *logerr.Error
+		switch {
+		case err == nil:
+			resp := &apipb.WriteResponse{Index: index, Created: map[string]uint64{}}
+			for k, n := range newNames {
+				resp.Created[n] = index<<20 | uint64(k+1)
+			}
+			return resp, nil
+		case errors.As(err, &le) && errors.Is(err, logerr.ErrGuardConflict):
+			// Another write claimed one of our names after r: resolve
+			// again where it did, and the name will exist.
+			since = le.Uint("conflict_index")
+		case errors.As(err, &le) && le.Uint("first_index") > 0:
+			since = le.Uint("first_index") - 1
+		default:
+			return nil, err
+		}
+		select {
+		case <-time.After(backoff/2 + rand.N(backoff)):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		backoff = min(2*backoff, 50*time.Millisecond)
+	}
+	return nil, fmt.Errorf("%w: gave up after %d attempts", ErrContention, s.cfg.WriteAttempts)
+}
+
+func guardKey(name string) []byte { return append([]byte("name\x00"), name...) }
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// isNaming reports whether an insert gives a node a name.
+func isNaming(f *apipb.Fact) bool {
+	p := f.Predicate
+	named := p.GetId() == HasExternalID || p.GetName() == "HasExternalID"
+	return named && f.Object.GetString_() != nil
+}
+
+func checkFact(names nameSet, f *apipb.Fact, what string) error {
+	if f == nil {
+		return fmt.Errorf("%w: %s: empty fact", ErrInvalid, what)
+	}
+	if err := names.node(f.Subject, what+" subject"); err != nil {
+		return err
+	}
+	if err := names.node(f.Predicate, what+" predicate"); err != nil {
+		return err
+	}
+	return names.object(f.Object, what+" object")
+}
+
+// buildTx turns a request into a transaction, given the names resolved at
+// index r. Inserted names that do not exist become new nodes, in sorted
+// order so that retries build the same transaction.
+func buildTx(req *apipb.WriteRequest, names nameSet, claimed map[string]*apipb.Fact, ids map[string]uint64, r uint64) (*entrypb.Transaction, []string, error) {
+	for name, f := range claimed {
+		if id, ok := ids[name]; ok {
+			owner, err := nodeID(f.Subject, ids)
+			if err != nil || owner != id {
+				return nil, nil, fmt.Errorf("%w: <%s> already names node %d (at index %d)", ErrNameTaken, name, id, r)
+			}
+		}
+	}
+	for i, f := range req.Deletes {
+		for _, n := range []*apipb.Node{f.Subject, f.Predicate, f.Object.GetNode()} {
+			if n != nil {
+				if _, err := nodeID(n, ids); err != nil {
+					return nil, nil, fmt.Errorf("delete %d: %w (at index %d)", i, err, r)
+				}
+			}
+		}
+	}
+	newIndex := map[string]uint32{}
+	var newNames []string
+	for _, f := range req.Inserts {
+		for _, n := range []*apipb.Node{f.Subject, f.Predicate, f.Object.GetNode()} {
+			name := n.GetName()
+			if name == "" || !names[name] {
+				continue
+			}
+			if _, ok := ids[name]; !ok {
+				if _, seen := newIndex[name]; !seen {
+					newIndex[name] = 0
+					newNames = append(newNames, name)
+				}
+			}
+		}
+	}
+	sort.Strings(newNames)
+	for k, n := range newNames {
+		newIndex[n] = uint32(k + 1)
+	}
+	if len(newNames)*2+len(req.Inserts) > maxPosition {
+		return nil, nil, fmt.Errorf("%w: %d new nodes and %d inserts; a transaction holds at most %d", ErrTooLarge, len(newNames), len(req.Inserts), maxPosition)
+	}
+	ref := func(n *apipb.Node) *entrypb.NodeRef {
+		if k, ok := newIndex[n.GetName()]; ok && k > 0 {
+			return &entrypb.NodeRef{Ref: &entrypb.NodeRef_NewNode{NewNode: k}}
+		}
+		id, _ := nodeID(n, ids)
+		return &entrypb.NodeRef{Ref: &entrypb.NodeRef_Id{Id: id}}
+	}
+	tx := &entrypb.Transaction{NewNodes: uint32(len(newNames))}
+	for _, n := range newNames {
+		tx.Inserts = append(tx.Inserts, &entrypb.Insert{
+			Subject:   &entrypb.NodeRef{Ref: &entrypb.NodeRef_NewNode{NewNode: newIndex[n]}},
+			Predicate: &entrypb.NodeRef{Ref: &entrypb.NodeRef_Id{Id: HasExternalID}},
+			Object:    nameObject(n),
+		})
+	}
+	for _, f := range req.Inserts {
+		obj, err := txObject(f.Object, ref, ids)
+		if err != nil {
+			return nil, nil, err
+		}
+		tx.Inserts = append(tx.Inserts, &entrypb.Insert{Subject: ref(f.Subject), Predicate: ref(f.Predicate), Object: obj})
+	}
+	for _, f := range req.Deletes {
+		s, _ := nodeID(f.Subject, ids)
+		p, _ := nodeID(f.Predicate, ids)
+		obj, err := viewObject(f.Object, ids)
+		if err != nil {
+			return nil, nil, err
+		}
+		tx.Deletes = append(tx.Deletes, &entrypb.Delete{Target: &entrypb.Delete_Triple{Triple: &entrypb.Triple{Subject: s, Predicate: p, Object: obj}}})
+	}
+	for _, id := range req.DeleteIds {
+		tx.Deletes = append(tx.Deletes, &entrypb.Delete{Target: &entrypb.Delete_FactId{FactId: id}})
+	}
+	return tx, newNames, nil
+}
+
+// txObject converts an inserted object, naming new nodes by position.
+func txObject(o *apipb.Object, ref func(*apipb.Node) *entrypb.NodeRef, ids map[string]uint64) (*entrypb.Object, error) {
+	if n := o.GetNode(); n != nil {
+		return &entrypb.Object{Value: &entrypb.Object_Node{Node: ref(n)}}, nil
+	}
+	return viewObject(o, ids)
+}
