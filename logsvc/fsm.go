@@ -186,7 +186,7 @@ func (f *fsm) applyOne(b *entrystore.Batch, l *raft.Log) (interface{}, error) {
 func checkGuards(b *entrystore.Batch, c command) (refusal error, err error) {
 	meta := b.Meta()
 	if c.since+1 < meta.First {
-		return logerr.New(logerr.ErrInvalidArgument, nil,
+		return logerr.New(logerr.ErrInvalidArgument, map[string]string{"first_index": fmt.Sprint(meta.First)},
 			"guard index %d is below the retained log (first index %d); resolve again at a newer index", c.since, meta.First), nil
 	}
 	if c.since > meta.Last {
