@@ -64,6 +64,7 @@ func (s *Server) write(ctx context.Context, req *apipb.WriteRequest) (*apipb.Wri
 	}
 
 	var since uint64
+	fresh := false // whether since is the log's end, read after the request came
 	backoff := time.Millisecond
 	for attempt := 0; attempt < s.cfg.WriteAttempts; attempt++ {
 		r := max(s.recentIndex(), since)
@@ -72,6 +73,17 @@ func (s *Server) write(ctx context.Context, req *apipb.WriteRequest) (*apipb.Wri
 			return nil, err
 		}
 		tx, newNames, err := buildTx(req, names, claimed, ids, r)
+		if errors.Is(err, ErrUnknownName) && !fresh {
+			// r may predate the write that created the name: look again
+			// at the log's committed end before refusing.
+			info, lerr := s.logInfo(ctx, true)
+			if lerr != nil {
+				return nil, lerr
+			}
+			since, fresh = max(since, info.LastIndex), true
+			attempt--
+			continue
+		}
 		if err != nil {
 			return nil, err
 		}

@@ -23,7 +23,8 @@ printf 'waiting for the cluster to be fully available'
 for _ in $(seq 1 300); do
   if "${BIN}/akutan" status --api "$(api_addr 1)" >/dev/null 2>&1; then
     echo
-    "${BIN}/akutan" status --api "$(api_addr 1)" | head -3
+    summary="$("${BIN}/akutan" status --api "$(api_addr 1)" || true)"
+    sed -n 1,3p <<<"$summary"
     cat <<MSG
 
 Akutan's local stack is up (state and logs in ${STACK}).
