@@ -73,9 +73,12 @@ func (s *Server) write(ctx context.Context, req *apipb.WriteRequest) (*apipb.Wri
 			return nil, err
 		}
 		tx, newNames, err := buildTx(req, names, claimed, ids, r)
-		if errors.Is(err, ErrUnknownName) && !fresh {
-			// r may predate the write that created the name: look again
-			// at the log's committed end before refusing.
+		if err == nil {
+			err = checkIDs(req, r)
+		}
+		if (errors.Is(err, ErrUnknownName) || errors.Is(err, errFutureID)) && !fresh {
+			// r may predate the write that created the name or node: look
+			// again at the log's committed end before refusing.
 			info, lerr := s.logInfo(ctx, true)
 			if lerr != nil {
 				return nil, lerr
@@ -134,6 +137,36 @@ func (s *Server) write(ctx context.Context, req *apipb.WriteRequest) (*apipb.Wri
 		backoff = min(2*backoff, 50*time.Millisecond)
 	}
 	return nil, fmt.Errorf("%w: gave up after %d attempts", ErrContention, s.cfg.WriteAttempts)
+}
+
+// errFutureID marks a node or fact ID from an index the log has not
+// reached. Views refuse a transaction that names one, so it must never be
+// appended.
+var errFutureID = fmt.Errorf("%w: id from an index the log has not reached", ErrInvalid)
+
+// checkIDs checks that every numeric ID in the request comes from index r
+// or earlier. The transaction will be appended after r, so its IDs then
+// all come from earlier indexes, as views require.
+func checkIDs(req *apipb.WriteRequest, r uint64) error {
+	check := func(id uint64, what string) error {
+		if id>>20 > r {
+			return fmt.Errorf("%w: %s: id %d is from index %d (log at %d)", errFutureID, what, id, id>>20, r)
+		}
+		return nil
+	}
+	for i, f := range append(append([]*apipb.Fact{}, req.Inserts...), req.Deletes...) {
+		for _, n := range []*apipb.Node{f.Subject, f.Predicate, f.Object.GetNode()} {
+			if err := check(n.GetId(), fmt.Sprintf("fact %d", i)); err != nil {
+				return err
+			}
+		}
+	}
+	for i, id := range req.DeleteIds {
+		if err := check(id, fmt.Sprintf("delete id %d", i)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func guardKey(name string) []byte { return append([]byte("name\x00"), name...) }

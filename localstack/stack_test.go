@@ -30,14 +30,14 @@ import (
 // in a temporary state dir, on ports no other test uses: the same commands a
 // user runs, as real processes.
 type stack struct {
-	t    *testing.T
+	t    testing.TB
 	bin  string
 	dir  string
 	base int
 	env  []string
 }
 
-func newStack(t *testing.T) *stack {
+func newStack(t testing.TB) *stack {
 	if testing.Short() {
 		t.Skip("starts processes")
 	}
@@ -58,7 +58,7 @@ func newStack(t *testing.T) *stack {
 }
 
 // freeBase finds a base port whose ports (see lib.sh) are all free.
-func freeBase(t *testing.T) int {
+func freeBase(t testing.TB) int {
 	for try := 0; try < 50; try++ {
 		base := 20000 + 1000*rand.N(30)
 		ok := true
@@ -134,7 +134,7 @@ func (s *stack) dumpLogs() {
 	}
 }
 
-func apiClient(t *testing.T, addr string) apipb.AkutanClient {
+func apiClient(t testing.TB, addr string) apipb.AkutanClient {
 	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
@@ -239,6 +239,12 @@ func TestLocalStack(t *testing.T) {
 		}
 		if _, err := cl.Write(ctx, &apipb.WriteRequest{Inserts: []*apipb.Fact{{Subject: name("a")}}}); status.Code(err) != codes.InvalidArgument {
 			t.Fatalf("fact without predicate: %v", err)
+		}
+		// A node ID from an index the log has not reached would stop every
+		// view; it must be refused.
+		future := &apipb.Node{Ref: &apipb.Node_Id{Id: 1_000_000 << 20}}
+		if _, err := cl.Write(ctx, &apipb.WriteRequest{Inserts: []*apipb.Fact{{Subject: future, Predicate: name("p"), Object: stringObj("x")}}}); status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "from index 1000000") {
+			t.Fatalf("future node id: %v", err)
 		}
 		if after := logLast(t, apiClient(t, s.api(1))); after != before {
 			t.Fatalf("bad input changed the log: %d -> %d", before, after)
@@ -395,7 +401,7 @@ func stringObj(s string) *apipb.Object {
 	return &apipb.Object{Value: &apipb.Object_String_{String_: &entrypb.LangString{Text: s}}}
 }
 
-func logLast(t *testing.T, cl apipb.AkutanClient) uint64 {
+func logLast(t testing.TB, cl apipb.AkutanClient) uint64 {
 	st, err := cl.Status(context.Background(), &apipb.StatusRequest{})
 	if err != nil {
 		t.Fatal(err)
@@ -404,7 +410,7 @@ func logLast(t *testing.T, cl apipb.AkutanClient) uint64 {
 }
 
 // digest asks one view for its digest at index, waiting for it.
-func digest(t *testing.T, addr string, index uint64) *viewpb.DigestResponse {
+func digest(t testing.TB, addr string, index uint64) *viewpb.DigestResponse {
 	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
