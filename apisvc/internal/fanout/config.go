@@ -35,11 +35,13 @@ type Config struct {
 	// to about this long for the first pings.
 	PingTimeout time.Duration
 	// HedgeFloor is the least hedge delay. The delay is the larger of it and
-	// the HedgePercentile of the latencies of recent successful calls.
+	// the HedgePercentile of the latencies of recent successful calls (at
+	// most 3 times their median; see doc.go).
 	HedgeFloor      time.Duration
 	HedgePercentile float64
 	// MaxLookupsPerRPC bounds the lookups in one RPC; the lookups for one view
-	// travel in as few RPCs as this allows.
+	// travel in as few RPCs as this allows. It must not exceed the views' own
+	// limit (viewsvc's MaxLookups, 10,000 by default).
 	MaxLookupsPerRPC int
 	// Resolver resolves the DNS names; nil means net.DefaultResolver.
 	Resolver Resolver

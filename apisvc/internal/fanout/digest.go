@@ -116,9 +116,8 @@ func (r *request) tiling(prefer map[[2]uint64]*viewpb.DigestResponse) ([][]*memb
 	byRange := map[[2]uint64]*tile{}
 	byStart := map[uint64][][2]uint64{}
 	for _, m := range r.top.members {
-		k := r.best([]*member{m}, nil)
-		if k == nil {
-			continue
+		if r.best([]*member{m}, nil) == nil {
+			continue // stopped before index, or failed
 		}
 		rk := [2]uint64{m.lo, m.last}
 		t := byRange[rk]

@@ -60,7 +60,10 @@
 //     holds every point, or every segment, of the RPC). The first complete
 //     answer wins; the others are cancelled.
 //  2. The hedge delay is max(HedgeFloor, the HedgePercentile of the latencies
-//     of the last 1000 successful RPCs).
+//     of the last 1000 successful RPCs), except that it never exceeds 3
+//     times their median (so one slow replica that answers more than
+//     1 - HedgePercentile of the calls cannot raise the delay to its own
+//     latency; see latency.go).
 //  3. An RPC that fails is sent at once to another view that can serve all
 //     of it, and the failed view is marked unhealthy. If no single view can,
 //     its points or segments are routed again one by one among the views
@@ -69,11 +72,13 @@
 //  4. Errors that every view would give are returned, not retried: a lookup
 //     the view calls invalid (ErrWrongInput) and a view's deadline, which is
 //     the caller's (context.DeadlineExceeded).
-//  5. A view is slow when, over its recent RPCs, a hedge to another view
-//     often beat it by more than half the time. A slow view is preferred
-//     less than any other, and gets one request per second until it is
-//     fast again. So one slow replica costs about one hedge delay per second
-//     rather than on every request it would get.
+//  5. A view is slow when, over its recent RPCs, hedges to other views
+//     often beat it by a wide margin (the winner took less than half as long
+//     as the view had been working). A slow view is preferred less than any
+//     other, but one request per second prefers it (a probe); a probe
+//     answered in time makes it normal again. So a slow replica costs about
+//     one hedge delay per second rather than one on every request it would
+//     get, and a replica that was only briefly slow is back within a second.
 //
 // A request's context bounds everything, including the views' waits for the
 // index; when it ends the request returns its error unchanged. No goroutine

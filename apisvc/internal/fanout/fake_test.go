@@ -14,7 +14,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/akutan/akutan/proto/entrypb"
 	"github.com/akutan/akutan/proto/viewpb"
@@ -29,9 +28,11 @@ type fakeView struct {
 	space      viewpb.Space
 	start, end uint64 // end 0 is 2^64
 	facts      []*viewpb.LookupFact
+	bySP       map[[2]uint64][]*viewpb.LookupFact // facts by (subject, predicate), by object
 
 	mu        sync.Mutex
 	delay     time.Duration // before every lookup answer
+	jitter    time.Duration // plus up to this much, at random
 	lookupErr error         // returned by every lookup
 	state     viewpb.State
 	applied   uint64
@@ -53,11 +54,17 @@ const fakeChunk = 7
 // newFake makes a fake view of [start, end) holding the facts of ds in it;
 // it is not serving until serve.
 func newFake(t testing.TB, space viewpb.Space, start, end uint64, ds []*viewpb.LookupFact) *fakeView {
-	v := &fakeView{t: t, space: space, start: start, end: end, state: viewpb.State_SERVING, applied: 1 << 30}
+	v := &fakeView{t: t, space: space, start: start, end: end, state: viewpb.State_SERVING, applied: 1 << 30,
+		bySP: map[[2]uint64][]*viewpb.LookupFact{}}
 	for _, f := range ds {
 		if v.inRange(v.factHash(f)) {
 			v.facts = append(v.facts, f)
+			k := [2]uint64{f.Subject, f.Predicate}
+			v.bySP[k] = append(v.bySP[k], f)
 		}
+	}
+	for _, fs := range v.bySP {
+		slices.SortFunc(fs, byObject)
 	}
 	return v
 }
@@ -110,6 +117,12 @@ func (v *fakeView) setDelay(d time.Duration) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	v.delay = d
+}
+
+func (v *fakeView) setJitter(d time.Duration) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.jitter = d
 }
 
 func (v *fakeView) setLookupErr(err error) {
@@ -170,6 +183,9 @@ func fakeDigest(facts []*viewpb.LookupFact, index uint64) *viewpb.DigestResponse
 func (v *fakeView) wait(ctx context.Context) error {
 	v.mu.Lock()
 	delay, lerr := v.delay, v.lookupErr
+	if v.jitter > 0 {
+		delay += rand.N(v.jitter)
+	}
 	v.mu.Unlock()
 	if delay > 0 {
 		t := time.NewTimer(delay)
@@ -206,9 +222,8 @@ func (v *fakeView) serveLookups(stream grpc.ServerStreamingServer[viewpb.LookupR
 	chunk := &viewpb.LookupResponse{Index: index}
 	for i, facts := range per {
 		for _, f := range facts {
-			f = proto.Clone(f).(*viewpb.LookupFact)
-			f.Lookup = uint32(i)
-			chunk.Facts = append(chunk.Facts, f)
+			chunk.Facts = append(chunk.Facts, &viewpb.LookupFact{Lookup: uint32(i), Id: f.Id, Subject: f.Subject,
+				Predicate: f.Predicate, Object: f.Object, Index: f.Index})
 			if len(chunk.Facts) == fakeChunk {
 				if err := stream.Send(chunk); err != nil {
 					return err
@@ -263,7 +278,11 @@ func (v *fakeView) answerSP(index uint64, lookups []*viewpb.SPLookup) ([][]*view
 		if err := v.checkPoint(hashSP(l.Subject, l.Predicate)); err != nil {
 			return nil, err
 		}
-		out[i] = v.visible(index, func(f *viewpb.LookupFact) bool { return f.Subject == l.Subject && f.Predicate == l.Predicate }, byObject)
+		for _, f := range v.bySP[[2]uint64{l.Subject, l.Predicate}] {
+			if f.Index <= index {
+				out[i] = append(out[i], f)
+			}
+		}
 	}
 	return out, nil
 }
@@ -381,9 +400,11 @@ func nodeObj(id uint64) *entrypb.Object {
 func strObj(text, lang string) *entrypb.Object {
 	return &entrypb.Object{Value: &entrypb.Object_String_{String_: &entrypb.LangString{Text: text, Lang: lang}}}
 }
-func intObj(v int64) *entrypb.Object     { return &entrypb.Object{Value: &entrypb.Object_Int64{Int64: v}} }
-func floatObj(v float64) *entrypb.Object { return &entrypb.Object{Value: &entrypb.Object_Float64{Float64: v}} }
-func boolObj(v bool) *entrypb.Object     { return &entrypb.Object{Value: &entrypb.Object_Bool{Bool: v}} }
+func intObj(v int64) *entrypb.Object { return &entrypb.Object{Value: &entrypb.Object_Int64{Int64: v}} }
+func floatObj(v float64) *entrypb.Object {
+	return &entrypb.Object{Value: &entrypb.Object_Float64{Float64: v}}
+}
+func boolObj(v bool) *entrypb.Object { return &entrypb.Object{Value: &entrypb.Object_Bool{Bool: v}} }
 func tsObj(sec int64, nanos int32) *entrypb.Object {
 	return &entrypb.Object{Value: &entrypb.Object_Timestamp{Timestamp: &entrypb.Timestamp{
 		UnixSeconds: sec, Nanos: nanos, Precision: entrypb.Timestamp_NANOSECOND}}}

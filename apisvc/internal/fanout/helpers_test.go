@@ -113,21 +113,29 @@ func reference(t testing.TB, space viewpb.Space, ds []*viewpb.LookupFact) *fakeV
 // sameFacts compares results fact by fact, order included.
 func sameFacts(t testing.TB, what string, got, want [][]*viewpb.LookupFact) {
 	t.Helper()
+	if err := diffFacts(what, got, want); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// diffFacts describes the first difference between results, or returns nil.
+func diffFacts(what string, got, want [][]*viewpb.LookupFact) error {
 	if len(got) != len(want) {
-		t.Fatalf("%s: %d results, want %d", what, len(got), len(want))
+		return fmt.Errorf("%s: %d results, want %d", what, len(got), len(want))
 	}
 	for i := range want {
 		if len(got[i]) != len(want[i]) {
-			t.Fatalf("%s: lookup %d: %d facts, want %d:\ngot  %s\nwant %s", what, i, len(got[i]), len(want[i]), factList(got[i]), factList(want[i]))
+			return fmt.Errorf("%s: lookup %d: %d facts, want %d:\ngot  %s\nwant %s", what, i, len(got[i]), len(want[i]), factList(got[i]), factList(want[i]))
 		}
 		for j := range want[i] {
 			w := proto.Clone(want[i][j]).(*viewpb.LookupFact)
 			w.Lookup = uint32(i)
 			if !proto.Equal(got[i][j], w) {
-				t.Fatalf("%s: lookup %d fact %d: got %v, want %v\ngot  %s\nwant %s", what, i, j, got[i][j], w, factList(got[i]), factList(want[i]))
+				return fmt.Errorf("%s: lookup %d fact %d: got %v, want %v\ngot  %s\nwant %s", what, i, j, got[i][j], w, factList(got[i]), factList(want[i]))
 			}
 		}
 	}
+	return nil
 }
 
 func factList(fs []*viewpb.LookupFact) string {

@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"unicode/utf8"
 
 	"google.golang.org/grpc"
 
+	"github.com/akutan/akutan/proto/entrypb"
 	"github.com/akutan/akutan/proto/viewpb"
 )
 
@@ -44,6 +46,17 @@ func nilLookup[T any](lookups []*T) error {
 	return nil
 }
 
+// checkText rejects strings that are not UTF-8: gRPC cannot send them, and
+// the failure would look like the view's.
+func checkText(i int, objects ...*entrypb.Object) error {
+	for _, o := range objects {
+		if s := o.GetString_(); s != nil && !(utf8.ValidString(s.GetText()) && utf8.ValidString(s.GetLang())) {
+			return fmt.Errorf("%w: lookup %d: string object is not UTF-8", ErrWrongInput, i)
+		}
+	}
+	return nil
+}
+
 // LookupSP finds the facts of each (subject, predicate). The result has one
 // slice per lookup, in input order, each in the view's order (by object).
 func (f *Fanout) LookupSP(ctx context.Context, index uint64, lookups []*viewpb.SPLookup) ([][]*viewpb.LookupFact, error) {
@@ -69,6 +82,9 @@ func (f *Fanout) LookupSPO(ctx context.Context, index uint64, lookups []*viewpb.
 	}
 	hashes := make([]uint64, len(lookups))
 	for i, l := range lookups {
+		if err := checkText(i, l.GetObject()); err != nil {
+			return nil, err
+		}
 		hashes[i] = hashSP(l.GetSubject(), l.GetPredicate())
 	}
 	op := &lookupOp{space: viewpb.Space_HASH_SP,
@@ -86,6 +102,9 @@ func (f *Fanout) LookupPO(ctx context.Context, index uint64, lookups []*viewpb.P
 	}
 	hashes := make([]uint64, len(lookups))
 	for i, l := range lookups {
+		if err := checkText(i, l.GetObject()); err != nil {
+			return nil, err
+		}
 		h, err := hashPO(l.GetPredicate(), l.GetObject())
 		if err != nil {
 			return nil, fmt.Errorf("%w: lookup %d: %v", ErrWrongInput, i, err)
@@ -118,6 +137,11 @@ func (f *Fanout) LookupS(ctx context.Context, index uint64, subjects []uint64) (
 func (f *Fanout) LookupPOCmp(ctx context.Context, index uint64, lookups []*viewpb.POCmpLookup) ([][]*viewpb.LookupFact, error) {
 	if err := nilLookup(lookups); err != nil {
 		return nil, err
+	}
+	for i, l := range lookups {
+		if err := checkText(i, l.GetObject(), l.GetUpper()); err != nil {
+			return nil, err
+		}
 	}
 	op := &lookupOp{space: viewpb.Space_HASH_PO,
 		open: func(ctx context.Context, c viewpb.ViewClient, index uint64, sel []int) (lookupStream, error) {
@@ -327,6 +351,9 @@ func (r *request) runSegmentGroup(op *lookupOp, m *member, segs []int, sel []int
 	per, err := hedge(r, m,
 		func(tried map[*member]bool) *member { return r.bestCovering(lo, last, tried) },
 		func(ctx context.Context, m *member) ([][]*viewpb.LookupFact, error) {
+			if len(keep) == 1 && keep[0][0] <= m.lo && m.last <= keep[0][1] {
+				return r.fetch(ctx, op, m, sel, nil) // all its facts are wanted
+			}
 			return r.fetch(ctx, op, m, sel, keep)
 		})
 	var ex *exhaustedError

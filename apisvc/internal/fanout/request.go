@@ -53,20 +53,25 @@ func (f *Fanout) newRequest(ctx context.Context, space viewpb.Space, index uint6
 const unusable = ^uint64(0)
 
 // keyLocked is m's preference for this request, lower is better: views that
-// are not slow first, then by tier, then at random. The random part is drawn
-// once per request, so all the points and segments a view could serve tend
-// to go to the same view and travel in one RPC, while every view still gets
-// an even share over many requests. A stopped view cannot serve an index
-// past its last applied one. r.mu is held.
+// are not slow first, then by tier, then a slow view being probed, then at
+// random. The random part is drawn once per request, so all the points and
+// segments a view could serve tend to go to the same view and travel in one
+// RPC, while every view still gets an even share over many requests. A
+// stopped view cannot serve an index past its last applied one. r.mu is
+// held.
 func (r *request) keyLocked(m *member) uint64 {
 	if r.known[m.id] {
 		return r.keys[m.id]
 	}
 	k := unusable
 	if m.tier != tierStopped || r.index <= m.applied {
-		k = uint64(m.tier)<<32 | uint64(rand.Uint32())
-		if m.rep.slow.avoid(r.now) {
-			k |= 1 << 40
+		avoid, probe := m.rep.slow.avoid(r.now)
+		k = uint64(m.tier) << 34
+		switch {
+		case avoid:
+			k |= 1<<40 | uint64(rand.Uint32())
+		case !probe:
+			k |= 1 + uint64(rand.Uint32()) // at most 2^32
 		}
 	}
 	r.keys[m.id], r.known[m.id] = k, true
