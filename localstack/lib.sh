@@ -88,7 +88,7 @@ start_api() {
   local dc="$1" peers=() i
   for i in $DCS; do [[ "$i" == "$dc" ]] || peers+=("$(api_addr "$i")"); done
   spawn "api-dc${dc}" "${BIN}/akutan-api" --listen "$(api_addr "$dc")" --log "$(log_grpc_addrs)" \
-    --views "$(all_view_addrs)" --peers "$(join "${peers[@]}")"
+    --views "$(all_view_addrs)" --peers "$(join "${peers[@]}")" --hedge-floor 2ms
 }
 
 start_dc() {
