@@ -13,7 +13,9 @@ func id(i uint64) *apipb.Node    { return &apipb.Node{Ref: &apipb.Node_Id{Id: i}
 func str(s string) *apipb.Object {
 	return &apipb.Object{Value: &apipb.Object_String_{String_: &entrypb.LangString{Text: s}}}
 }
-func nodeObject(n *apipb.Node) *apipb.Object { return &apipb.Object{Value: &apipb.Object_Node{Node: n}} }
+func nodeObject(n *apipb.Node) *apipb.Object {
+	return &apipb.Object{Value: &apipb.Object_Node{Node: n}}
+}
 
 // New names become new nodes in sorted order, each with its HasExternalID
 // fact first; existing names and IDs are used as they are.
