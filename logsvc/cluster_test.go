@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,15 +17,30 @@ import (
 	"github.com/akutan/akutan/proto/logpb"
 )
 
-// freeAddr returns a loopback address that was free a moment ago.
+var (
+	portsMu sync.Mutex
+	ports   = map[string]bool{}
+)
+
+// freeAddr returns a loopback address that was free a moment ago and that
+// no other call in this test process has returned: the kernel may hand the
+// same ephemeral port out again once it is closed.
 func freeAddr(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	portsMu.Lock()
+	defer portsMu.Unlock()
+	for {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := l.Addr().String()
+		l.Close()
+		if !ports[addr] {
+			ports[addr] = true
+			return addr
+		}
 	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 // pingEntry is an entry that carries a unique nonce, so tests can find it.
