@@ -108,7 +108,8 @@ func (s *Server) write(ctx context.Context, req *apipb.WriteRequest) (*apipb.Wri
 		}
 		var index uint64
 		if len(keys) == 0 {
-			index, err = s.app.AppendBatch(ctx, [][]byte{data})
+			// Coalesced with concurrent writes into one log append.
+			index, err = s.app.Append(ctx, data)
 		} else {
 			index, err = s.app.AppendGuarded(ctx, [][]byte{data}, r, keys)
 		}
