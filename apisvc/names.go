@@ -73,8 +73,14 @@ func (s nameSet) object(o *apipb.Object, what string) error {
 			return fmt.Errorf("%w: %s: string is missing or not UTF-8", ErrInvalid, what)
 		}
 	case *apipb.Object_Timestamp:
-		if v.Timestamp == nil {
+		ts := v.Timestamp
+		switch {
+		case ts == nil:
 			return fmt.Errorf("%w: %s: empty timestamp", ErrInvalid, what)
+		case ts.Nanos < 0 || ts.Nanos >= 1e9:
+			return fmt.Errorf("%w: %s: timestamp nanos %d outside [0, 1e9)", ErrInvalid, what, ts.Nanos)
+		case ts.Precision < entrypb.Timestamp_PRECISION_UNSPECIFIED || ts.Precision > entrypb.Timestamp_NANOSECOND:
+			return fmt.Errorf("%w: %s: unknown timestamp precision %d", ErrInvalid, what, ts.Precision)
 		}
 	}
 	return nil

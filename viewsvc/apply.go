@@ -1,6 +1,7 @@
 package viewsvc
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -10,9 +11,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
-	"google.golang.org/protobuf/proto"
 
-	"github.com/akutan/akutan/proto/entrypb"
 	"github.com/akutan/akutan/proto/viewpb"
 	"github.com/akutan/akutan/viewsvc/internal/keys"
 )
@@ -135,51 +134,57 @@ func (v *View) streamLoop(ctx context.Context, log LogReader, next uint64, versi
 }
 
 // applyLoop applies decoded items, many entries per Pebble commit, until
-// items closes or an item says stop. It returns the error the view stops
-// with, or nil.
+// items closes or an item says stop. It commits when the batch is full or
+// when nothing else is ready, never inside an entry. It returns the error the
+// view stops with, or nil.
 func (v *View) applyLoop(ctx context.Context, items <-chan []item) error {
-	a := &applier{v: v, heads: map[string]headState{}, ids: map[uint64]string{}, pending: map[uint64][]byte{}}
-	defer a.reset()
+	a, err := newApplier(v)
+	if err != nil {
+		return err
+	}
+	defer a.close()
+	var queue []item
 	for {
-		var batch []item
-		var ok bool
-		select {
-		case batch, ok = <-items:
-		case <-ctx.Done():
-			return nil
-		}
-		if !ok {
-			return nil
-		}
-		var stopErr error
-		for {
-			if err := a.applyItems(batch); err != nil {
-				if !a.clean {
-					// The failing entry may have written part of itself:
-					// drop the whole batch, which the log still holds.
+		if len(queue) == 0 {
+			var ok bool
+			select {
+			case queue, ok = <-items:
+			default:
+				// Nothing is ready: publish what is applied, then wait.
+				if err := a.commit(); err != nil {
 					return err
 				}
-				stopErr = err
-				break
-			}
-			if a.full() {
-				break
-			}
-			// Take whatever else is ready into the same commit.
-			select {
-			case batch, ok = <-items:
-			default:
-				ok = false
+				select {
+				case queue, ok = <-items:
+				case <-ctx.Done():
+					return nil
+				}
 			}
 			if !ok {
-				break
+				return a.commit()
 			}
+			continue
 		}
-		if err := a.commit(); err != nil {
+		it := &queue[0]
+		queue = queue[1:]
+		if err := a.applyItem(it); err != nil {
+			err = fmt.Errorf("log index %d: %w", it.index, err)
+			if it.kind != itemError {
+				// The entry may have written part of itself: drop the
+				// whole batch, which the log still holds.
+				return err
+			}
+			// An error item wrote nothing: keep what came before it.
+			if cerr := a.commit(); cerr != nil {
+				return cerr
+			}
 			return err
 		}
-		if stopErr != nil {
-			return stopErr
+		a.last = it.index
+		if a.full() {
+			if err := a.commit(); err != nil {
+				return err
+			}
 		}
 	}
 }
@@ -262,47 +267,160 @@ type headState struct {
 	id   uint64
 }
 
-// applier builds one Pebble batch from many log entries. Reads go to the
-// overlay maps first, for what the batch itself wrote, and then to the
-// committed database.
+// headCache answers "what is this fact's newest version?" for the applier
+// without searching Pebble's memtables, which are slow to search (a skiplist
+// of random keys, with no bloom filter). It holds the heads of every fact
+// written since the last flush it started, in two generations, and reads
+// everything older from an iterator that sees only flushed sstables, where
+// prefix bloom filters answer most misses.
+//
+//  1. Every head the applier writes goes into cur.
+//  2. When cur holds HeadCacheFacts heads (after a commit), the cache starts a
+//     flush of everything committed so far, and cur becomes prev.
+//  3. When that flush is done, prev is dropped and the durable iterator is
+//     reopened, so it sees what prev held.
+//  4. A lookup tries cur, then prev, then the durable iterator. By 1 to 3,
+//     every write missing from cur and prev is in a flushed sstable that the
+//     iterator sees.
+type headCache struct {
+	db       *pebble.DB
+	limit    int
+	cur      map[string]headState
+	prev     map[string]headState
+	spare    map[string]headState // an empty map, sized, for the next cur
+	prevDone <-chan struct{}
+	it       *pebble.Iterator // OnlyReadGuaranteedDurable
+}
+
+func newHeadCache(db *pebble.DB, limit int) (*headCache, error) {
+	// Make everything committed so far (including what the WAL replayed into
+	// the memtable on open) visible to durable-only iterators.
+	if err := db.Flush(); err != nil {
+		return nil, fmt.Errorf("flush: %w", err)
+	}
+	c := &headCache{db: db, limit: limit, cur: make(map[string]headState, min(limit, 1<<16))}
+	return c, c.reopen()
+}
+
+func (c *headCache) reopen() error {
+	if c.it != nil {
+		_ = c.it.Close()
+		c.it = nil
+	}
+	it, err := c.db.NewIter(&pebble.IterOptions{OnlyReadGuaranteedDurable: true, UseL6Filters: true})
+	if err != nil {
+		return err
+	}
+	c.it = it
+	return nil
+}
+
+func (c *headCache) close() {
+	if c.it != nil {
+		_ = c.it.Close()
+		c.it = nil
+	}
+}
+
+// get returns the head of the fact with the given MVCC prefix in the
+// hash-first table; body is the prefix's body, the cache key.
+func (c *headCache) get(body, prefix []byte) (headState, error) {
+	if h, ok := c.cur[string(body)]; ok {
+		return h, nil
+	}
+	if h, ok := c.prev[string(body)]; ok {
+		return h, nil
+	}
+	if !c.it.SeekPrefixGE(prefix) {
+		return headState{}, c.it.Error()
+	}
+	val, err := c.it.ValueAndErr()
+	if err != nil {
+		return headState{}, err
+	}
+	live, id, err := keys.ParseValue(val)
+	if err != nil {
+		return headState{}, fmt.Errorf("fact %x: %w", c.it.Key(), err)
+	}
+	return headState{live: live, id: id}, nil
+}
+
+func (c *headCache) put(body []byte, h headState) { c.cur[string(body)] = h }
+
+// committed moves the generations along after a commit (steps 2 and 3).
+func (c *headCache) committed() error {
+	if c.prev != nil {
+		select {
+		case <-c.prevDone:
+			if err := c.dropPrev(); err != nil {
+				return err
+			}
+		default:
+		}
+	}
+	if len(c.cur) < c.limit {
+		return nil
+	}
+	if c.prev != nil {
+		<-c.prevDone // the last flush is still running: wait for it
+		if err := c.dropPrev(); err != nil {
+			return err
+		}
+	}
+	done, err := c.db.AsyncFlush()
+	if err != nil {
+		return fmt.Errorf("flush: %w", err)
+	}
+	next := c.spare
+	if next == nil {
+		next = make(map[string]headState, min(c.limit, 1<<16))
+	}
+	c.prev, c.prevDone, c.cur, c.spare = c.cur, done, next, nil
+	return nil
+}
+
+func (c *headCache) dropPrev() error {
+	clear(c.prev) // keeps its buckets for reuse
+	c.spare, c.prev, c.prevDone = c.prev, nil, nil
+	return c.reopen()
+}
+
+// applier builds one Pebble batch from many log entries. Heads come from the
+// headCache; pending transactions and transaction records written by the
+// batch itself come from overlay maps.
 type applier struct {
 	v       *View
-	b       *pebble.Batch
-	it      *pebble.Iterator // over the committed database, for heads
-	heads   map[string]headState
-	ids     map[uint64]string // fact id -> body; "" when deleted in this batch
+	cache   *headCache
+	w       writeSet
+	b       *pebble.Batch     // reused for every commit
 	pending map[uint64][]byte // tx index -> envelope; nil when decided in this batch
+	records map[uint64][]byte // tx index -> its record, written in this batch
+	record  []byte            // record of the transaction being applied
 	key     []byte
+	key2    []byte
 	val     []byte
 	last    uint64 // last entry in the batch
 	version uint32 // new log version, 0 if unchanged
-	ops     int
-	clean   bool // the last failure left the batch consistent
 }
 
-func (a *applier) batch() *pebble.Batch {
-	if a.b == nil {
-		a.b = a.v.db.NewBatch()
+func newApplier(v *View) (*applier, error) {
+	cache, err := newHeadCache(v.db, v.cfg.HeadCacheFacts)
+	if err != nil {
+		return nil, err
 	}
-	return a.b
+	return &applier{v: v, cache: cache, pending: map[uint64][]byte{}, records: map[uint64][]byte{}}, nil
+}
+
+func (a *applier) close() {
+	a.reset()
+	a.cache.close()
+	if a.b != nil {
+		_ = a.b.Close()
+	}
 }
 
 func (a *applier) full() bool {
-	return a.ops >= a.v.cfg.MaxBatchOps || (a.b != nil && a.b.Len() >= a.v.cfg.MaxBatchBytes)
-}
-
-// applyItems applies items in order, stopping at an error item or a failure.
-func (a *applier) applyItems(items []item) error {
-	for i := range items {
-		it := &items[i]
-		if err := a.applyItem(it); err != nil {
-			// An error item wrote nothing, so the batch before it can commit.
-			a.clean = it.kind == itemError
-			return fmt.Errorf("log index %d: %w", it.index, err)
-		}
-		a.last = it.index
-	}
-	return nil
+	return a.w.len() >= a.v.cfg.MaxBatchOps || a.w.size() >= a.v.cfg.MaxBatchBytes
 }
 
 func (a *applier) applyItem(it *item) error {
@@ -313,11 +431,10 @@ func (a *applier) applyItem(it *item) error {
 	case itemVersion:
 		a.version = it.version
 	case itemTx:
-		return a.applyOps(&it.ops, it.index)
+		return a.applyOps(&it.ops, it.index, it.index)
 	case itemPending:
 		a.pending[it.index] = it.raw
-		a.ops++
-		return a.batch().Set(keys.PendingKey(a.key[:0], it.index), it.raw, nil)
+		a.w.set(keys.PendingKey(a.key[:0], it.index), it.raw)
 	case itemDecision:
 		return a.decide(it.txIndex, it.commit, it.index)
 	}
@@ -340,27 +457,26 @@ func (a *applier) decide(txIndex uint64, commit bool, at uint64) error {
 		return nil
 	}
 	a.pending[txIndex] = nil
-	if err := a.batch().Delete(keys.PendingKey(a.key[:0], txIndex), nil); err != nil {
-		return err
-	}
-	a.ops++
+	a.w.delete(keys.PendingKey(a.key[:0], txIndex))
 	if !commit {
 		return nil
 	}
-	var env entrypb.Envelope
-	if err := proto.Unmarshal(raw, &env); err != nil {
-		return fmt.Errorf("%w: pending transaction %d: %v", ErrMalformedEntry, txIndex, err)
+	tx, err := pendingTx(raw)
+	if err != nil {
+		return fmt.Errorf("pending transaction %d: %w", txIndex, err)
 	}
 	dec := &decoder{space: a.v.cfg.Space, rng: a.v.cfg.Range}
-	ops, err := dec.resolve(env.GetTransaction(), txIndex)
+	ops, err := dec.resolve(&tx, txIndex, false)
 	if err != nil {
 		return err
 	}
-	return a.applyOps(&ops, at)
+	return a.applyOps(&ops, txIndex, at)
 }
 
 // applyOps applies one transaction's deletes, then its inserts, at version.
-func (a *applier) applyOps(ops *txOps, version uint64) error {
+// txIndex is the index its ids come from, which names its record.
+func (a *applier) applyOps(ops *txOps, txIndex, version uint64) error {
+	space := a.v.cfg.Space
 	for _, d := range ops.deletes {
 		body := d.body
 		if body == nil {
@@ -369,101 +485,77 @@ func (a *applier) applyOps(ops *txOps, version uint64) error {
 				return err
 			}
 			if b == nil {
-				continue // not a live fact of this view
+				continue // not a fact of this view
 			}
 			body = b
 		}
-		h, err := a.head(body)
+		a.key = keys.AppendFactPrefix(a.key[:0], space, keys.BodyHash(space, body), body)
+		h, err := a.cache.get(body, a.key)
 		if err != nil {
 			return err
 		}
 		if !h.live || (d.body == nil && h.id != d.factID) {
 			continue
 		}
-		if err := a.write(body, version, keys.TombstoneValue); err != nil {
-			return err
-		}
-		if err := a.batch().Delete(keys.FactIDKey(a.key[:0], h.id), nil); err != nil {
-			return err
-		}
-		a.heads[string(body)] = headState{}
-		a.ids[h.id] = ""
+		a.write(body, version, keys.TombstoneValue)
+		a.cache.put(body, headState{})
 	}
+	a.record = a.record[:0]
 	for _, ins := range ops.inserts {
-		h, err := a.head(ins.body)
-		if err != nil {
-			return err
+		a.key = keys.AppendFactPrefix(a.key[:0], space, keys.BodyHash(space, ins.body), ins.body)
+		var h headState
+		if ins.fresh {
+			// Only this transaction can have written it (see resolve).
+			h = a.cache.cur[string(ins.body)]
+		} else {
+			var err error
+			if h, err = a.cache.get(ins.body, a.key); err != nil {
+				return err
+			}
 		}
 		if h.live {
 			continue // already live: keep the existing fact
 		}
 		a.val = keys.LiveValue(a.val[:0], ins.id)
-		if err := a.write(ins.body, version, a.val); err != nil {
-			return err
-		}
-		if err := a.batch().Set(keys.FactIDKey(a.key[:0], ins.id), ins.body, nil); err != nil {
-			return err
-		}
-		s := string(ins.body)
-		a.heads[s] = headState{live: true, id: ins.id}
-		a.ids[ins.id] = s
+		a.write(ins.body, version, a.val)
+		a.cache.put(ins.body, headState{live: true, id: ins.id})
+		a.record = keys.AppendTxRecord(a.record, ins.id, ins.body)
+	}
+	if len(a.record) > 0 {
+		rec := bytes.Clone(a.record)
+		a.records[txIndex] = rec
+		a.w.set(keys.TxRecordKey(a.key[:0], txIndex), rec)
 	}
 	return nil
 }
 
-// write sets one version of a fact in both fact tables.
-func (a *applier) write(body []byte, version uint64, value []byte) error {
-	space := a.v.cfg.Space
-	b := a.batch()
-	a.key = keys.AppendFactPrefix(a.key[:0], space, keys.BodyHash(space, body), body)
+// write sets one version of a fact in both fact tables; a.key holds its
+// prefix in the hash-first table.
+func (a *applier) write(body []byte, version uint64, value []byte) {
 	a.key = keys.AppendVersion(a.key, version)
-	if err := b.Set(a.key, value, nil); err != nil {
-		return err
-	}
-	a.key = keys.AppendOrderedPrefix(a.key[:0], space, body)
-	a.key = keys.AppendVersion(a.key, version)
-	a.ops += 3
-	return b.Set(a.key, value, nil)
+	a.w.set(a.key, value)
+	a.key2 = keys.AppendOrderedPrefix(a.key2[:0], a.v.cfg.Space, body)
+	a.key2 = keys.AppendVersion(a.key2, version)
+	a.w.set(a.key2, value)
 }
 
-// bodyOfID finds the body of the live fact with id, or nil if this view
-// holds no live fact with that id.
+// bodyOfID finds the body of the fact with id among the facts this view
+// created, from the record of the transaction that created it; nil if none.
 func (a *applier) bodyOfID(id uint64) ([]byte, error) {
-	if s, ok := a.ids[id]; ok {
-		if s == "" {
-			return nil, nil
-		}
-		return []byte(s), nil
-	}
-	return a.v.get(keys.FactIDKey(a.key[:0], id))
-}
-
-// head returns the newest version of the fact with body.
-func (a *applier) head(body []byte) (headState, error) {
-	if h, ok := a.heads[string(body)]; ok {
-		return h, nil
-	}
-	if a.it == nil {
-		it, err := a.v.db.NewIter(nil)
+	txIndex := id >> positionBits
+	rec, ok := a.records[txIndex]
+	if !ok {
+		var err error
+		rec, err = a.v.get(keys.TxRecordKey(nil, txIndex))
 		if err != nil {
-			return headState{}, err
+			return nil, err
 		}
-		a.it = it
 	}
-	space := a.v.cfg.Space
-	a.key = keys.AppendFactPrefix(a.key[:0], space, keys.BodyHash(space, body), body)
-	if !a.it.SeekPrefixGE(a.key) {
-		return headState{}, a.it.Error()
-	}
-	val, err := a.it.ValueAndErr()
+	body, err := keys.FindInTxRecord(rec, id)
 	if err != nil {
-		return headState{}, err
+		return nil, fmt.Errorf("record of index %d: %w", txIndex, err)
 	}
-	live, id, err := keys.ParseValue(val)
-	if err != nil {
-		return headState{}, fmt.Errorf("fact %x: %w", a.it.Key(), err)
-	}
-	return headState{live: live, id: id}, nil
+	return body, nil
 }
 
 // commit writes the batch with the last applied index and publishes it.
@@ -472,18 +564,21 @@ func (a *applier) commit() error {
 		a.reset()
 		return nil
 	}
-	b := a.batch()
 	var buf [8]byte
 	binary.BigEndian.PutUint64(buf[:], a.last)
-	if err := b.Set(metaApplied, buf[:], nil); err != nil {
-		return err
-	}
+	a.w.set(metaApplied, buf[:])
 	if a.version != 0 {
 		var vb [4]byte
 		binary.BigEndian.PutUint32(vb[:], a.version)
-		if err := b.Set(metaLogVersion, vb[:], nil); err != nil {
-			return err
-		}
+		a.w.set(metaLogVersion, vb[:])
+	}
+	if a.b == nil {
+		a.b = a.v.db.NewBatch(pebble.WithMaxRetainedSizeBytes(2 * a.v.cfg.MaxBatchBytes))
+	}
+	b := a.b
+	defer b.Reset() // keep its buffer for the next commit
+	if err := a.w.apply(b); err != nil {
+		return err
 	}
 	// No fsync: a batch is atomic in the WAL either way, so a crash loses at
 	// most a suffix of batches, which Run applies again from the log.
@@ -499,21 +594,13 @@ func (a *applier) commit() error {
 	v.broadcastLocked()
 	v.mu.Unlock()
 	a.reset()
-	return nil
+	return a.cache.committed()
 }
 
-// reset drops the batch, the iterator and the overlays.
+// reset drops the batch and the overlays.
 func (a *applier) reset() {
-	if a.it != nil {
-		_ = a.it.Close()
-		a.it = nil
-	}
-	if a.b != nil {
-		_ = a.b.Close()
-		a.b = nil
-	}
-	clear(a.heads)
-	clear(a.ids)
+	a.w.reset()
 	clear(a.pending)
-	a.last, a.version, a.ops = 0, 0, 0
+	clear(a.records)
+	a.last, a.version = 0, 0
 }

@@ -68,6 +68,10 @@ func TestBadEntries(t *testing.T) {
 			"insert 0: predicate: node reference is empty", "MALFORMED_ENTRY"},
 		{"bad timestamp", 1, [][]byte{good, newTx(0).insert(idRef(1), idRef(1), tsObj(0, -1, 0)).bytes()}, 2,
 			"timestamp nanos -1", "MALFORMED_ENTRY"},
+		{"node from a later index", 1, [][]byte{good, newTx(0).insert(idRef(5<<20|1), idRef(1), intObj(1)).bytes()}, 2,
+			"insert 0: subject: node id 5242881 is from index 5, not before this entry", "MALFORMED_ENTRY"},
+		{"fact from this index", 1, [][]byte{good, newTx(0).deleteID(2<<20 | 1).bytes()}, 2,
+			"delete 0: fact id 2097153 is from index 2", "MALFORMED_ENTRY"},
 		{"decision for a later index", 1, [][]byte{good, decisionEntry(5, true)}, 2,
 			"decision for index 5, which is not before it", "MALFORMED_ENTRY"},
 		{"delete of nothing", 1, [][]byte{good, envBytes(&entrypb.Envelope{Version: 1, Command: &entrypb.Envelope_Transaction{

@@ -27,6 +27,10 @@ type Config struct {
 	// commits after the entry that reaches either. An entry is never split.
 	MaxBatchOps   int
 	MaxBatchBytes int
+	// HeadCacheFacts is how many fact heads the applier remembers before it
+	// flushes Pebble's memtable; about 100 bytes each, in up to two
+	// generations (see headCache).
+	HeadCacheFacts int
 	// CaughtUpIdle is how long the log must deliver nothing, with everything
 	// delivered applied, before the view first reports SERVING.
 	CaughtUpIdle time.Duration
@@ -40,6 +44,7 @@ type Config struct {
 	MaxFactsPerChunk int
 
 	// CacheSize is Pebble's block cache in bytes; MemTableSize its memtable.
+	// Lookups are fast while the hash-first table fits in the cache.
 	CacheSize    int64
 	MemTableSize uint64
 
@@ -52,14 +57,15 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		MaxSupportedVersion: MaxSupportedVersion,
-		MaxBatchOps:         20_000,
-		MaxBatchBytes:       4 << 20,
+		MaxBatchOps:         100_000,
+		MaxBatchBytes:       40 << 20,
+		HeadCacheFacts:      1_000_000,
 		CaughtUpIdle:        100 * time.Millisecond,
 		RetryMin:            100 * time.Millisecond,
 		RetryMax:            5 * time.Second,
 		MaxLookups:          10_000,
 		MaxFactsPerChunk:    1000,
-		CacheSize:           256 << 20,
+		CacheSize:           1 << 30,
 		MemTableSize:        64 << 20,
 	}
 }
@@ -84,6 +90,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxBatchBytes < 1 {
 		errs = append(errs, errors.New("max batch bytes must be positive"))
+	}
+	if c.HeadCacheFacts < 1 {
+		errs = append(errs, errors.New("head cache facts must be positive"))
 	}
 	if c.CaughtUpIdle <= 0 {
 		errs = append(errs, errors.New("caught-up idle time must be positive"))

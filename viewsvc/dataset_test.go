@@ -41,12 +41,13 @@ func makeDataset(seed uint64, facts, perTx int, deletes bool, probeEvery int) *d
 		newNodes := uint32(max(1, n/20))
 		base := index << 20
 		tx := &entrypb.Transaction{NewNodes: newNodes, Inserts: make([]*entrypb.Insert, 0, n)}
-		if deletes && len(written) > 0 {
+		before := len(written) // facts of earlier transactions
+		if deletes && before > 0 {
 			for range 1 + r.IntN(3) {
 				if r.IntN(2) == 0 {
-					tx.Deletes = append(tx.Deletes, &entrypb.Delete{Target: &entrypb.Delete_FactId{FactId: writtenIDs[r.IntN(len(writtenIDs))]}})
+					tx.Deletes = append(tx.Deletes, &entrypb.Delete{Target: &entrypb.Delete_FactId{FactId: writtenIDs[r.IntN(before)]}})
 				} else {
-					tx.Deletes = append(tx.Deletes, &entrypb.Delete{Target: &entrypb.Delete_Triple{Triple: written[r.IntN(len(written))]}})
+					tx.Deletes = append(tx.Deletes, &entrypb.Delete{Target: &entrypb.Delete_Triple{Triple: written[r.IntN(before)]}})
 				}
 			}
 		}
@@ -82,9 +83,9 @@ func makeDataset(seed uint64, facts, perTx int, deletes bool, probeEvery int) *d
 			default:
 				o = tsObj(int64(r.IntN(2_000_000_000)), 0, entrypb.Timestamp_SECOND)
 			}
-			if deletes && len(written) > 0 && r.IntN(20) == 0 {
+			if deletes && before > 0 && r.IntN(20) == 0 {
 				// Re-insert an earlier fact, live or deleted.
-				tr := written[r.IntN(len(written))]
+				tr := written[r.IntN(before)]
 				subject, s, p, o = idRef(tr.Subject), tr.Subject, tr.Predicate, tr.Object
 			}
 			tx.Inserts = append(tx.Inserts, &entrypb.Insert{Subject: subject, Predicate: idRef(p), Object: o})

@@ -1,6 +1,8 @@
 package viewsvc
 
 import (
+	"cmp"
+	"errors"
 	"fmt"
 
 	"google.golang.org/protobuf/proto"
@@ -54,9 +56,10 @@ type deleteOp struct {
 type insertOp struct {
 	id   uint64
 	body []byte
+	// fresh: the fact names a node this transaction creates, so it cannot
+	// exist before the transaction (see resolve).
+	fresh bool
 }
-
-func (o *txOps) size() int { return len(o.deletes) + len(o.inserts) }
 
 // decoder turns log entries into items. It runs ahead of the applier and
 // tracks the log version on its own, since version changes decide how the
@@ -67,6 +70,7 @@ type decoder struct {
 	maxVersion uint32
 	version    uint32 // log version in force
 	buf        []byte // scratch for object encodings
+	tx         rawTx  // scratch for the transaction being decoded
 }
 
 // entryErr is a decoding error; the applier adds the index.
@@ -83,17 +87,20 @@ func (d *decoder) decode(e LogEntry) item {
 		it.kind, it.err = itemError, err
 		return it
 	}
+	// Transactions, nearly every entry, skip the generic decoder.
+	tx := &d.tx
+	if v, ok := parseRawTx(e.Data, tx); ok {
+		if err := d.checkVersion(v); err != nil {
+			return fail(err)
+		}
+		return d.decodeTx(it, e.Data, tx)
+	}
 	var env entrypb.Envelope
 	if err := proto.Unmarshal(e.Data, &env); err != nil {
 		return fail(entryErr(e.Index, ErrMalformedEntry, "not an envelope: %v", err))
 	}
-	switch v := env.GetVersion(); {
-	case v > d.maxVersion:
-		return fail(&UnsupportedVersionError{Version: v, Supported: d.maxVersion})
-	case v == 0:
-		return fail(entryErr(e.Index, ErrMalformedEntry, "envelope version is 0; versions start at 1"))
-	case v > d.version:
-		return fail(entryErr(e.Index, ErrMalformedEntry, "envelope version %d is above the log version %d", v, d.version))
+	if err := d.checkVersion(env.GetVersion()); err != nil {
+		return fail(err)
 	}
 	switch c := env.GetCommand().(type) {
 	case *entrypb.Envelope_Ping:
@@ -115,24 +122,8 @@ func (d *decoder) decode(e LogEntry) item {
 		}
 		it.kind, it.txIndex, it.commit = itemDecision, tx, c.Decision.GetCommit()
 	case *entrypb.Envelope_Transaction:
-		tx := c.Transaction
-		if tx == nil {
-			tx = &entrypb.Transaction{}
-		}
-		if tx.GetNeedsDecision() {
-			// Validate now so a bad transaction stops the view at its own
-			// index; resolve it again when it is decided.
-			if _, err := d.resolve(tx, e.Index); err != nil {
-				return fail(err)
-			}
-			it.kind, it.raw = itemPending, e.Data
-			return it
-		}
-		ops, err := d.resolve(tx, e.Index)
-		if err != nil {
-			return fail(err)
-		}
-		it.kind, it.ops = itemTx, ops
+		tx := rawFromProto(c.Transaction)
+		return d.decodeTx(it, e.Data, &tx)
 	case nil:
 		return fail(entryErr(e.Index, ErrUnknownCommand, "envelope has no command this view knows (version %d)", env.GetVersion()))
 	default:
@@ -141,38 +132,90 @@ func (d *decoder) decode(e LogEntry) item {
 	return it
 }
 
+func (d *decoder) checkVersion(v uint32) error {
+	switch {
+	case v > d.maxVersion:
+		return &UnsupportedVersionError{Version: v, Supported: d.maxVersion}
+	case v == 0:
+		return fmt.Errorf("%w: envelope version is 0; versions start at 1", ErrMalformedEntry)
+	case v > d.version:
+		return fmt.Errorf("%w: envelope version %d is above the log version %d", ErrMalformedEntry, v, d.version)
+	}
+	return nil
+}
+
+func (d *decoder) decodeTx(it item, data []byte, tx *rawTx) item {
+	if tx.needsDecision {
+		// Check it now so a bad transaction stops the view at its own
+		// index; resolve it again when it is decided.
+		if _, err := d.resolve(tx, it.index, false); err != nil {
+			it.kind, it.err = itemError, err
+			return it
+		}
+		it.kind, it.raw = itemPending, data
+		return it
+	}
+	ops, err := d.resolve(tx, it.index, true)
+	if err != nil {
+		it.kind, it.err = itemError, err
+		return it
+	}
+	it.kind, it.ops = itemTx, ops
+	return it
+}
+
+// pendingTx decodes the transaction of a held entry.
+func pendingTx(data []byte) (rawTx, error) {
+	var tx rawTx
+	if _, ok := parseRawTx(data, &tx); ok {
+		return tx, nil
+	}
+	var env entrypb.Envelope
+	if err := proto.Unmarshal(data, &env); err != nil {
+		return tx, fmt.Errorf("%w: not an envelope: %v", ErrMalformedEntry, err)
+	}
+	return rawFromProto(env.GetTransaction()), nil
+}
+
 // resolve checks a transaction written at index and computes its operations
 // for this view: node and fact IDs from index and position, bodies, hashes,
 // and the range filter.
-func (d *decoder) resolve(tx *entrypb.Transaction, index uint64) (txOps, error) {
+//
+// Every id a transaction names must come from an earlier index (id>>20 <
+// index): nothing can exist yet with an id from its own index or later. So
+// when the transaction applies at its own index, a fact that names one of
+// its new nodes cannot be live already except by an earlier insert of the
+// same transaction; applyFresh marks such inserts, and the applier skips
+// the storage lookup for them. A held transaction applies later, when other
+// entries may have named its new nodes, so it never marks them.
+func (d *decoder) resolve(tx *rawTx, index uint64, applyFresh bool) (txOps, error) {
 	var ops txOps
 	if index >= maxIDIndex {
 		return ops, entryErr(index, ErrMalformedEntry, "index too large for 44-bit ID indexes")
 	}
-	r := resolver{d: d, base: index << positionBits, newNodes: uint64(tx.GetNewNodes())}
-	inserts, deletes := tx.GetInserts(), tx.GetDeletes()
-	if r.newNodes+uint64(len(inserts)) >= 1<<positionBits {
+	r := resolver{d: d, index: index, base: index << positionBits, newNodes: uint64(tx.newNodes)}
+	if r.newNodes+uint64(len(tx.inserts)) >= 1<<positionBits {
 		return ops, entryErr(index, ErrMalformedEntry, "%d new nodes and %d inserts exceed 2^20 positions",
-			r.newNodes, len(inserts))
+			r.newNodes, len(tx.inserts))
 	}
 	// Bodies of one transaction share one allocation.
-	r.arena = make([]byte, 0, 40*(len(inserts)+len(deletes)))
-	if len(deletes) > 0 {
-		ops.deletes = make([]deleteOp, 0, len(deletes))
+	r.arena = make([]byte, 0, 40*(len(tx.inserts)+len(tx.deletes)))
+	if len(tx.deletes) > 0 {
+		ops.deletes = make([]deleteOp, 0, len(tx.deletes))
 	}
-	for i, del := range deletes {
-		switch t := del.GetTarget().(type) {
-		case *entrypb.Delete_FactId:
-			if t.FactId == 0 {
-				return ops, entryErr(index, ErrMalformedEntry, "delete %d: fact id 0", i)
+	for i := range tx.deletes {
+		del := &tx.deletes[i]
+		switch del.kind {
+		case deleteFactID:
+			if err := r.checkID(del.factID); err != nil {
+				return ops, entryErr(index, ErrMalformedEntry, "delete %d: fact %v", i, err)
 			}
-			ops.deletes = append(ops.deletes, deleteOp{factID: t.FactId})
-		case *entrypb.Delete_Triple:
-			tr := t.Triple
-			if tr.GetSubject() == 0 || tr.GetPredicate() == 0 {
-				return ops, entryErr(index, ErrMalformedEntry, "delete %d: node id 0", i)
+			ops.deletes = append(ops.deletes, deleteOp{factID: del.factID})
+		case deleteTriple:
+			if err := cmp.Or(r.checkID(del.s), r.checkID(del.p)); err != nil {
+				return ops, entryErr(index, ErrMalformedEntry, "delete %d: node %v", i, err)
 			}
-			b, ok, err := r.body(tr.GetSubject(), tr.GetPredicate(), tr.GetObject())
+			b, ok, err := r.body(del.s, del.p, &del.o)
 			if err != nil {
 				return ops, entryErr(index, ErrMalformedEntry, "delete %d: %v", i, err)
 			}
@@ -183,25 +226,27 @@ func (d *decoder) resolve(tx *entrypb.Transaction, index uint64) (txOps, error) 
 			return ops, entryErr(index, ErrMalformedEntry, "delete %d names no fact", i)
 		}
 	}
-	if len(inserts) > 0 {
-		ops.inserts = make([]insertOp, 0, len(inserts))
+	if len(tx.inserts) > 0 {
+		ops.inserts = make([]insertOp, 0, len(tx.inserts))
 	}
-	for i, ins := range inserts {
-		s, err := r.node(ins.GetSubject())
+	for i := range tx.inserts {
+		ins := &tx.inserts[i]
+		r.fresh = false
+		s, err := r.node(ins.s)
 		if err != nil {
 			return ops, entryErr(index, ErrMalformedEntry, "insert %d: subject: %v", i, err)
 		}
-		p, err := r.node(ins.GetPredicate())
+		p, err := r.node(ins.p)
 		if err != nil {
 			return ops, entryErr(index, ErrMalformedEntry, "insert %d: predicate: %v", i, err)
 		}
-		b, ok, err := r.body(s, p, ins.GetObject())
+		b, ok, err := r.body(s, p, &ins.o)
 		if err != nil {
 			return ops, entryErr(index, ErrMalformedEntry, "insert %d: %v", i, err)
 		}
 		if ok {
 			id := r.base | (r.newNodes + 1 + uint64(i))
-			ops.inserts = append(ops.inserts, insertOp{id: id, body: b})
+			ops.inserts = append(ops.inserts, insertOp{id: id, body: b, fresh: applyFresh && r.fresh})
 		}
 	}
 	return ops, nil
@@ -210,32 +255,71 @@ func (d *decoder) resolve(tx *entrypb.Transaction, index uint64) (txOps, error) 
 // resolver resolves the node references and bodies of one transaction.
 type resolver struct {
 	d        *decoder
+	index    uint64
 	base     uint64 // index << 20
+	fresh    bool   // a new node was resolved
 	newNodes uint64
 	arena    []byte
 }
 
-func (r *resolver) node(ref *entrypb.NodeRef) (uint64, error) {
-	switch x := ref.GetRef().(type) {
-	case *entrypb.NodeRef_Id:
-		if x.Id == 0 {
-			return 0, fmt.Errorf("node id 0")
+func (r *resolver) node(ref rawRef) (uint64, error) {
+	switch ref.kind {
+	case refID:
+		if err := r.checkID(ref.v); err != nil {
+			return 0, fmt.Errorf("node %w", err)
 		}
-		return x.Id, nil
-	case *entrypb.NodeRef_NewNode:
-		if x.NewNode == 0 || uint64(x.NewNode) > r.newNodes {
-			return 0, fmt.Errorf("new node %d of %d", x.NewNode, r.newNodes)
+		return ref.v, nil
+	case refNew:
+		if ref.v == 0 || ref.v > r.newNodes {
+			return 0, fmt.Errorf("new node %d of %d", ref.v, r.newNodes)
 		}
-		return r.base | uint64(x.NewNode), nil
+		r.fresh = true
+		return r.base | ref.v, nil
 	}
 	return 0, fmt.Errorf("node reference is empty")
 }
 
+// checkID refuses 0 and ids from this index or later.
+func (r *resolver) checkID(id uint64) error {
+	switch {
+	case id == 0:
+		return errors.New("id 0")
+	case id>>positionBits >= r.index:
+		return fmt.Errorf("id %d is from index %d, not before this entry", id, id>>positionBits)
+	}
+	return nil
+}
+
+// appendObject appends the encoding of o, resolving a node object.
+func (r *resolver) appendObject(dst []byte, o *rawObject) ([]byte, error) {
+	switch o.kind {
+	case objNode:
+		id, err := r.node(o.ref)
+		if err != nil {
+			return dst, err
+		}
+		return keys.AppendNodeObject(dst, id), nil
+	case objString:
+		return keys.AppendStringObject(dst, o.text, o.lang), nil
+	case objInt64:
+		return keys.AppendInt64Object(dst, o.i), nil
+	case objFloat64:
+		return keys.AppendFloat64Object(dst, o.f), nil
+	case objBool:
+		return keys.AppendBoolObject(dst, o.b), nil
+	case objTimestamp:
+		return keys.AppendTimestampObject(dst, o.i, o.nanos, o.prec)
+	case objEmpty:
+		return dst, keys.ErrEmptyObject
+	}
+	return dst, keys.ErrMissingObject
+}
+
 // body encodes a fact's body and reports whether its hash is in range. An
 // out-of-range body is not kept.
-func (r *resolver) body(s, p uint64, obj *entrypb.Object) ([]byte, bool, error) {
+func (r *resolver) body(s, p uint64, obj *rawObject) ([]byte, bool, error) {
 	var err error
-	r.d.buf, err = keys.AppendObject(r.d.buf[:0], obj, r.node)
+	r.d.buf, err = r.appendObject(r.d.buf[:0], obj)
 	if err != nil {
 		return nil, false, err
 	}

@@ -33,6 +33,10 @@
 //  3. A Transaction is checked whole, then applied at its own index: first
 //     its deletes in order, then its inserts in order. New node k gets id
 //     index<<20 | k and insert i gets fact id index<<20 | (new_nodes+1+i).
+//     Every id it names (node or fact) must come from an earlier index, that
+//     is id>>20 < index, and must not be 0; a new_node reference must be in
+//     1..new_nodes; objects must be set and valid (timestamps: nanos in
+//     [0, 1e9), a known precision). Otherwise the entry is malformed.
 //     An insert of a fact that is already live changes nothing (the fact
 //     keeps its id and index). A delete, by fact id or by (s, p, o), writes
 //     a tombstone if the fact is live and changes nothing otherwise. So a
@@ -53,6 +57,9 @@
 // Many entries go into one Pebble batch together with the last applied index
 // and the log version, so a restart resumes exactly after the last committed
 // entry and never applies one twice. Entries are never split across batches.
+// Batches are written without fsync: a batch is atomic in Pebble's WAL, so a
+// crash can only lose a suffix of batches, which Run applies again from the
+// log.
 //
 // # Reading
 //

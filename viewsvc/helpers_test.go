@@ -100,6 +100,7 @@ func testConfig(t testing.TB, space Space, rng HashRange) Config {
 	cfg := DefaultConfig()
 	cfg.Space, cfg.Range, cfg.Dir = space, rng, t.TempDir()
 	cfg.CacheSize = 8 << 20
+	cfg.HeadCacheFacts = 50 // rotate often, to test it
 	cfg.MemTableSize = 4 << 20
 	cfg.CaughtUpIdle = 20 * time.Millisecond
 	cfg.RetryMin, cfg.RetryMax = 5*time.Millisecond, 50*time.Millisecond

@@ -279,8 +279,8 @@ func (v *View) scanRaw(ctx context.Context, it *pebble.Iterator, sc *scan, index
 			}
 		}
 		k := it.Key()
-		if sc.hi != nil && bytes.Compare(k, sc.hi) >= 0 {
-			break
+		if k[0] != sc.lo[0] || (sc.hi != nil && bytes.Compare(k, sc.hi) >= 0) {
+			break // past the range, or out of the table
 		}
 		pl := keys.Split(k)
 		if pl == len(k) {

@@ -373,7 +373,7 @@ func (g *gen) next() []byte {
 		g.triples = append(g.triples, &entrypb.Triple{Subject: resolve(ins.Subject), Predicate: resolve(ins.Predicate), Object: o})
 		g.factIDs = append(g.factIDs, base|uint64(g.newNodes)+1+uint64(i))
 	}
-	g.factIDs = append(g.factIDs, base|999) // never exists
+	g.factIDs = append(g.factIDs, (idx-1)<<20|999) // never exists
 	if g.r.IntN(8) == 0 {
 		b.held()
 		g.pending = append(g.pending, idx)

@@ -104,24 +104,29 @@ func Open(cfg Config) (*View, error) {
 	return v, nil
 }
 
+// pebbleOptions tunes Pebble for a view: random (hash-first) keys written
+// in large sorted batches, and prefix seeks that mostly miss. See DESIGN.md.
 func pebbleOptions(cfg Config) *pebble.Options {
 	opts := &pebble.Options{
 		Comparer:                    keys.Comparer,
 		FormatMajorVersion:          pebble.FormatNewest,
 		MemTableSize:                cfg.MemTableSize,
 		MemTableStopWritesThreshold: 4,
-		L0CompactionThreshold:       4,
-		L0StopWritesThreshold:       24,
-		LBaseMaxBytes:               256 << 20,
-		Logger:                      pebbleLogger{cfg.Logger},
+		// Every flush of random keys overlaps all of L0; tolerate a longer
+		// L0 before stopping writes, and flush into fewer, larger files.
+		L0StopWritesThreshold: 32,
+		Logger:                pebbleLogger{cfg.Logger},
 	}
+	opts.TargetFileSizes[0] = 16 << 20
 	if cfg.CacheSize > 0 {
 		opts.Cache = pebble.NewCache(cfg.CacheSize)
 	}
 	for i := range opts.Levels {
+		// Prefix bloom filters (see keys.Split) answer most head lookups.
 		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
 		opts.Levels[i].BlockSize = 16 << 10
 	}
+	opts.ApplyCompressionSettings(func() pebble.DBCompressionSettings { return pebble.DBCompressionFastest })
 	opts.EnsureDefaults()
 	return opts
 }
@@ -147,7 +152,10 @@ func (v *View) load() error {
 	}
 	if raw == nil {
 		b, _ := json.Marshal(want)
-		if err := v.db.Set(metaIdentity, b, pebble.Sync); err != nil {
+		if err := v.db.Set(metaIdentity, b, pebble.NoSync); err != nil {
+			return fmt.Errorf("record identity: %w", err)
+		}
+		if err := v.db.Flush(); err != nil {
 			return fmt.Errorf("record identity: %w", err)
 		}
 	} else {

@@ -1,5 +1,3 @@
-// Command akutan-view runs one DiskView: it applies the log for one hash
-// range of one space into Pebble and serves lookups over gRPC.
 package main
 
 import (

@@ -94,7 +94,7 @@ func TestCrashResume(t *testing.T) {
 			if st.LastApplied >= target {
 				break
 			}
-			if time.Now().After(deadline) {
+			if st.Error != "" || time.Now().After(deadline) {
 				t.Fatalf("view stuck at %d: %v", st.LastApplied, st)
 			}
 			time.Sleep(2 * time.Millisecond)
@@ -288,6 +288,7 @@ func crashLog(n int) [][]byte {
 	var held []uint64
 	for facts := 0; facts < n; {
 		index := uint64(len(entries) + 1)
+		before := len(written) // facts of earlier transactions
 		if len(held) > 0 && r.IntN(4) == 0 {
 			add(&entrypb.Envelope{Command: &entrypb.Envelope_Decision{Decision: &entrypb.Decision{TxIndex: held[0], Commit: r.IntN(3) > 0}}})
 			held = held[1:]
@@ -295,30 +296,35 @@ func crashLog(n int) [][]byte {
 		}
 		tx := &entrypb.Transaction{NewNodes: 50}
 		for range 20 {
-			if len(written) == 0 {
+			if before == 0 {
 				break
 			}
 			if r.IntN(2) == 0 {
-				tx.Deletes = append(tx.Deletes, &entrypb.Delete{Target: &entrypb.Delete_FactId{FactId: ids[r.IntN(len(ids))]}})
+				tx.Deletes = append(tx.Deletes, &entrypb.Delete{Target: &entrypb.Delete_FactId{FactId: ids[r.IntN(before)]}})
 			} else {
-				tx.Deletes = append(tx.Deletes, &entrypb.Delete{Target: &entrypb.Delete_Triple{Triple: written[r.IntN(len(written))]}})
+				tx.Deletes = append(tx.Deletes, &entrypb.Delete{Target: &entrypb.Delete_Triple{Triple: written[r.IntN(before)]}})
 			}
 		}
 		for i := range 1000 {
-			s := index<<20 | uint64(1+r.IntN(50))
+			k := uint64(1 + r.IntN(50))
+			s, subject := index<<20|k, &entrypb.NodeRef{Ref: &entrypb.NodeRef_NewNode{NewNode: uint32(k)}}
 			if r.IntN(2) == 0 && index > 1 {
-				s = uint64(1+r.IntN(int(index-1)))<<20 | uint64(1+r.IntN(50))
+				// A node of an earlier transaction (which may not exist if
+				// that entry was a decision; a fact about it is fine).
+				s = uint64(1+r.IntN(int(index-1)))<<20 | k
+				subject = ref(s)
 			}
 			p := uint64(1000 + r.IntN(100))
 			o := &entrypb.Object{Value: &entrypb.Object_Int64{Int64: int64(r.IntN(1000))}}
 			if r.IntN(3) == 0 {
 				o = &entrypb.Object{Value: &entrypb.Object_String_{String_: &entrypb.LangString{Text: "v" + string(rune('a'+r.IntN(26)))}}}
 			}
-			if len(written) > 0 && r.IntN(50) == 0 {
-				tr := written[r.IntN(len(written))]
+			if before > 0 && r.IntN(50) == 0 {
+				tr := written[r.IntN(before)]
 				s, p, o = tr.Subject, tr.Predicate, tr.Object
+				subject = ref(s)
 			}
-			tx.Inserts = append(tx.Inserts, &entrypb.Insert{Subject: ref(s), Predicate: ref(p), Object: o})
+			tx.Inserts = append(tx.Inserts, &entrypb.Insert{Subject: subject, Predicate: ref(p), Object: o})
 			if r.IntN(20) == 0 {
 				written = append(written, &entrypb.Triple{Subject: s, Predicate: p, Object: o})
 				ids = append(ids, index<<20|uint64(51+i))

@@ -38,7 +38,9 @@
 //	'b' body ‖ ^version            HashSP facts by subject (derived)
 //	'c' hashPO ‖ body ‖ ^version   HashPO facts (source of truth)
 //	'd' body ‖ ^version            HashPO facts by predicate (derived)
-//	'i' fact id                    fact id -> body, live facts only (derived)
+//	'i' log index                  transaction record: the facts the
+//	                               transaction created here, as (position,
+//	                               body) pairs, to find a fact by id (derived)
 //	'm' name                       metadata
 //	'x' log index                  pending transaction -> its envelope
 //

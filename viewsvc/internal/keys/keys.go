@@ -34,7 +34,7 @@ const (
 	TableSPBySubject   byte = 'b'
 	TablePOFacts       byte = 'c'
 	TablePOByPredicate byte = 'd'
-	TableFactID        byte = 'i'
+	TableTxRecord      byte = 'i'
 	TableMeta          byte = 'm'
 	TablePending       byte = 'x'
 )
@@ -172,12 +172,6 @@ func ParseValue(v []byte) (live bool, id uint64, err error) {
 	return false, 0, fmt.Errorf("bad fact value %x", v)
 }
 
-// FactIDKey appends the key of a fact id in the id table.
-func FactIDKey(dst []byte, id uint64) []byte {
-	dst = append(dst, TableFactID)
-	return binary.BigEndian.AppendUint64(dst, id)
-}
-
 // PendingKey appends the key of a pending transaction.
 func PendingKey(dst []byte, index uint64) []byte {
 	dst = append(dst, TablePending)
@@ -298,4 +292,41 @@ var Comparer = &pebble.Comparer{
 		return append(append(dst, a...), 0x00)
 	},
 	Name: "akutan.view.v1",
+}
+
+// TxRecordKey appends the key of a transaction's record: the facts it
+// created in this view, found by fact id for deletes by id.
+func TxRecordKey(dst []byte, index uint64) []byte {
+	dst = append(dst, TableTxRecord)
+	return binary.BigEndian.AppendUint64(dst, index)
+}
+
+// AppendTxRecord appends one fact to a transaction record: its id's
+// position (the low 20 bits), then its body, each length-prefixed.
+func AppendTxRecord(dst []byte, id uint64, body []byte) []byte {
+	dst = binary.AppendUvarint(dst, id&(1<<20-1))
+	dst = binary.AppendUvarint(dst, uint64(len(body)))
+	return append(dst, body...)
+}
+
+// FindInTxRecord returns the body of the fact with id in a record, or nil.
+func FindInTxRecord(rec []byte, id uint64) ([]byte, error) {
+	want := id & (1<<20 - 1)
+	for len(rec) > 0 {
+		pos, n := binary.Uvarint(rec)
+		if n <= 0 {
+			return nil, fmt.Errorf("bad transaction record")
+		}
+		rec = rec[n:]
+		l, n := binary.Uvarint(rec)
+		if n <= 0 || uint64(len(rec)-n) < l {
+			return nil, fmt.Errorf("bad transaction record")
+		}
+		body := rec[n : n+int(l)]
+		rec = rec[n+int(l):]
+		if pos == want {
+			return body, nil
+		}
+	}
+	return nil, nil
 }

@@ -279,7 +279,7 @@ func TestSplitContract(t *testing.T) {
 			ks = append(ks, end)
 		}
 	}
-	ks = append(ks, FactIDKey(nil, 5), PendingKey(nil, 9), MetaKey("applied"), []byte{TableSPFacts}, []byte{TablePOFacts + 1})
+	ks = append(ks, TxRecordKey(nil, 5), PendingKey(nil, 9), MetaKey("applied"), []byte{TableSPFacts}, []byte{TablePOFacts + 1})
 	slices.SortFunc(ks, bytes.Compare)
 	var derived [][]byte
 	for i := 0; i+1 < len(ks); i++ {
@@ -312,6 +312,25 @@ func TestSplitContract(t *testing.T) {
 				t.Fatalf("prefixes %x < %x but keys %x >= %x", pa, pb, a, b)
 			}
 		}
+	}
+}
+
+func TestTxRecord(t *testing.T) {
+	var rec []byte
+	for i := uint64(1); i <= 300; i++ {
+		rec = AppendTxRecord(rec, 7<<20|i*3, []byte(strings.Repeat("x", int(i))))
+	}
+	for i := uint64(1); i <= 300; i++ {
+		b, err := FindInTxRecord(rec, 7<<20|i*3)
+		if err != nil || len(b) != int(i) {
+			t.Fatalf("find %d: %d bytes, %v", i, len(b), err)
+		}
+		if b, err := FindInTxRecord(rec, 7<<20|(i*3+1)); b != nil || err != nil {
+			t.Fatalf("found a missing id: %v %v", b, err)
+		}
+	}
+	if _, err := FindInTxRecord(rec[:len(rec)-1], 7<<20|900); err == nil {
+		t.Error("truncated record accepted")
 	}
 }
 

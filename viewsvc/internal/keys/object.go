@@ -53,49 +53,81 @@ func AppendObject(dst []byte, o *entrypb.Object, resolve NodeResolver) ([]byte, 
 		}
 		return AppendNodeObject(dst, id), nil
 	case *entrypb.Object_String_:
-		dst = append(dst, TagString)
-		dst = appendEscaped(dst, v.String_.GetText())
-		dst = append(dst, 0x00, 0x01)
-		dst = appendEscaped(dst, v.String_.GetLang())
-		return append(dst, 0x00, 0x01), nil
+		return AppendStringObject(dst, v.String_.GetText(), v.String_.GetLang()), nil
 	case *entrypb.Object_Int64:
-		dst = append(dst, TagInt64)
-		return binary.BigEndian.AppendUint64(dst, uint64(v.Int64)^signBit), nil
+		return AppendInt64Object(dst, v.Int64), nil
 	case *entrypb.Object_Float64:
-		dst = append(dst, TagFloat64)
-		return binary.BigEndian.AppendUint64(dst, floatKey(v.Float64)), nil
+		return AppendFloat64Object(dst, v.Float64), nil
 	case *entrypb.Object_Bool:
-		b := byte(0)
-		if v.Bool {
-			b = 1
-		}
-		return append(dst, TagBool, b), nil
+		return AppendBoolObject(dst, v.Bool), nil
 	case *entrypb.Object_Timestamp:
 		ts := v.Timestamp
-		if n := ts.GetNanos(); n < 0 || n >= maxNanos {
-			return dst, fmt.Errorf("%w: timestamp nanos %d outside [0, 1e9)", ErrInvalidObject, n)
-		}
-		if p := int32(ts.GetPrecision()); p < 0 || p > maxPrec {
-			return dst, fmt.Errorf("%w: unknown timestamp precision %d", ErrInvalidObject, p)
-		}
-		dst = append(dst, TagTimestamp)
-		dst = binary.BigEndian.AppendUint64(dst, uint64(ts.GetUnixSeconds())^signBit)
-		dst = binary.BigEndian.AppendUint32(dst, uint32(ts.GetNanos()))
-		return append(dst, byte(ts.GetPrecision())), nil
+		return AppendTimestampObject(dst, ts.GetUnixSeconds(), ts.GetNanos(), int32(ts.GetPrecision()))
 	case nil:
 		if o == nil {
-			return dst, fmt.Errorf("%w: missing object", ErrInvalidObject)
+			return dst, ErrMissingObject
 		}
-		return dst, fmt.Errorf("%w: object has no value", ErrInvalidObject)
+		return dst, ErrEmptyObject
 	default:
 		return dst, fmt.Errorf("%w: unknown object type %T", ErrInvalidObject, v)
 	}
 }
 
+// Errors for absent objects, as AppendObject reports them.
+var (
+	ErrMissingObject = fmt.Errorf("%w: missing object", ErrInvalidObject)
+	ErrEmptyObject   = fmt.Errorf("%w: object has no value", ErrInvalidObject)
+)
+
 // AppendNodeObject appends the encoding of the node object id.
 func AppendNodeObject(dst []byte, id uint64) []byte {
 	dst = append(dst, TagNode)
 	return binary.BigEndian.AppendUint64(dst, id)
+}
+
+// AppendStringObject appends the encoding of a string with a language tag.
+func AppendStringObject[T ~string | ~[]byte](dst []byte, text, lang T) []byte {
+	dst = append(dst, TagString)
+	dst = appendEscaped(dst, text)
+	dst = append(dst, 0x00, 0x01)
+	dst = appendEscaped(dst, lang)
+	return append(dst, 0x00, 0x01)
+}
+
+// AppendInt64Object appends the encoding of an int64.
+func AppendInt64Object(dst []byte, v int64) []byte {
+	dst = append(dst, TagInt64)
+	return binary.BigEndian.AppendUint64(dst, uint64(v)^signBit)
+}
+
+// AppendFloat64Object appends the encoding of a float64.
+func AppendFloat64Object(dst []byte, f float64) []byte {
+	dst = append(dst, TagFloat64)
+	return binary.BigEndian.AppendUint64(dst, floatKey(f))
+}
+
+// AppendBoolObject appends the encoding of a bool.
+func AppendBoolObject(dst []byte, v bool) []byte {
+	b := byte(0)
+	if v {
+		b = 1
+	}
+	return append(dst, TagBool, b)
+}
+
+// AppendTimestampObject appends the encoding of a timestamp, which needs
+// nanos in [0, 1e9) and a known precision.
+func AppendTimestampObject(dst []byte, seconds int64, nanos, precision int32) ([]byte, error) {
+	if nanos < 0 || nanos >= maxNanos {
+		return dst, fmt.Errorf("%w: timestamp nanos %d outside [0, 1e9)", ErrInvalidObject, nanos)
+	}
+	if precision < 0 || precision > maxPrec {
+		return dst, fmt.Errorf("%w: unknown timestamp precision %d", ErrInvalidObject, precision)
+	}
+	dst = append(dst, TagTimestamp)
+	dst = binary.BigEndian.AppendUint64(dst, uint64(seconds)^signBit)
+	dst = binary.BigEndian.AppendUint32(dst, uint32(nanos))
+	return append(dst, byte(precision)), nil
 }
 
 // AppendStringPrefix appends the encoding of a string object's tag and
@@ -106,25 +138,15 @@ func AppendStringPrefix(dst []byte, text string) []byte {
 	return appendEscaped(dst, text)
 }
 
-func appendEscaped(dst []byte, s string) []byte {
-	for {
-		i := indexZero(s)
-		if i < 0 {
-			return append(dst, s...)
-		}
-		dst = append(dst, s[:i]...)
-		dst = append(dst, 0x00, 0xFF)
-		s = s[i+1:]
-	}
-}
-
-func indexZero(s string) int {
+func appendEscaped[T ~string | ~[]byte](dst []byte, s T) []byte {
 	for i := 0; i < len(s); i++ {
 		if s[i] == 0 {
-			return i
+			dst = append(dst, 0x00, 0xFF)
+		} else {
+			dst = append(dst, s[i])
 		}
 	}
-	return -1
+	return dst
 }
 
 func floatKey(f float64) uint64 {
