@@ -10,8 +10,8 @@ PROTOS := $(shell find proto -name '*.proto')
 
 # Packages with concurrency run under the race detector; the rest run
 # without it. Together they are every package.
-RACE_PKGS := ./logsvc/... ./viewsvc/...
-PLAIN_PKGS = $(shell go list ./... | grep -v -e '/logsvc' -e '/viewsvc')
+RACE_PKGS := ./logsvc/... ./viewsvc/... ./apisvc/...
+PLAIN_PKGS = $(shell go list ./... | grep -v -e '/logsvc' -e '/viewsvc' -e '/apisvc')
 
 .PHONY: all build test vet bench proto tools-proto clean up down dc-up dc-down
 
