@@ -130,3 +130,25 @@ func (r *Reader) streamFrom(ctx context.Context, addr string, next *uint64, fn f
 		}
 	}
 }
+
+// LastIndex returns the log's committed end as the leader confirms it
+// (a linearizable Info), asking the replicas in turn.
+func (r *Reader) LastIndex(ctx context.Context) (uint64, error) {
+	var errs []error
+	for _, addr := range r.addrs {
+		cc, err := r.conns.Get(addr)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		info, err := logpb.NewLogClient(cc).Info(ctx, &logpb.InfoRequest{Linearizable: true, LocalOnly: true})
+		if err == nil {
+			return info.LastIndex, nil
+		}
+		errs = append(errs, fmt.Errorf("%s: %w", addr, logerr.FromStatus(err)))
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return 0, fmt.Errorf("log last index: %w", errors.Join(errs...))
+}

@@ -185,3 +185,8 @@ func (l logReader) Stream(ctx context.Context, from uint64, fn func([]viewsvc.Lo
 		return fn(out)
 	})
 }
+
+// LastIndex lets the view know exactly when it has caught up.
+func (l logReader) LastIndex(ctx context.Context) (uint64, error) { return l.r.LastIndex(ctx) }
+
+var _ viewsvc.LogTail = logReader{}
