@@ -43,11 +43,13 @@ vet:
 	go vet ./...
 
 ## test: everything CI runs: vet, unit, integration and process tests (the
-## concurrent packages under the race detector), and the offline Terraform
+## concurrent packages under the race detector; their process tests, which
+## -short skips there, run once without it), and the offline Terraform
 ## checks, which build terraform and tflint into .tools/bin the first time.
 test: vet build
 	go test -count=1 -timeout 30m $(PLAIN_PKGS)
-	go test -count=1 -race -timeout 40m $(RACE_PKGS)
+	go test -count=1 -timeout 30m -run 'TestKillLeaderUnderLoad|TestCorruptDataFileAtRestart' ./logsvc/
+	go test -count=1 -race -short -timeout 40m $(RACE_PKGS)
 	bash terraform/check.sh
 
 ## bench: every benchmark; figures go to docs/benchmarks.md. The log,

@@ -125,6 +125,10 @@ func TestSnapshotInstallCatchUp(t *testing.T) {
 		cfg.SnapshotThreshold = 20
 		cfg.TrailingLogs = 5
 		cfg.SnapshotInterval = 50 * time.Millisecond
+		// On raft-wal the leader was seen still sending this follower the
+		// entries it missed after compacting; the Pebble store drops them
+		// at once, which forces the snapshot install under test.
+		cfg.RaftStore = StorePebble
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()

@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	raftwal "github.com/hashicorp/raft-wal"
+	"github.com/hashicorp/raft-wal/metadb"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
 
@@ -192,11 +193,15 @@ func openRaftStore(kind, dir string, logger hclog.Logger) (raft.LogStore, raft.S
 	}
 	switch kind {
 	case StoreWAL:
-		w, err := raftwal.Open(dir, raftwal.WithLogger(logger.Named("raft-wal")))
+		// raft-wal's Close leaves its metadata database open (and its file
+		// locked), so the store owns that database and closes it too.
+		meta := &metadb.BoltMetaDB{}
+		w, err := raftwal.Open(dir, raftwal.WithLogger(logger.Named("raft-wal")), raftwal.WithMetaStore(meta))
 		if err != nil {
+			meta.Close()
 			return nil, nil, nil, fmt.Errorf("open raft wal: %w", err)
 		}
-		return w, w, w, nil
+		return w, w, closers{w, meta}, nil
 	case StoreBolt:
 		b, err := raftboltdb.NewBoltStore(filepath.Join(dir, "raft.db"))
 		if err != nil {
@@ -210,6 +215,17 @@ func openRaftStore(kind, dir string, logger hclog.Logger) (raft.LogStore, raft.S
 		}
 		return p, p, p, nil
 	}
+}
+
+// closers closes each in order.
+type closers []io.Closer
+
+func (cs closers) Close() error {
+	var errs []error
+	for _, c := range cs {
+		errs = append(errs, c.Close())
+	}
+	return errors.Join(errs...)
 }
 
 // GRPCAddr returns the address the gRPC service listens on.
