@@ -36,8 +36,8 @@ func TestAppendReadAndForwarding(t *testing.T) {
 	if err != nil {
 		t.Fatalf("append through follower: %v", err)
 	}
-	if resp.FirstIndex != 1 {
-		t.Fatalf("first index %d, want 1", resp.FirstIndex)
+	if resp.FirstIndex != 1 || resp.LeaderAddress != leader.GRPCAddr() {
+		t.Fatalf("first index %d, leader %q; want 1, %q", resp.FirstIndex, resp.LeaderAddress, leader.GRPCAddr())
 	}
 
 	// The coalescing appender gives dense indexes to concurrent callers.

@@ -30,7 +30,8 @@ func (s *Server) Append(ctx context.Context, req *logpb.AppendRequest) (*logpb.A
 	if err != nil {
 		return nil, logerr.ToStatus(err)
 	}
-	return &logpb.AppendResponse{FirstIndex: first}, nil
+	_, leader := s.leader()
+	return &logpb.AppendResponse{FirstIndex: first, LeaderAddress: leader}, nil
 }
 
 // Guard limits.

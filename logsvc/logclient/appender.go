@@ -1,6 +1,7 @@
 package logclient
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -187,7 +188,8 @@ func (a *Appender) send(ctx context.Context, req *logpb.AppendRequest) (uint64, 
 		if ok {
 			resp, err := logpb.NewLogClient(cc).Append(ctx, req)
 			if err == nil {
-				a.setLeader(addr)
+				// Go straight to the leader next time, not via a follower.
+				a.setLeader(cmp.Or(resp.LeaderAddress, addr))
 				return resp.FirstIndex, nil
 			}
 			err = logerr.FromStatus(err)

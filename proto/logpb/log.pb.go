@@ -92,7 +92,10 @@ func (x *AppendRequest) GetGuardSince() uint64 {
 type AppendResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// first_index is the index of entries[0]; entry i is at first_index + i.
-	FirstIndex    uint64 `protobuf:"varint,1,opt,name=first_index,json=firstIndex,proto3" json:"first_index,omitempty"`
+	FirstIndex uint64 `protobuf:"varint,1,opt,name=first_index,json=firstIndex,proto3" json:"first_index,omitempty"`
+	// leader_address is the leader's gRPC address, so that a client sent to
+	// a follower can go straight to the leader next time.
+	LeaderAddress string `protobuf:"bytes,2,opt,name=leader_address,json=leaderAddress,proto3" json:"leader_address,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -132,6 +135,13 @@ func (x *AppendResponse) GetFirstIndex() uint64 {
 		return x.FirstIndex
 	}
 	return 0
+}
+
+func (x *AppendResponse) GetLeaderAddress() string {
+	if x != nil {
+		return x.LeaderAddress
+	}
+	return ""
 }
 
 type ReadRequest struct {
@@ -945,10 +955,11 @@ const file_logpb_log_proto_rawDesc = "" +
 	"\n" +
 	"guard_keys\x18\x02 \x03(\fR\tguardKeys\x12\x1f\n" +
 	"\vguard_since\x18\x03 \x01(\x04R\n" +
-	"guardSince\"1\n" +
+	"guardSince\"X\n" +
 	"\x0eAppendResponse\x12\x1f\n" +
 	"\vfirst_index\x18\x01 \x01(\x04R\n" +
-	"firstIndex\"B\n" +
+	"firstIndex\x12%\n" +
+	"\x0eleader_address\x18\x02 \x01(\tR\rleaderAddress\"B\n" +
 	"\vReadRequest\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\x04R\x04from\x12\x1f\n" +
 	"\vmax_entries\x18\x02 \x01(\rR\n" +
