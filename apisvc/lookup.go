@@ -23,7 +23,7 @@ func (s *Server) readIndex(ctx context.Context, c *apipb.IndexConstraint) (uint6
 		return s.recentIndex(), nil
 	}
 	// Latest: the leader confirms the committed end (linearizable).
-	info, err := s.logInfo(ctx, true)
+	info, err := s.logInfo(ctx, true, true)
 	if err != nil {
 		return 0, err
 	}

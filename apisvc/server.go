@@ -13,7 +13,6 @@ import (
 
 	"github.com/akutan/akutan/apisvc/internal/fanout"
 	"github.com/akutan/akutan/logsvc/logclient"
-	"github.com/akutan/akutan/logsvc/logerr"
 	"github.com/akutan/akutan/proto/apipb"
 	"github.com/akutan/akutan/proto/logpb"
 	"github.com/akutan/akutan/proto/viewpb"
@@ -105,25 +104,12 @@ func (s *Server) withTimeout(ctx context.Context) (context.Context, context.Canc
 	return context.WithTimeout(ctx, s.cfg.DefaultTimeout)
 }
 
-// logInfo asks the log replicas in turn for Info.
-func (s *Server) logInfo(ctx context.Context, linearizable bool) (*logpb.InfoResponse, error) {
-	var errs []error
-	for _, addr := range s.cfg.Log {
-		cc, err := s.conns.Get(addr)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-		info, err := logpb.NewLogClient(cc).Info(cctx, &logpb.InfoRequest{Linearizable: linearizable, LocalOnly: linearizable})
-		cancel()
-		if err == nil {
-			return info, nil
-		}
-		errs = append(errs, fmt.Errorf("%s: %w", addr, logerr.FromStatus(err)))
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
+// logInfo asks the log replicas in turn for Info. A linearizable answer
+// is the leader's; members' details are filled in unless localOnly.
+func (s *Server) logInfo(ctx context.Context, linearizable, localOnly bool) (*logpb.InfoResponse, error) {
+	info, err := logclient.Info(ctx, &s.conns, s.cfg.Log, &logpb.InfoRequest{Linearizable: linearizable, LocalOnly: localOnly})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrLogUnavailable, err)
 	}
-	return nil, fmt.Errorf("%w: %w", ErrLogUnavailable, errors.Join(errs...))
+	return info, nil
 }

@@ -21,19 +21,19 @@ func (s *Server) Status(ctx context.Context, _ *apipb.StatusRequest) (*apipb.Sta
 	resp := &apipb.StatusResponse{Log: &apipb.LogStatus{}}
 	var in health.Input
 
-	// Availability is a linearizable answer; the members' details come
-	// from a plain one, which works even without a leader.
-	if info, err := s.logInfo(ctx, true); err != nil {
+	// Availability is a linearizable answer, which carries the members'
+	// details too; without a leader a plain answer still describes them.
+	info, err := s.logInfo(ctx, true, false)
+	if err != nil {
 		resp.Log.Error = err.Error()
 		in.LogError = err.Error()
+		info, _ = s.logInfo(ctx, false, false)
 	} else {
 		resp.Log.Available = true
 		in.LogAvailable = true
-		resp.Log.LastIndex = info.LastIndex
 	}
-	if info, err := s.logInfo(ctx, false); err == nil {
-		resp.Log.FirstIndex, resp.Log.Leader = info.FirstIndex, info.LeaderId
-		resp.Log.LastIndex = max(resp.Log.LastIndex, info.LastIndex)
+	if info != nil {
+		resp.Log.FirstIndex, resp.Log.LastIndex, resp.Log.Leader = info.FirstIndex, info.LastIndex, info.LeaderId
 		for _, m := range info.Members {
 			resp.Log.Members = append(resp.Log.Members, &apipb.LogMember{Id: m.Id, Address: m.GrpcAddress, AppliedIndex: m.AppliedIndex, Error: m.Error})
 		}

@@ -79,7 +79,7 @@ func (s *Server) write(ctx context.Context, req *apipb.WriteRequest) (*apipb.Wri
 		if (errors.Is(err, ErrUnknownName) || errors.Is(err, errFutureID)) && !fresh {
 			// r may predate the write that created the name or node: look
 			// again at the log's committed end before refusing.
-			info, lerr := s.logInfo(ctx, true)
+			info, lerr := s.logInfo(ctx, true, true)
 			if lerr != nil {
 				return nil, lerr
 			}

@@ -196,10 +196,3 @@ func checkField(fd protoreflect.FieldDescriptor, typ protowire.Type, val []byte,
 	}
 	return true, nil
 }
-
-func describeHead(h envelopeHead) string {
-	if h.versionChange {
-		return fmt.Sprintf("version change to %d", h.toVersion)
-	}
-	return fmt.Sprintf("entry of version %d", h.version)
-}

@@ -13,6 +13,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
 
+	"github.com/akutan/akutan/internal/pebblelog"
 	"github.com/akutan/akutan/proto/viewpb"
 	"github.com/akutan/akutan/viewsvc/internal/keys"
 )
@@ -115,7 +116,7 @@ func pebbleOptions(cfg Config) *pebble.Options {
 		// Every flush of random keys overlaps all of L0; tolerate a longer
 		// L0 before stopping writes, and flush into fewer, larger files.
 		L0StopWritesThreshold: 32,
-		Logger:                pebbleLogger{cfg.Logger},
+		Logger:                pebblelog.Quiet{Name: "view", Logger: cfg.Logger},
 	}
 	opts.TargetFileSizes[0] = 16 << 20
 	if cfg.CacheSize > 0 {
@@ -129,17 +130,6 @@ func pebbleOptions(cfg Config) *pebble.Options {
 	opts.ApplyCompressionSettings(func() pebble.DBCompressionSettings { return pebble.DBCompressionFastest })
 	opts.EnsureDefaults()
 	return opts
-}
-
-// pebbleLogger drops Pebble's informational messages and logs its errors.
-type pebbleLogger struct{ l *slog.Logger }
-
-func (pebbleLogger) Infof(string, ...any) {}
-func (p pebbleLogger) Errorf(format string, args ...any) {
-	p.l.Error("pebble: " + fmt.Sprintf(format, args...))
-}
-func (pebbleLogger) Fatalf(format string, args ...any) {
-	panic(fmt.Sprintf("pebble: "+format, args...))
 }
 
 // load checks or records the directory's identity and reads the applied

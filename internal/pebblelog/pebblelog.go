@@ -1,19 +1,21 @@
 // Package pebblelog adapts Pebble's logger to Akutan's processes: Pebble's
-// routine info lines are dropped, errors go to stderr, and fatal errors end
-// the process as Pebble requires.
+// routine info lines are dropped, errors are logged, and a fatal error
+// panics, since Pebble requires Fatalf not to return.
 package pebblelog
 
 import (
 	"fmt"
-	"os"
+	"log/slog"
 
 	"github.com/cockroachdb/pebble/v2"
 )
 
 // Quiet logs only Pebble's errors.
 type Quiet struct {
-	// Name prefixes each line, e.g. the store's role.
+	// Name says which store the lines are about, e.g. "entries".
 	Name string
+	// Logger receives the errors; nil means slog.Default().
+	Logger *slog.Logger
 }
 
 var _ pebble.Logger = Quiet{}
@@ -21,13 +23,17 @@ var _ pebble.Logger = Quiet{}
 // Infof drops routine messages.
 func (Quiet) Infof(string, ...interface{}) {}
 
-// Errorf prints to stderr.
+// Errorf logs an error.
 func (q Quiet) Errorf(format string, args ...interface{}) {
-	fmt.Fprintf(os.Stderr, "pebble %s: %s\n", q.Name, fmt.Sprintf(format, args...))
+	l := q.Logger
+	if l == nil {
+		l = slog.Default()
+	}
+	l.Error("pebble: "+fmt.Sprintf(format, args...), "store", q.Name)
 }
 
-// Fatalf prints and exits: Pebble calls it only when it cannot go on.
+// Fatalf logs and panics: Pebble calls it only when it cannot go on.
 func (q Quiet) Fatalf(format string, args ...interface{}) {
 	q.Errorf(format, args...)
-	os.Exit(70)
+	panic(fmt.Sprintf("pebble %s: "+format, append([]interface{}{q.Name}, args...)...))
 }

@@ -132,23 +132,35 @@ func (r *Reader) streamFrom(ctx context.Context, addr string, next *uint64, fn f
 }
 
 // LastIndex returns the log's committed end as the leader confirms it
-// (a linearizable Info), asking the replicas in turn.
+// (a linearizable Info).
 func (r *Reader) LastIndex(ctx context.Context) (uint64, error) {
+	info, err := Info(ctx, &r.conns, r.addrs, &logpb.InfoRequest{Linearizable: true, LocalOnly: true})
+	if err != nil {
+		return 0, fmt.Errorf("log last index: %w", err)
+	}
+	return info.LastIndex, nil
+}
+
+// Info asks the replicas at addrs in turn, each for at most 3 seconds, until
+// one answers req.
+func Info(ctx context.Context, conns *ConnPool, addrs []string, req *logpb.InfoRequest) (*logpb.InfoResponse, error) {
 	var errs []error
-	for _, addr := range r.addrs {
-		cc, err := r.conns.Get(addr)
+	for _, addr := range addrs {
+		cc, err := conns.Get(addr)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		info, err := logpb.NewLogClient(cc).Info(ctx, &logpb.InfoRequest{Linearizable: true, LocalOnly: true})
+		cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		info, err := logpb.NewLogClient(cc).Info(cctx, req)
+		cancel()
 		if err == nil {
-			return info.LastIndex, nil
+			return info, nil
 		}
 		errs = append(errs, fmt.Errorf("%s: %w", addr, logerr.FromStatus(err)))
 		if ctx.Err() != nil {
-			break
+			return nil, ctx.Err()
 		}
 	}
-	return 0, fmt.Errorf("log last index: %w", errors.Join(errs...))
+	return nil, errors.Join(errs...)
 }
