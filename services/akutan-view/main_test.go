@@ -46,6 +46,21 @@ func TestFlags(t *testing.T) {
 	}
 }
 
+// logResume reports where a restarted view resumed. Views commit without
+// fsync (viewsvc/apply.go), so a SIGKILL may lose a suffix of batches that
+// Pebble had not yet handed to the OS; the view then applies them again from
+// the log. Resuming below the last reported index is therefore allowed; what
+// must hold is that the state at every index equals the twin's, checked by
+// digest below.
+func logResume(t *testing.T, resumed, applied uint64) {
+	t.Helper()
+	if resumed < applied {
+		t.Logf("resumed at %d, %d entries below the %d reported before the kill; they are applied again", resumed, applied-resumed, applied)
+		return
+	}
+	t.Logf("resumed at %d (reported %d before the kill)", resumed, applied)
+}
+
 // TestCrashResume SIGKILLs the view binary while it applies the log, restarts
 // it on the same data dir, and checks that it ends with exactly the state of
 // a twin that was never interrupted. The log is a real single-replica log
@@ -84,8 +99,8 @@ func TestCrashResume(t *testing.T) {
 	var killedAt []uint64
 	for kill := 1; kill <= 3; kill++ {
 		p := startView(t, bin, args)
-		if st := p.status(t); kill > 1 && st.LastApplied < killedAt[len(killedAt)-1] {
-			t.Fatalf("restart %d resumed at %d, before the %d it had applied", kill, st.LastApplied, killedAt[len(killedAt)-1])
+		if kill > 1 {
+			logResume(t, p.status(t).LastApplied, killedAt[len(killedAt)-1])
 		}
 		target := last * uint64(kill) / 4
 		deadline := time.Now().Add(60 * time.Second)
@@ -112,9 +127,7 @@ func TestCrashResume(t *testing.T) {
 	}
 
 	p := startView(t, bin, args)
-	if st := p.status(t); st.LastApplied < killedAt[len(killedAt)-1] {
-		t.Fatalf("resumed at %d, before the %d it had applied", st.LastApplied, killedAt[len(killedAt)-1])
-	}
+	logResume(t, p.status(t).LastApplied, killedAt[len(killedAt)-1])
 	wctx, wcancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer wcancel()
 	if err := twin.WaitApplied(wctx, last); err != nil {
