@@ -1,0 +1,118 @@
+package snapshot
+
+import (
+	"encoding/binary"
+	"fmt"
+	"hash/crc32"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// SegmentFormat is the version of the log segment format.
+const SegmentFormat = 1
+
+// segmentMagic starts every segment object; its last byte is the format.
+var segmentMagic = [8]byte{'A', 'K', 'U', 'T', 'S', 'E', 'G', SegmentFormat}
+
+const segmentHeaderLen = 8 + 8 + 8 + 8 + 4
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// CRC32C is the checksum used for every object and payload.
+func CRC32C(b []byte) uint32 { return crc32.Checksum(b, castagnoli) }
+
+// SegmentEntry is one log entry in a segment.
+type SegmentEntry struct {
+	Index uint64
+	Data  []byte
+}
+
+var (
+	zstdEncoder, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1))
+	zstdDecoder, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(1<<31))
+)
+
+// EncodeSegment encodes consecutive entries as a segment object. See the
+// package documentation for the layout.
+func EncodeSegment(entries []SegmentEntry) ([]byte, error) {
+	if len(entries) == 0 {
+		return nil, fmt.Errorf("encode segment: no entries")
+	}
+	first := entries[0].Index
+	var raw []byte
+	for i, e := range entries {
+		if e.Index != first+uint64(i) {
+			return nil, fmt.Errorf("encode segment: index %d follows %d", e.Index, first+uint64(i)-1)
+		}
+		raw = binary.AppendUvarint(raw, uint64(len(e.Data)))
+		raw = append(raw, e.Data...)
+	}
+	out := make([]byte, segmentHeaderLen, segmentHeaderLen+len(raw)/2)
+	copy(out, segmentMagic[:])
+	binary.BigEndian.PutUint64(out[8:], first)
+	binary.BigEndian.PutUint64(out[16:], entries[len(entries)-1].Index)
+	binary.BigEndian.PutUint64(out[24:], uint64(len(raw)))
+	binary.BigEndian.PutUint32(out[32:], CRC32C(raw))
+	out = zstdEncoder.EncodeAll(raw, out)
+	return binary.BigEndian.AppendUint32(out, CRC32C(out)), nil
+}
+
+// SegmentRange reads a segment's first and last index from its header,
+// after checking the whole object's checksum.
+func SegmentRange(obj []byte) (first, last uint64, err error) {
+	if len(obj) < segmentHeaderLen+4 {
+		return 0, 0, fmt.Errorf("segment of %d bytes is too short: %w", len(obj), ErrCorrupt)
+	}
+	body := obj[:len(obj)-4]
+	if got, want := CRC32C(body), binary.BigEndian.Uint32(obj[len(obj)-4:]); got != want {
+		return 0, 0, fmt.Errorf("segment checksum %08x, trailer says %08x: %w", got, want, ErrCorrupt)
+	}
+	if [8]byte(obj[:8]) != segmentMagic {
+		if string(obj[:7]) == string(segmentMagic[:7]) {
+			return 0, 0, fmt.Errorf("segment format %d is not supported (supports %d): %w", obj[7], SegmentFormat, ErrCorrupt)
+		}
+		return 0, 0, fmt.Errorf("not a log segment: %w", ErrCorrupt)
+	}
+	first, last = binary.BigEndian.Uint64(obj[8:]), binary.BigEndian.Uint64(obj[16:])
+	if first == 0 || last < first {
+		return 0, 0, fmt.Errorf("segment claims indexes %d..%d: %w", first, last, ErrCorrupt)
+	}
+	return first, last, nil
+}
+
+// DecodeSegment verifies and decodes a segment object.
+func DecodeSegment(obj []byte) ([]SegmentEntry, error) {
+	first, last, err := SegmentRange(obj)
+	if err != nil {
+		return nil, err
+	}
+	rawLen := binary.BigEndian.Uint64(obj[24:])
+	if rawLen > 1<<31 {
+		return nil, fmt.Errorf("segment claims %d bytes of entries: %w", rawLen, ErrCorrupt)
+	}
+	raw, err := zstdDecoder.DecodeAll(obj[segmentHeaderLen:len(obj)-4], make([]byte, 0, rawLen))
+	if err != nil {
+		return nil, fmt.Errorf("segment %d..%d: decompress: %v: %w", first, last, err, ErrCorrupt)
+	}
+	if uint64(len(raw)) != rawLen || CRC32C(raw) != binary.BigEndian.Uint32(obj[32:]) {
+		return nil, fmt.Errorf("segment %d..%d: entries do not match their checksum: %w", first, last, ErrCorrupt)
+	}
+	entries := make([]SegmentEntry, 0, last-first+1)
+	for index := first; index <= last; index++ {
+		n, k := binary.Uvarint(raw)
+		if k <= 0 || n > uint64(len(raw)-k) {
+			return nil, fmt.Errorf("segment %d..%d: entry %d is truncated: %w", first, last, index, ErrCorrupt)
+		}
+		entries = append(entries, SegmentEntry{Index: index, Data: raw[k : k+int(n) : k+int(n)]})
+		raw = raw[k+int(n):]
+	}
+	if len(raw) != 0 {
+		return nil, fmt.Errorf("segment %d..%d: %d bytes after the last entry: %w", first, last, len(raw), ErrCorrupt)
+	}
+	return entries, nil
+}
+
+// SegmentKey names the segment object holding first..last.
+func SegmentKey(first, last uint64) string {
+	return fmt.Sprintf("%s%020d-%020d.seg", SegmentPrefix, first, last)
+}
