@@ -88,7 +88,8 @@ func (c *LogCatalog) validate() error {
 
 // CheckpointRef is a catalog entry for one view checkpoint.
 type CheckpointRef struct {
-	Space    string    `json:"space"` // "sp" or "po"
+	Cluster  string    `json:"cluster"` // the view cluster (datacenter) that wrote it
+	Space    string    `json:"space"`   // "sp" or "po"
 	Start    uint64    `json:"start"`
 	End      uint64    `json:"end"` // 0 means 2^64
 	Index    uint64    `json:"index"`

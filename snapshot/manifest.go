@@ -16,7 +16,8 @@ const ManifestFormat = 1
 // every data file, and listed in the checkpoint catalog after that.
 type Manifest struct {
 	Format     int       `json:"format"`
-	Space      string    `json:"space"` // "sp" or "po"
+	Cluster    string    `json:"cluster"` // the view cluster (datacenter) that wrote it
+	Space      string    `json:"space"`   // "sp" or "po"
 	Start      uint64    `json:"start"`
 	End        uint64    `json:"end"` // 0 means 2^64
 	Index      uint64    `json:"index"`
