@@ -38,6 +38,9 @@ type SegmentRef struct {
 type LogCatalog struct {
 	Format   int          `json:"format"`
 	Segments []SegmentRef `json:"segments"`
+	// Retired lists segments that retention removed from Segments, whose
+	// objects are deleted once the grace period after At has passed.
+	Retired []RetiredRef `json:"retired,omitempty"`
 }
 
 // ArchivedThrough is the last archived index, 0 if none.
@@ -106,6 +109,10 @@ func (r CheckpointRef) Range() Range { return Range{Start: r.Start, End: r.End} 
 type CheckpointCatalog struct {
 	Format      int             `json:"format"`
 	Checkpoints []CheckpointRef `json:"checkpoints"`
+	// Retired lists the manifests of checkpoints that retention removed
+	// from Checkpoints; a manifest's data files and then the manifest are
+	// deleted once the grace period after At has passed.
+	Retired []RetiredRef `json:"retired,omitempty"`
 }
 
 // Add lists a checkpoint, keeping the list ordered by space, range, index.
@@ -155,7 +162,10 @@ func LoadLogCatalog(ctx context.Context, s Store) (*LogCatalog, string, error) {
 
 // UpdateLogCatalog applies fn to the current log catalog and writes it back
 // with a conditional put, retrying on a concurrent change. fn may run more
-// than once and must decide from its argument only.
+// than once and must decide from its argument only. It may even run again
+// after its own change landed (an S3 conditional put retried after a lost
+// reply fails although its first try succeeded), so it must notice a change
+// already there and return ErrNoChange.
 func UpdateLogCatalog(ctx context.Context, s Store, fn func(*LogCatalog) error) (*LogCatalog, error) {
 	return update(ctx, s, LogCatalogKey, LoadLogCatalog, fn)
 }

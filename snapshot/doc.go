@@ -9,7 +9,30 @@
 // keeps objects in a local directory (the embedded default); S3Store speaks
 // S3 through aws-sdk-go-v2 (MinIO locally). Prefixed keeps a cluster's keys
 // under its own prefix in a shared bucket. Both stores pass one conformance
-// suite.
+// suite (conformance_test.go), the S3 run against a real MinIO server that
+// package miniotest starts.
+//
+// S3Store maps 404 / NoSuchKey to ErrNotFound (but never a missing bucket:
+// that would make a misconfigured store look empty), and 412 and 409
+// ConditionalRequestConflict to ErrPrecondition. Conditional puts send
+// If-None-Match: * or If-Match: <etag>. A Put of more than PartSize bytes
+// (16 MiB by default) is a multipart upload streamed part by part, aborted
+// on failure; a bucket lifecycle rule should abort incomplete uploads of
+// processes that died. Uploads carry a CRC-32C the service checks. Every
+// request is retried by the SDK's standard retryer (jittered exponential
+// backoff, no client-side retry quota). Because a retried conditional put
+// whose first try landed reports ErrPrecondition, catalog update functions
+// must notice that their change is already there (see UpdateLogCatalog).
+//
+// OpenStore names a store by URL:
+//
+//	/abs/dir or file:///abs/dir
+//	s3://bucket/prefix?endpoint=http://127.0.0.1:9000&region=us-east-1&path_style=true
+//
+// with the further s3 options sse (AES256 or aws:kms), kms_key_id and
+// max_attempts. S3 credentials come from the standard chain
+// (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, shared files, roles), never
+// from the URL.
 //
 // # Bucket layout (format 1)
 //
@@ -36,6 +59,13 @@
 // index by binary search, without listing the bucket. The checkpoint catalog
 // lists every checkpoint that exists: space, range, index, manifest key.
 //
+// Both catalogs also carry "retired": {key, at, bytes} entries that
+// retention took out of the catalog at time at. The log catalog's are
+// segment keys; the checkpoint catalog's are manifest keys, standing for
+// the manifest and its data files. Their objects stay for a grace period,
+// so that a boot or restore that read an older catalog can finish, and are
+// then deleted, the entry last.
+//
 // # Log segments (format 1)
 //
 //	magic      "AKUTSEG" + format byte (1)
@@ -61,4 +91,31 @@
 //
 // Every byte read back is checked against its checksum; a mismatch is
 // ErrCorrupt, and a corrupt object is reported, never used.
+//
+// # Retention and garbage collection
+//
+// ApplyRetention runs in steady state and never lists:
+//
+//  1. Keep, at every point of each (cluster, space)'s hash space, the K
+//     newest checkpoints covering it (with an unchanged partitioning: the
+//     newest K of each range); retire the others.
+//  2. Keep the log archive back to the oldest retained checkpoint: retire
+//     the segments that end below the least retained index. Keep it all if
+//     there is no checkpoint, or if a cluster's retained checkpoints do
+//     not cover a required space (RetentionPolicy.Spaces) over the whole
+//     hash range. The newest segment always stays, so the catalog still
+//     says how far the archive reaches.
+//  3. Delete the objects of entries retired more than the grace period ago
+//     (a checkpoint's files before its manifest), then drop the entries.
+//
+// CollectGarbage is the only code that lists. It does step 3, then deletes
+// objects under log/segments/ and checkpoints/ that no catalog references,
+// listed or retired, directly or through a manifest, and that are older
+// than the grace period: torn uploads. A checkpoint directory goes whole,
+// and only once its newest object is older than the grace period, so an
+// upload in progress is never touched.
+//
+// Verify reads everything the catalogs list, streaming: each segment's
+// size, CRC-32C, header and entries, each manifest against the catalog,
+// and each data file's size and CRC-32C. It reports every problem.
 package snapshot

@@ -1,0 +1,392 @@
+package snapshot_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/akutan/akutan/snapshot"
+)
+
+var full = snapshot.Range{}
+
+// writeCheckpoint uploads a checkpoint of two files and lists it, as a view
+// does.
+func writeCheckpoint(t testing.TB, s snapshot.Store, cluster, space string, r snapshot.Range, index uint64) snapshot.CheckpointRef {
+	t.Helper()
+	ctx := context.Background()
+	dir := snapshot.CheckpointDir(space, r, index)
+	m := &snapshot.Manifest{Cluster: cluster, Space: space, Start: r.Start, End: r.End, Index: index, Created: time.Now()}
+	for i, kind := range []string{"facts", "meta"} {
+		data := fmt.Appendf(nil, "%s %s %v at %d, file %d", cluster, space, r, index, i)
+		info := put(t, s, dir+kind+".sst", data)
+		m.Files = append(m.Files, snapshot.FileRef{Key: dir + kind + ".sst", Kind: kind, HashStart: r.Start, HashEnd: r.End,
+			Size: info.Size, CRC32C: snapshot.CRC32C(data), Entries: 1})
+	}
+	if err := snapshot.PutManifest(ctx, s, dir+snapshot.ManifestName, m); err != nil {
+		t.Fatal(err)
+	}
+	ref := snapshot.CheckpointRef{Cluster: cluster, Space: space, Start: r.Start, End: r.End, Index: index,
+		Manifest: dir + snapshot.ManifestName, Bytes: m.Bytes(), Created: m.Created}
+	if _, err := snapshot.UpdateCheckpointCatalog(ctx, s, func(c *snapshot.CheckpointCatalog) error {
+		c.Add(ref)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return ref
+}
+
+// writeSegments archives segments of 10 entries each from 1 through last.
+func writeSegments(t testing.TB, s snapshot.Store, last uint64) []snapshot.SegmentRef {
+	t.Helper()
+	ctx := context.Background()
+	var refs []snapshot.SegmentRef
+	for first := uint64(1); first < last; first += 10 {
+		var es []snapshot.SegmentEntry
+		for i := first; i < first+10; i++ {
+			es = append(es, snapshot.SegmentEntry{Index: i, Data: fmt.Appendf(nil, "entry %d", i)})
+		}
+		obj, err := snapshot.EncodeSegment(es)
+		if err != nil {
+			t.Fatal(err)
+		}
+		key := snapshot.SegmentKey(first, first+9)
+		put(t, s, key, obj)
+		ref := snapshot.SegmentRef{First: first, Last: first + 9, Key: key, Size: int64(len(obj)), CRC32C: snapshot.CRC32C(obj)}
+		if _, err := snapshot.UpdateLogCatalog(ctx, s, func(c *snapshot.LogCatalog) error { return c.Add(ref) }); err != nil {
+			t.Fatal(err)
+		}
+		refs = append(refs, ref)
+	}
+	return refs
+}
+
+func exists(t testing.TB, s snapshot.Store, key string) bool {
+	t.Helper()
+	_, err := s.Head(context.Background(), key)
+	if err != nil && !errors.Is(err, snapshot.ErrNotFound) {
+		t.Fatal(err)
+	}
+	return err == nil
+}
+
+func checkpointKeys(t testing.TB, s snapshot.Store, ref snapshot.CheckpointRef) []string {
+	m, err := snapshot.LoadManifest(context.Background(), s, ref.Manifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := []string{ref.Manifest}
+	for _, f := range m.Files {
+		keys = append(keys, f.Key)
+	}
+	return keys
+}
+
+func policy(keep int, spaces ...string) snapshot.RetentionPolicy {
+	return snapshot.RetentionPolicy{KeepCheckpoints: keep, Grace: time.Hour, Spaces: spaces}
+}
+
+func testRetention(t *testing.T, s snapshot.Store) {
+	ctx := context.Background()
+	segs := writeSegments(t, s, 100)
+	var sp, po []snapshot.CheckpointRef
+	for _, i := range []uint64{30, 50, 70, 90} {
+		sp = append(sp, writeCheckpoint(t, s, "dc1", "sp", full, i))
+	}
+	for _, i := range []uint64{40, 60} {
+		po = append(po, writeCheckpoint(t, s, "dc1", "po", full, i))
+	}
+	now := time.Now()
+	rep, err := snapshot.ApplyRetention(ctx, s, policy(2, "sp", "po"), now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.RetiredCheckpoints != 2 || rep.RetiredSegments != 3 || rep.KeepLogFrom != 40 {
+		t.Errorf("report %+v, want 2 checkpoints and 3 segments retired, log kept from 40", rep)
+	}
+	cat, _, _ := snapshot.LoadCheckpointCatalog(ctx, s)
+	var idx []uint64
+	for _, c := range cat.Checkpoints {
+		idx = append(idx, c.Index)
+	}
+	if !equal(idx, []uint64{40, 60, 70, 90}) || len(cat.Retired) != 2 {
+		t.Errorf("retained %v, retired %+v", idx, cat.Retired)
+	}
+	logCat, _, _ := snapshot.LoadLogCatalog(ctx, s)
+	if logCat.FirstArchived() != 31 || logCat.ArchivedThrough() != 100 || len(logCat.Retired) != 3 {
+		t.Errorf("log catalog %d..%d, retired %+v", logCat.FirstArchived(), logCat.ArchivedThrough(), logCat.Retired)
+	}
+	// Nothing is deleted within the grace period.
+	retired := append(checkpointKeys(t, s, sp[0]), checkpointKeys(t, s, sp[1])...)
+	for _, r := range segs[:3] {
+		retired = append(retired, r.Key)
+	}
+	for _, k := range retired {
+		if !exists(t, s, k) {
+			t.Errorf("%s deleted within the grace period", k)
+		}
+	}
+	rep, err = snapshot.ApplyRetention(ctx, s, policy(2, "sp", "po"), now.Add(59*time.Minute))
+	if err != nil || rep.RetiredCheckpoints+rep.RetiredSegments+rep.Purge.RetiredDeleted != 0 {
+		t.Errorf("second run: %+v %v", rep, err)
+	}
+	// After it, retired objects go; the rest stays.
+	rep, err = snapshot.ApplyRetention(ctx, s, policy(2, "sp", "po"), now.Add(61*time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Purge.RetiredDeleted != len(retired) {
+		t.Errorf("purge deleted %d objects, want %d", rep.Purge.RetiredDeleted, len(retired))
+	}
+	for _, k := range retired {
+		if exists(t, s, k) {
+			t.Errorf("%s still there after the grace period", k)
+		}
+	}
+	for _, ref := range append(sp[2:], po...) {
+		for _, k := range checkpointKeys(t, s, ref) {
+			if !exists(t, s, k) {
+				t.Errorf("retained %s is gone", k)
+			}
+		}
+	}
+	for _, r := range segs[3:] {
+		if !exists(t, s, r.Key) {
+			t.Errorf("retained %s is gone", r.Key)
+		}
+	}
+	cat, _, _ = snapshot.LoadCheckpointCatalog(ctx, s)
+	logCat, _, _ = snapshot.LoadLogCatalog(ctx, s)
+	if len(cat.Retired) != 0 || len(logCat.Retired) != 0 {
+		t.Errorf("retired lists not emptied: %+v %+v", cat.Retired, logCat.Retired)
+	}
+	if v, err := snapshot.Verify(ctx, s, snapshot.VerifyOptions{}); err != nil || !v.OK() {
+		t.Errorf("verify after retention: %+v %v", v, err)
+	}
+}
+
+func TestRetentionKeepsLog(t *testing.T) {
+	ctx := context.Background()
+	for _, c := range []struct {
+		name       string
+		checkpoint func(s snapshot.Store)
+		spaces     []string
+		wantFirst  uint64
+	}{
+		{"no checkpoints", func(snapshot.Store) {}, nil, 1},
+		{"space not covered", func(s snapshot.Store) { writeCheckpoint(t, s, "dc1", "sp", full, 50) }, []string{"sp", "po"}, 1},
+		{"range not covered", func(s snapshot.Store) {
+			writeCheckpoint(t, s, "dc1", "sp", snapshot.Range{Start: 0, End: 1 << 63}, 50)
+		}, []string{"sp"}, 1},
+		{"a cluster not covered", func(s snapshot.Store) {
+			writeCheckpoint(t, s, "dc1", "sp", full, 50)
+			writeCheckpoint(t, s, "dc2", "sp", snapshot.Range{Start: 1 << 63}, 50)
+		}, []string{"sp"}, 1},
+		{"covered", func(s snapshot.Store) { writeCheckpoint(t, s, "dc1", "sp", full, 50) }, []string{"sp"}, 41},
+		{"no spaces required", func(s snapshot.Store) { writeCheckpoint(t, s, "dc1", "sp", full, 50) }, nil, 41},
+		{"the newest segment stays", func(s snapshot.Store) { writeCheckpoint(t, s, "dc1", "sp", full, 500) }, []string{"sp"}, 91},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s, _ := snapshot.NewDirStore(t.TempDir())
+			writeSegments(t, s, 100)
+			c.checkpoint(s)
+			if _, err := snapshot.ApplyRetention(ctx, s, policy(1, c.spaces...), time.Now()); err != nil {
+				t.Fatal(err)
+			}
+			cat, _, _ := snapshot.LoadLogCatalog(ctx, s)
+			if cat.FirstArchived() != c.wantFirst || cat.ArchivedThrough() != 100 {
+				t.Errorf("log archive is %d..%d, want %d..100", cat.FirstArchived(), cat.ArchivedThrough(), c.wantFirst)
+			}
+		})
+	}
+	s, _ := snapshot.NewDirStore(t.TempDir())
+	if _, err := snapshot.ApplyRetention(ctx, s, snapshot.RetentionPolicy{Grace: -1}, time.Now()); err == nil ||
+		!strings.Contains(err.Error(), "keep") || !strings.Contains(err.Error(), "grace") {
+		t.Errorf("bad policy: %v, want both problems reported", err)
+	}
+}
+
+func testRetentionRepartition(t *testing.T, s snapshot.Store) {
+	ctx := context.Background()
+	quarter := func(i uint64) snapshot.Range { return snapshot.Range{Start: i << 62, End: (i + 1) << 62} }
+	eighth := func(i uint64) snapshot.Range { return snapshot.Range{Start: i << 61, End: (i + 1) << 61} }
+	var old []snapshot.CheckpointRef
+	for _, index := range []uint64{10, 20} {
+		for i := range uint64(4) {
+			old = append(old, writeCheckpoint(t, s, "dc1", "sp", quarter(i), index+i))
+		}
+	}
+	// The new partitioning has two checkpoints in the first quarter's
+	// halves, one in the second quarter's, none in the others.
+	for _, index := range []uint64{30, 40} {
+		writeCheckpoint(t, s, "dc1", "sp", eighth(0), index)
+		writeCheckpoint(t, s, "dc1", "sp", eighth(1), index)
+	}
+	writeCheckpoint(t, s, "dc1", "sp", eighth(2), 30)
+	// Another cluster's checkpoints are counted apart.
+	writeCheckpoint(t, s, "dc2", "sp", full, 5)
+
+	if _, err := snapshot.ApplyRetention(ctx, s, policy(2), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	cat, _, _ := snapshot.LoadCheckpointCatalog(ctx, s)
+	var got []string
+	for _, c := range cat.Checkpoints {
+		got = append(got, fmt.Sprintf("%s %x-%x@%d", c.Cluster, c.Start>>56, c.End>>56, c.Index))
+	}
+	sort.Strings(got)
+	want := []string{
+		"dc1 0-20@30", "dc1 0-20@40", "dc1 20-40@30", "dc1 20-40@40", // first quarter: the new ones
+		// Second quarter: its first half has one new checkpoint and keeps
+		// the newest old one; its second half has none, so keeps both.
+		"dc1 40-60@30", "dc1 40-80@21", "dc1 40-80@11",
+		"dc1 80-c0@12", "dc1 80-c0@22", "dc1 c0-0@13", "dc1 c0-0@23", // untouched
+		"dc2 0-0@5",
+	}
+	sort.Strings(want)
+	if !equal(got, want) {
+		t.Errorf("retained\n%q\nwant\n%q", got, want)
+	}
+}
+
+func testCollectGarbage(t *testing.T, s snapshot.Store) {
+	ctx := context.Background()
+	segs := writeSegments(t, s, 30)
+	live := writeCheckpoint(t, s, "dc1", "sp", full, 20)
+	// A torn upload (files, no manifest), one that crashed between the
+	// manifest and the catalog, and a segment never listed.
+	tornDir := snapshot.CheckpointDir("sp", full, 25)
+	put(t, s, tornDir+"facts.sst", []byte("torn"))
+	unlisted := writeCheckpoint(t, s, "dc1", "po", full, 26)
+	if _, err := snapshot.UpdateCheckpointCatalog(ctx, s, func(c *snapshot.CheckpointCatalog) error {
+		c.Remove(unlisted.Manifest)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	strayKey := snapshot.SegmentKey(31, 40)
+	put(t, s, strayKey, []byte("stray"))
+	put(t, s, "elsewhere/x", []byte("not ours"))
+	garbage := append([]string{tornDir + "facts.sst", strayKey}, checkpointKeys(t, s, unlisted)...)
+
+	// Young garbage is kept: it may be an upload in progress.
+	rep, err := snapshot.CollectGarbage(ctx, s, time.Hour, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.OrphansDeleted != 0 || rep.OrphansKept != len(garbage) {
+		t.Errorf("young: %+v, want %d kept", rep, len(garbage))
+	}
+	// Old garbage goes.
+	rep, err = snapshot.CollectGarbage(ctx, s, time.Hour, time.Now().Add(2*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.OrphansDeleted != len(garbage) || rep.BytesDeleted == 0 || rep.OrphansKept != 0 {
+		t.Errorf("old: %+v, want %d deleted", rep, len(garbage))
+	}
+	for _, k := range garbage {
+		if exists(t, s, k) {
+			t.Errorf("garbage %s is still there", k)
+		}
+	}
+	keep := append([]string{snapshot.LogCatalogKey, snapshot.CheckpointCatalogKey, "elsewhere/x"}, checkpointKeys(t, s, live)...)
+	for _, r := range segs {
+		keep = append(keep, r.Key)
+	}
+	for _, k := range keep {
+		if !exists(t, s, k) {
+			t.Errorf("%s was collected", k)
+		}
+	}
+	// Retired entries: kept while young, even though no catalog lists
+	// them, and purged once old.
+	newer := writeCheckpoint(t, s, "dc1", "sp", full, 30)
+	if _, err := snapshot.ApplyRetention(ctx, s, policy(1), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := snapshot.CollectGarbage(ctx, s, time.Hour, time.Now().Add(30*time.Minute)); err != nil || rep.RetiredDeleted+rep.OrphansDeleted != 0 {
+		t.Errorf("collected retired objects within the grace period: %+v %v", rep, err)
+	}
+	rep, err = snapshot.CollectGarbage(ctx, s, time.Hour, time.Now().Add(2*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.RetiredDeleted != 3+2 || rep.OrphansDeleted != 0 { // the old checkpoint and two segments
+		t.Errorf("purge: %+v", rep)
+	}
+	for _, k := range checkpointKeys(t, s, newer) {
+		if !exists(t, s, k) {
+			t.Errorf("%s was collected", k)
+		}
+	}
+	if v, err := snapshot.Verify(ctx, s, snapshot.VerifyOptions{}); err != nil || !v.OK() {
+		t.Errorf("verify after collection: %+v %v", v, err)
+	}
+}
+
+func testVerify(t *testing.T, s snapshot.Store) {
+	ctx := context.Background()
+	segs := writeSegments(t, s, 50)
+	a := writeCheckpoint(t, s, "dc1", "sp", full, 20)
+	b := writeCheckpoint(t, s, "dc1", "po", full, 30)
+	c := writeCheckpoint(t, s, "dc1", "sp", full, 40)
+	var last [2]int64
+	calls := 0
+	v, err := snapshot.Verify(ctx, s, snapshot.VerifyOptions{Progress: func(done, total int64) {
+		if done < last[0] {
+			t.Errorf("progress went back: %d after %d", done, last[0])
+		}
+		last = [2]int64{done, total}
+		calls++
+	}})
+	if err != nil || !v.OK() {
+		t.Fatalf("verify: %+v %v", v, err)
+	}
+	if v.Segments != 5 || v.Checkpoints != 3 || v.Files != 6 || last[0] != last[1] || last[0] != v.Bytes || calls != 11 {
+		t.Errorf("report %+v, progress %v after %d calls", v, last, calls)
+	}
+
+	// Break things in every way; each is reported.
+	obj, _, _ := snapshot.ReadAll(ctx, s, segs[1].Key)
+	obj[len(obj)/2] ^= 1
+	put(t, s, segs[1].Key, obj)                        // flipped byte
+	if err := s.Delete(ctx, segs[3].Key); err != nil { // missing
+		t.Fatal(err)
+	}
+	wrong, _, _ := snapshot.ReadAll(ctx, s, segs[2].Key) // a valid segment under the wrong name
+	put(t, s, segs[4].Key, wrong)
+	ma, _ := snapshot.LoadManifest(ctx, s, a.Manifest)
+	put(t, s, ma.Files[0].Key, []byte("short")) // wrong size
+	mb, _ := snapshot.LoadManifest(ctx, s, b.Manifest)
+	data, _, _ := snapshot.ReadAll(ctx, s, mb.Files[1].Key)
+	data[0] ^= 0x80
+	put(t, s, mb.Files[1].Key, data) // same size, wrong checksum
+	man, _, _ := snapshot.ReadAll(ctx, s, c.Manifest)
+	put(t, s, c.Manifest, bytes.Replace(man, []byte(`"index": 40`), []byte(`"index": 41`), 1)) // corrupt manifest
+
+	v, err = snapshot.Verify(ctx, s, snapshot.VerifyOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]bool{segs[1].Key: true, segs[3].Key: true, segs[4].Key: true,
+		ma.Files[0].Key: true, mb.Files[1].Key: true, c.Manifest: true}
+	for _, p := range v.Problems {
+		if !want[p.Key] {
+			t.Errorf("unexpected problem %s", p)
+		}
+		delete(want, p.Key)
+	}
+	for k := range want {
+		t.Errorf("no problem reported for %s", k)
+	}
+	if len(v.Problems) != 6 {
+		t.Errorf("problems:\n%v", v.Problems)
+	}
+}
