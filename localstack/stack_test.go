@@ -62,7 +62,7 @@ func freeBase(t testing.TB) int {
 	for try := 0; try < 50; try++ {
 		base := 20000 + 1000*rand.N(30)
 		ok := true
-		for _, off := range []int{1, 2, 3, 101, 102, 103, 201, 202, 203, 301, 302, 303, 304, 401, 402, 403, 404, 501, 502, 503, 504} {
+		for _, off := range []int{1, 2, 3, 101, 102, 103, 201, 202, 203, 301, 302, 303, 304, 401, 402, 403, 404, 501, 502, 503, 504, 900, 901} {
 			l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", base+off))
 			if err != nil {
 				ok = false
@@ -105,6 +105,7 @@ func (s *stack) view(dc, n int) string {
 // cli runs bin/akutan and returns its output and exit code.
 func (s *stack) cli(stdin string, args ...string) (string, int) {
 	cmd := exec.Command(filepath.Join(s.bin, "akutan"), args...)
+	cmd.Env = append(s.env, "AWS_ACCESS_KEY_ID=akutan-local", "AWS_SECRET_ACCESS_KEY=akutan-local-secret")
 	cmd.Stdin = strings.NewReader(stdin)
 	out, err := cmd.CombinedOutput()
 	code := 0

@@ -9,15 +9,20 @@
 # Environment: AKUTAN_STACK_DIR (default <repo>/.localstack),
 # AKUTAN_BASE_PORT (default 17000; see lib.sh for the port layout),
 # AKUTAN_PARTITIONS and AKUTAN_REPLICAS (views per space per DC),
-# AKUTAN_BIN (default <repo>/bin, where `make build` puts the binaries).
+# AKUTAN_BIN (default <repo>/bin, where `make build` puts the binaries),
+# AKUTAN_STORE (a store URL instead of the local MinIO),
+# AKUTAN_CHECKPOINT_INTERVAL (how often views checkpoint; default 60s).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 source "${ROOT}/localstack/lib.sh"
 
 mkdir -p "${STACK}/logs" "${STACK}/pids"
+start_minio
 for dc in $DCS; do start_log "$dc"; done
+join_restored_logs
 for dc in $DCS; do start_views "$dc"; done
 for dc in $DCS; do start_api "$dc"; done
+start_truncator
 
 printf 'waiting for the cluster to be fully available'
 for _ in $(seq 1 300); do

@@ -2,11 +2,13 @@ package logsvc
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/hashicorp/raft"
 
 	"github.com/akutan/akutan/logsvc/internal/entrystore"
+	"github.com/akutan/akutan/logsvc/logerr"
 )
 
 // Entry is one committed Akutan log entry.
@@ -24,52 +26,133 @@ type Archiver interface {
 	Archive(ctx context.Context, entries []Entry) (durableThrough uint64, err error)
 }
 
+// archiveRequest asks the archive loop to archive through index and
+// answer with the watermark it replicated.
+type archiveRequest struct {
+	ctx     context.Context
+	through uint64
+	done    chan archiveResult
+}
+
+type archiveResult struct {
+	through uint64
+	err     error
+}
+
 // archiveLoop runs on every replica and works only while it leads: it feeds
-// new entries to the archiver and replicates the watermark it reports.
+// new entries to the archiver, replicates the watermark it reports, and
+// serves ArchiveNow. It is the only caller of the archiver.
 func (s *Server) archiveLoop() {
 	defer s.wg.Done()
 	t := time.NewTicker(s.cfg.ArchiveInterval)
 	defer t.Stop()
-	var next uint64 // next index to hand over; 0 = restart from watermark
+	a := &archiveState{s: s}
 	for {
 		select {
 		case <-s.closing:
 			return
 		case <-t.C:
-		}
-		if s.raft.State() != raft.Leader || s.fsm.haltErr() != nil {
-			next = 0
-			continue
-		}
-		meta := s.store.Meta()
-		if next == 0 || next <= meta.ArchivedThrough {
-			next = max(meta.ArchivedThrough+1, meta.First)
-		}
-		var entries []Entry
-		if next <= meta.Last {
-			var err error
-			entries, err = s.store.Read(next, 10000, 16<<20)
+			if s.raft.State() != raft.Leader || s.fsm.haltErr() != nil {
+				a.next = 0
+				continue
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			_, err := a.step(ctx, false)
+			cancel()
 			if err != nil {
-				s.logger.Warn("archive: read entries", "from", next, "error", err)
-				next = 0
+				s.logger.Warn("archive: will retry", "error", err)
+			}
+		case req := <-s.archiveNow:
+			through, err := a.now(req)
+			if err != nil {
+				s.logger.Warn("archive now", "through", req.through, "error", err)
+			}
+			req.done <- archiveResult{through, err}
+		}
+	}
+}
+
+// archiveState is the archive loop's position.
+type archiveState struct {
+	s    *Server
+	next uint64 // next index to hand over; 0 = restart from the watermark
+}
+
+// step hands the archiver the next entries (at most one read's worth; none
+// when caught up, so that it can flush by age), or with flush set makes
+// it write out what it buffers, and replicates the watermark it reports.
+func (a *archiveState) step(ctx context.Context, flush bool) (uint64, error) {
+	s := a.s
+	meta := s.store.Meta()
+	if a.next == 0 || a.next <= meta.ArchivedThrough {
+		a.next = max(meta.ArchivedThrough+1, meta.First)
+	}
+	var entries []Entry
+	if a.next <= meta.Last && !flush {
+		var err error
+		entries, err = s.store.Read(a.next, 10000, 16<<20)
+		if err != nil {
+			from := a.next
+			a.next = 0
+			return 0, fmt.Errorf("read entries from %d: %w", from, err)
+		}
+	}
+	var through uint64
+	var err error
+	if f, ok := s.cfg.Archiver.(Flusher); ok && flush {
+		through, err = f.Flush(ctx)
+	} else {
+		through, err = s.cfg.Archiver.Archive(ctx, entries)
+	}
+	if err != nil {
+		// Start again from the watermark: the archiver skips what it has.
+		a.next = 0
+		return 0, fmt.Errorf("archiver: %w", err)
+	}
+	if len(entries) > 0 {
+		a.next = entries[len(entries)-1].Index + 1
+	}
+	if through > meta.ArchivedThrough {
+		f := s.raft.Apply(encodeIndex(cmdArchived, through), timeoutOf(ctx, s.cfg.ApplyTimeout))
+		if err := f.Error(); err != nil {
+			return meta.ArchivedThrough, fmt.Errorf("replicate watermark %d: %w", through, s.raftErr(err))
+		}
+		if r, ok := f.Response().(uint64); ok {
+			return r, nil
+		}
+	}
+	return max(through, meta.ArchivedThrough), nil
+}
+
+// now hands over every entry through req.through, then flushes.
+func (a *archiveState) now(req archiveRequest) (uint64, error) {
+	s := a.s
+	for {
+		if err := req.ctx.Err(); err != nil {
+			return 0, err
+		}
+		if s.raft.State() != raft.Leader {
+			id, addr := s.leader()
+			return 0, logerr.NotLeader(id, addr)
+		}
+		if err := s.fsm.haltErr(); err != nil {
+			return 0, err
+		}
+		if a.next == 0 || a.next <= req.through {
+			if _, err := a.step(req.ctx, false); err != nil {
+				return 0, err
+			}
+			if a.next != 0 && a.next <= req.through {
 				continue
 			}
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		through, err := s.cfg.Archiver.Archive(ctx, entries)
-		cancel()
+		through, err := a.step(req.ctx, true)
 		if err != nil {
-			s.logger.Warn("archive: archiver failed; will retry", "from", next, "error", err)
-			next = 0
-			continue
+			return 0, err
 		}
-		if len(entries) > 0 {
-			next = entries[len(entries)-1].Index + 1
+		if through < req.through {
+			return through, logerr.New(logerr.ErrUnavailable, nil, "archived through %d, short of %d", through, req.through)
 		}
-		if through > meta.ArchivedThrough {
-			if err := s.raft.Apply(encodeIndex(cmdArchived, through), s.cfg.ApplyTimeout).Error(); err != nil {
-				s.logger.Warn("archive: replicate watermark", "through", through, "error", err)
-			}
-		}
+		return through, nil
 	}
 }

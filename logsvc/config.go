@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/akutan/akutan/snapshot"
 )
 
 // Log store kinds for Raft's own log. See DESIGN.md for the measurements
@@ -58,9 +60,13 @@ type Config struct {
 	ApplyTimeout time.Duration
 
 	// Archiver, when set, archives committed entries on the leader so that
-	// the prefix can be discarded. ArchiveInterval paces it.
+	// the prefix can be discarded. ArchiveInterval paces it. When Archiver
+	// is nil and ArchiveStore is set, the replica archives into ArchiveStore
+	// with a SegmentArchiver sized by Segments.
 	Archiver        Archiver
 	ArchiveInterval time.Duration
+	ArchiveStore    snapshot.Store
+	Segments        SegmentConfig
 
 	// LogLevel is the level of Raft's and the server's logs
 	// (trace, debug, info, warn, error).
@@ -85,6 +91,7 @@ func DefaultConfig() Config {
 		MaxAppendEntries:    256,
 		ApplyTimeout:        10 * time.Second,
 		ArchiveInterval:     time.Second,
+		Segments:            DefaultSegmentConfig(),
 		LogLevel:            "warn",
 	}
 }
@@ -147,6 +154,11 @@ func (c Config) Validate() error {
 	}
 	if c.ApplyTimeout <= 0 || c.ArchiveInterval <= 0 {
 		bad("apply timeout and archive interval must be positive")
+	}
+	if c.Archiver == nil && c.ArchiveStore != nil {
+		if err := c.Segments.Validate(); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	return errors.Join(errs...)
 }

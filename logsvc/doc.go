@@ -30,6 +30,17 @@
 //     durably stored the entries.
 //  6. A snapshot holds the metadata and every retained entry, so a replica
 //     that installs it serves Read for every retained index.
+//  7. The archive loop runs on the leader only and is the only caller of
+//     the Archiver: it hands over entries from the watermark on, in order,
+//     and replicates the index the archiver reports durable. With an
+//     ArchiveStore, SegmentArchiver cuts segments by size and age, uploads
+//     each, adds it to the log catalog, and only then reports it. ArchiveNow
+//     makes the loop hand over everything committed and flush.
+//  8. Readers below the first retained index read the archive
+//     (logclient.Reader.UseArchive) up to that index, and the log from it.
+//  9. RestoreDataDir builds a one-voter replica whose log starts after the
+//     restored index, with the watermark at that index: the archive serves
+//     everything below it.
 //
 // Append is acknowledged only after Raft commits the command and the leader
 // applies it. A follower forwards writes to the leader over a connection it

@@ -48,6 +48,8 @@ type Server struct {
 	lis      net.Listener
 	conns    *logclient.ConnPool
 
+	archiveNow chan archiveRequest
+
 	closing   chan struct{}
 	closeOnce sync.Once
 	wg        sync.WaitGroup
@@ -59,10 +61,14 @@ func Start(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("log config: %w", err)
 	}
 	s := &Server{
-		cfg:     cfg,
-		logger:  hclog.New(&hclog.LoggerOptions{Name: "log/" + cfg.ID, Level: hclog.LevelFromString(cfg.LogLevel), Output: os.Stderr}),
-		conns:   &logclient.ConnPool{},
-		closing: make(chan struct{}),
+		cfg:        cfg,
+		logger:     hclog.New(&hclog.LoggerOptions{Name: "log/" + cfg.ID, Level: hclog.LevelFromString(cfg.LogLevel), Output: os.Stderr}),
+		conns:      &logclient.ConnPool{},
+		closing:    make(chan struct{}),
+		archiveNow: make(chan archiveRequest),
+	}
+	if cfg.Archiver == nil && cfg.ArchiveStore != nil {
+		s.cfg.Archiver = NewSegmentArchiver(cfg.ArchiveStore, cfg.Segments)
 	}
 	if err := s.open(); err != nil {
 		s.shutdown()
@@ -70,7 +76,7 @@ func Start(cfg Config) (*Server, error) {
 	}
 	s.wg.Add(1)
 	go s.registerLoop()
-	if cfg.Archiver != nil {
+	if s.cfg.Archiver != nil {
 		s.wg.Add(1)
 		go s.archiveLoop()
 	}

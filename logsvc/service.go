@@ -446,3 +446,60 @@ func timeoutOf(ctx context.Context, def time.Duration) time.Duration {
 	}
 	return def
 }
+
+// ArchiveNow archives every entry committed so far, on the leader, and
+// answers with the archived-through index.
+func (s *Server) ArchiveNow(ctx context.Context, req *logpb.ArchiveNowRequest) (*logpb.ArchiveNowResponse, error) {
+	through, err := s.archiveAll(ctx, req)
+	if err != nil {
+		return nil, logerr.ToStatus(err)
+	}
+	_, leader := s.leader()
+	return &logpb.ArchiveNowResponse{ArchivedThrough: through, LeaderAddress: leader}, nil
+}
+
+func (s *Server) archiveAll(ctx context.Context, req *logpb.ArchiveNowRequest) (uint64, error) {
+	if err := s.fsm.haltErr(); err != nil {
+		return 0, err
+	}
+	if s.raft.State() != raft.Leader {
+		client, fctx, err := s.leaderClient(ctx)
+		if err != nil {
+			return 0, err
+		}
+		resp, err := client.ArchiveNow(fctx, req)
+		if err != nil {
+			return 0, logerr.FromStatus(err)
+		}
+		return resp.ArchivedThrough, nil
+	}
+	if s.cfg.Archiver == nil {
+		return 0, logerr.New(logerr.ErrUnavailable, nil, "log replica %s has no archive configured", s.cfg.ID)
+	}
+	// Everything committed before the call: confirm leadership and apply
+	// it, then archive through the last applied index.
+	if err := s.raft.VerifyLeader().Error(); err != nil {
+		return 0, s.raftErr(err)
+	}
+	if err := s.raft.Barrier(timeoutOf(ctx, s.cfg.ApplyTimeout)).Error(); err != nil {
+		return 0, s.raftErr(err)
+	}
+	r := archiveRequest{ctx: ctx, through: s.store.Meta().Last, done: make(chan archiveResult, 1)}
+	select {
+	case s.archiveNow <- r:
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	case <-s.closing:
+		return 0, logerr.New(logerr.ErrUnavailable, nil, "log replica %s is shutting down", s.cfg.ID)
+	}
+	select {
+	case res := <-r.done:
+		var le *logerr.Error
+		if res.err != nil && !errors.As(res.err, &le) && ctx.Err() == nil {
+			return 0, logerr.New(logerr.ErrUnavailable, nil, "archive: %v", res.err)
+		}
+		return res.through, res.err
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+}

@@ -41,8 +41,6 @@ func (v *View) Run(ctx context.Context, log LogReader) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	v.running, v.cancelRun, v.runDone = true, cancel, make(chan struct{})
-	v.state = viewpb.State_CATCHING_UP
-	from, version := v.applied+1, v.logVersion
 	done := v.runDone
 	v.mu.Unlock()
 	defer func() {
@@ -54,6 +52,28 @@ func (v *View) Run(ctx context.Context, log LogReader) error {
 		v.mu.Unlock()
 		close(done)
 	}()
+	if v.needBoot {
+		if err := v.boot(ctx); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+	}
+	v.mu.Lock()
+	from, version := v.applied+1, v.logVersion
+	if stop := v.cfg.StopAt; stop > 0 && v.applied > stop {
+		v.mu.Unlock()
+		return fmt.Errorf("the view has applied index %d, past the index %d it should stop at", from-1, stop)
+	}
+	v.state = viewpb.State_CATCHING_UP
+	v.mu.Unlock()
+	ckDone := make(chan struct{})
+	go func() {
+		defer close(ckDone)
+		v.checkpointLoop(ctx)
+	}()
+	defer func() { cancel(); <-ckDone }()
 
 	items := make(chan []item, 16)
 	prog := &progress{}
@@ -87,11 +107,20 @@ func (v *View) Run(ctx context.Context, log LogReader) error {
 func (v *View) streamLoop(ctx context.Context, log LogReader, next uint64, version uint32, items chan<- []item, prog *progress) {
 	dec := &decoder{space: v.cfg.Space, rng: v.cfg.Range, maxVersion: v.cfg.MaxSupportedVersion, version: version}
 	backoff := v.cfg.RetryMin
+	stopAt := v.cfg.StopAt
+	if stopAt > 0 && next > stopAt {
+		<-ctx.Done() // already there: apply nothing more
+		return
+	}
 	for ctx.Err() == nil {
 		err := log.Stream(ctx, next, func(entries []LogEntry) error {
 			batch := make([]item, 0, len(entries))
 			var stop error
 			for _, e := range entries {
+				if stopAt > 0 && next > stopAt {
+					stop = errStreamDone
+					break
+				}
 				if e.Index != next {
 					stop = fmt.Errorf("%w: got index %d, want %d", ErrLogGap, e.Index, next)
 					break
@@ -99,7 +128,7 @@ func (v *View) streamLoop(ctx context.Context, log LogReader, next uint64, versi
 				it := dec.decode(e)
 				batch = append(batch, it)
 				next++
-				if it.kind == itemError {
+				if it.kind == itemError || (stopAt > 0 && next > stopAt) {
 					stop = errStreamDone
 					break
 				}
@@ -231,7 +260,9 @@ func (v *View) watchCaughtUp(ctx context.Context, log LogReader, prog *progress)
 		}
 		applied := v.LastApplied()
 		caughtUp := false
-		if tail != nil {
+		if stop := v.cfg.StopAt; stop > 0 {
+			caughtUp = applied >= stop
+		} else if tail != nil {
 			tctx, cancel := context.WithTimeout(ctx, v.cfg.RetryMax)
 			last, err := tail.LastIndex(tctx)
 			cancel()

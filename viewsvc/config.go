@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/akutan/akutan/snapshot"
 )
 
 // MaxSupportedVersion is the highest log version this build of the view
@@ -48,6 +50,33 @@ type Config struct {
 	CacheSize    int64
 	MemTableSize uint64
 
+	// Store is the object store for checkpoints; nil disables checkpoints
+	// and booting from the bucket. A view opened with a Store on an empty
+	// data directory boots from the newest checkpoints covering its range
+	// (see boot.go); with none it replays the log from index 1.
+	Store snapshot.Store
+	// Cluster names the view cluster (datacenter) in the checkpoints it
+	// writes.
+	Cluster string
+	// CheckpointInterval and CheckpointEntries decide when the background
+	// checkpointer writes a checkpoint: once at least CheckpointInterval has
+	// passed since the last one and at least CheckpointEntries entries have
+	// been applied since it. CheckpointInterval 0 disables the background
+	// checkpointer (CheckpointNow still works).
+	CheckpointInterval time.Duration
+	CheckpointEntries  uint64
+	// CheckpointFileBytes is the target size of one checkpoint data file
+	// before compression.
+	CheckpointFileBytes int64
+	// BootParallelism is how many checkpoint files a booting view downloads
+	// at once.
+	BootParallelism int
+	// StopAt, when not 0, makes the view apply the log up to exactly this
+	// index and then stay there, serving reads at or below it: the view half
+	// of restoring a cluster to a point. A view booting from the bucket uses
+	// checkpoints at or below StopAt only.
+	StopAt uint64
+
 	// Logger receives operational messages. Defaults to slog.Default().
 	Logger *slog.Logger
 }
@@ -67,6 +96,10 @@ func DefaultConfig() Config {
 		MaxFactsPerChunk:    1000,
 		CacheSize:           1 << 30,
 		MemTableSize:        64 << 20,
+		CheckpointInterval:  0,
+		CheckpointEntries:   0,
+		CheckpointFileBytes: 64 << 20,
+		BootParallelism:     4,
 	}
 }
 
@@ -111,6 +144,18 @@ func (c Config) Validate() error {
 	}
 	if c.MemTableSize < 1<<20 {
 		errs = append(errs, errors.New("memtable size must be at least 1 MiB"))
+	}
+	if c.CheckpointInterval < 0 {
+		errs = append(errs, errors.New("checkpoint interval must not be negative"))
+	}
+	if c.CheckpointInterval > 0 && c.Store == nil {
+		errs = append(errs, errors.New("a checkpoint interval needs an object store"))
+	}
+	if c.CheckpointFileBytes < 1<<20 {
+		errs = append(errs, errors.New("checkpoint file bytes must be at least 1 MiB"))
+	}
+	if c.BootParallelism < 1 {
+		errs = append(errs, errors.New("boot parallelism must be positive"))
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("invalid view config: %w", errors.Join(errs...))

@@ -70,6 +70,34 @@
 // in key order. Digest summarises the visible facts at an index so that views
 // can be compared.
 //
+// # Checkpoints and booting from the bucket
+//
+// With Config.Store set, a view writes checkpoints (CheckpointNow, or the
+// background checkpointer per CheckpointInterval and CheckpointEntries): its
+// state at its applied index N, as SST files of kinds KindFacts,
+// KindOrdered, KindRecords and KindPending, uploaded first, then a
+// snapshot.Manifest, then a catalog entry. A failing store never stops
+// applying or serving; Status reports the last checkpoint and the last
+// failure.
+//
+// A view opened with a Store on a missing or empty data directory boots from
+// the bucket when Run starts, and only then:
+//
+//  1. It chooses the newest checkpoints covering its range (at most StopAt,
+//     if set); they may come from another partitioning.
+//  2. It downloads the files it needs and checks each one's size and CRC-32C;
+//     a corrupt checkpoint (bad checksum, missing file, bad manifest) is
+//     logged, never ingested, and the choice is made again without it, down
+//     to replaying the log from index 1.
+//  3. It ingests them at Nmin, the smallest chosen index, keeping only its
+//     range and the versions up to Nmin.
+//  4. It records Nmin as applied and replays the log from Nmin+1, reporting
+//     BOOTING while it downloads and CATCHING_UP while it replays.
+//
+// A directory with data resumes from it and never boots; Restore refuses it
+// with ErrNotEmpty. A boot interrupted by a crash starts again from nothing.
+// With StopAt set the view applies exactly to StopAt and stays there.
+//
 // Errors are the package's Err… values, wrapped with context; ToStatus maps
 // them to gRPC codes.
 package viewsvc

@@ -44,6 +44,14 @@ var (
 	ErrConfigMismatch = errors.New("data directory does not match the configuration")
 	// ErrLogGap means the log reader delivered an entry out of order.
 	ErrLogGap = errors.New("log entries out of order")
+	// ErrNoStore means the view has no object store configured.
+	ErrNoStore = errors.New("no object store configured")
+	// ErrCheckpointFailed means writing a checkpoint failed, usually because
+	// the object store failed; it wraps the cause.
+	ErrCheckpointFailed = errors.New("checkpoint failed")
+	// ErrNotEmpty means a restore was asked for over an existing data
+	// directory.
+	ErrNotEmpty = errors.New("data directory is not empty: booting from the bucket happens only into an empty directory")
 )
 
 // UnsupportedVersionError says which version was met and which is
@@ -77,6 +85,9 @@ var reasons = []struct {
 	{ErrClosed, "CLOSED", codes.Unavailable},
 	{ErrConfigMismatch, "CONFIG_MISMATCH", codes.FailedPrecondition},
 	{ErrLogGap, "LOG_GAP", codes.Internal},
+	{ErrNoStore, "NO_STORE", codes.FailedPrecondition},
+	{ErrCheckpointFailed, "CHECKPOINT_FAILED", codes.Unavailable},
+	{ErrNotEmpty, "NOT_EMPTY", codes.FailedPrecondition},
 }
 
 // ToStatus converts err into a gRPC status error: view errors get their code

@@ -116,7 +116,21 @@ func (s *Server) Status(context.Context, *viewpb.StatusRequest) (*viewpb.StatusR
 	if st.Err != nil {
 		resp.Error = st.Err.Error()
 	}
+	resp.CheckpointIndex = st.CheckpointIndex
+	resp.BootBytesDone, resp.BootBytesTotal = st.BootBytesDone, st.BootBytesTotal
+	if st.CheckpointErr != nil {
+		resp.CheckpointError = st.CheckpointErr.Error()
+	}
 	return resp, nil
+}
+
+// Checkpoint implements viewpb.ViewServer.
+func (s *Server) Checkpoint(ctx context.Context, _ *viewpb.CheckpointRequest) (*viewpb.CheckpointResponse, error) {
+	ref, err := s.v.CheckpointNow(ctx)
+	if err != nil {
+		return nil, ToStatus(err)
+	}
+	return &viewpb.CheckpointResponse{Index: ref.Index, Manifest: ref.Manifest, Bytes: ref.Bytes}, nil
 }
 
 // Digest implements viewpb.ViewServer.

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"sync"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -27,6 +29,12 @@ var (
 	metaIdentity   = keys.MetaKey("identity")
 	metaApplied    = keys.MetaKey("applied")
 	metaLogVersion = keys.MetaKey("log_version")
+	// metaBooting marks a directory created to boot from the bucket whose
+	// boot has not finished; Run boots it (again) before applying.
+	metaBooting = keys.MetaKey("booting")
+	// metaCheckpoint is the index of the newest checkpoint this view wrote
+	// or booted from. It is not part of the logical state.
+	metaCheckpoint = keys.MetaKey("checkpoint")
 )
 
 // identity is what a data directory holds; it is fixed when the directory
@@ -51,6 +59,15 @@ type Status struct {
 	LogVersion          uint32
 	// Err is why the view stopped applying; nil while it applies.
 	Err error
+	// CheckpointIndex is the index of the newest checkpoint this view wrote
+	// or booted from; 0 if none.
+	CheckpointIndex uint64
+	// BootBytesDone and BootBytesTotal measure the download of checkpoints
+	// while the view boots from the bucket.
+	BootBytesDone, BootBytesTotal int64
+	// CheckpointErr is why the last checkpoint attempt failed; nil after a
+	// success.
+	CheckpointErr error
 }
 
 // View is one DiskView: the facts of one hash range of one space, stored in
@@ -71,6 +88,16 @@ type View struct {
 	readers    sync.WaitGroup
 	runDone    chan struct{} // closed when the running Run returns
 	cancelRun  context.CancelFunc
+
+	// Checkpoints and booting (checkpoint.go, boot.go).
+	needBoot        bool // boot from cfg.Store before applying
+	checkpointIndex uint64
+	checkpointErr   error
+	bootDone        int64
+	bootTotal       int64
+	ckMu            sync.Mutex // one checkpoint at a time
+	closeCtx        context.Context
+	closeCancel     context.CancelFunc
 }
 
 // Open opens or creates the view's data directory. A directory made for
@@ -81,6 +108,10 @@ func Open(cfg Config) (*View, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	fresh, err := dirEmpty(cfg.Dir)
+	if err != nil {
+		return nil, err
 	}
 	opts := pebbleOptions(cfg)
 	db, err := pebble.Open(cfg.Dir, opts)
@@ -98,11 +129,32 @@ func Open(cfg Config) (*View, error) {
 		state:      viewpb.State_BOOTING,
 		advanced:   make(chan struct{}),
 	}
-	if err := v.load(); err != nil {
+	v.closeCtx, v.closeCancel = context.WithCancel(context.Background())
+	if err := v.load(fresh && cfg.Store != nil); err != nil {
+		v.closeCancel()
 		_ = db.Close()
 		return nil, err
 	}
+	// Working directories of checkpoints and boots a crash left behind.
+	for _, pattern := range []string{"checkpoint-export-*", "checkpoint-boot"} {
+		stale, _ := filepath.Glob(filepath.Join(cfg.Dir, pattern))
+		for _, d := range stale {
+			_ = os.RemoveAll(d)
+		}
+	}
 	return v, nil
+}
+
+// dirEmpty reports whether dir is missing or holds nothing.
+func dirEmpty(dir string) (bool, error) {
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return true, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("read data directory: %w", err)
+	}
+	return len(ents) == 0, nil
 }
 
 // pebbleOptions tunes Pebble for a view: random (hash-first) keys written
@@ -133,8 +185,8 @@ func pebbleOptions(cfg Config) *pebble.Options {
 }
 
 // load checks or records the directory's identity and reads the applied
-// state.
-func (v *View) load() error {
+// state. boot marks a new directory for booting from the bucket.
+func (v *View) load(boot bool) error {
 	want := identity{Layout: layoutVersion, Space: v.cfg.Space.String(), Start: v.cfg.Range.Start, End: v.cfg.Range.End}
 	raw, err := v.get(metaIdentity)
 	if err != nil {
@@ -142,7 +194,12 @@ func (v *View) load() error {
 	}
 	if raw == nil {
 		b, _ := json.Marshal(want)
-		if err := v.db.Set(metaIdentity, b, pebble.NoSync); err != nil {
+		batch := v.db.NewBatch()
+		_ = batch.Set(metaIdentity, b, nil)
+		if boot {
+			_ = batch.Set(metaBooting, []byte{1}, nil)
+		}
+		if err := batch.Commit(pebble.Sync); err != nil {
 			return fmt.Errorf("record identity: %w", err)
 		}
 		if err := v.db.Flush(); err != nil {
@@ -168,6 +225,20 @@ func (v *View) load() error {
 		return err
 	} else if len(raw) == 4 {
 		v.logVersion = binary.BigEndian.Uint32(raw)
+	}
+	if raw, err := v.get(metaCheckpoint); err != nil {
+		return err
+	} else if len(raw) == 8 {
+		v.checkpointIndex = binary.BigEndian.Uint64(raw)
+	}
+	if raw, err := v.get(metaBooting); err != nil {
+		return err
+	} else if raw != nil {
+		if v.cfg.Store == nil {
+			return fmt.Errorf("%w: the directory holds an unfinished boot from the bucket; configure the store to finish it, or remove the directory",
+				ErrConfigMismatch)
+		}
+		v.needBoot = true
 	}
 	return nil
 }
@@ -203,6 +274,10 @@ func (v *View) Status() Status {
 		MaxSupportedVersion: v.cfg.MaxSupportedVersion,
 		LogVersion:          v.logVersion,
 		Err:                 v.stopErr,
+		CheckpointIndex:     v.checkpointIndex,
+		BootBytesDone:       v.bootDone,
+		BootBytesTotal:      v.bootTotal,
+		CheckpointErr:       v.checkpointErr,
 	}
 }
 
@@ -271,6 +346,7 @@ func (v *View) Close() error {
 	v.broadcastLocked()
 	cancel, done := v.cancelRun, v.runDone
 	v.mu.Unlock()
+	v.closeCancel() // stops checkpoints in progress
 	if cancel != nil {
 		cancel()
 		<-done

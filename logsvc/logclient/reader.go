@@ -10,6 +10,7 @@ import (
 
 	"github.com/akutan/akutan/logsvc/logerr"
 	"github.com/akutan/akutan/proto/logpb"
+	"github.com/akutan/akutan/snapshot"
 )
 
 // Entry is one committed log entry.
@@ -18,15 +19,24 @@ type Entry struct {
 	Data  []byte
 }
 
-// Reader reads the log from any replica.
+// Reader reads the log from any replica, and from the archive below the
+// log's first retained index when it has one (UseArchive).
 type Reader struct {
-	addrs []string
-	conns ConnPool
+	addrs   []string
+	conns   ConnPool
+	archive *archive
 }
 
 // NewReader returns a Reader over the replicas at addrs.
 func NewReader(addrs []string) *Reader {
 	return &Reader{addrs: append([]string(nil), addrs...)}
+}
+
+// UseArchive makes Stream read entries the log has discarded from the
+// archive in store (the log catalog and its segments), and returns r.
+func (r *Reader) UseArchive(store snapshot.Store) *Reader {
+	r.archive = &archive{store: store}
+	return r
 }
 
 // Close releases the connections.
@@ -38,8 +48,12 @@ func (r *Reader) Close() error {
 // Stream calls fn with committed entries in index order from from on, and
 // keeps following the log until ctx ends or fn fails. When a replica fails
 // it moves to another and resumes at the next index: fn sees every index
-// once, with no gap. It returns logerr.ErrTruncated (wrapped) when from is
-// below every replica's first retained index.
+// once, with no gap. When from is below the log's first retained index it
+// reads the archive, if the Reader has one, up to that index, and then
+// follows the log again; a corrupt segment stops it with an error wrapping
+// snapshot.ErrCorrupt, never with wrong entries. Without an archive it
+// returns logerr.ErrTruncated (wrapped) when from is below every replica's
+// first retained index.
 func (r *Reader) Stream(ctx context.Context, from uint64, fn func([]Entry) error) error {
 	if from == 0 {
 		return logerr.New(logerr.ErrInvalidArgument, nil, "read from index 0: indexes start at 1")
@@ -61,6 +75,23 @@ func (r *Reader) Stream(ctx context.Context, from uint64, fn func([]Entry) error
 		if progressed {
 			backoff = 20 * time.Millisecond
 			truncated = nil
+		}
+		if errors.Is(err, logerr.ErrTruncated) && r.archive != nil {
+			var le *logerr.Error
+			logFirst := next + 1
+			if errors.As(err, &le) && le.Uint("first_index") > next {
+				logFirst = le.Uint("first_index")
+			}
+			if err := r.archive.stream(ctx, &next, logFirst, fn); err != nil {
+				var fe fnError
+				if errors.As(err, &fe) {
+					return fe.err
+				}
+				return fmt.Errorf("read from %d: %w", next, err)
+			}
+			backoff = 20 * time.Millisecond
+			truncated = nil
+			continue
 		}
 		if errors.Is(err, logerr.ErrTruncated) {
 			if truncated == nil {

@@ -945,6 +945,97 @@ func (*RegisterMemberResponse) Descriptor() ([]byte, []int) {
 	return file_logpb_log_proto_rawDescGZIP(), []int{15}
 }
 
+type ArchiveNowRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ArchiveNowRequest) Reset() {
+	*x = ArchiveNowRequest{}
+	mi := &file_logpb_log_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ArchiveNowRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ArchiveNowRequest) ProtoMessage() {}
+
+func (x *ArchiveNowRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_logpb_log_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ArchiveNowRequest.ProtoReflect.Descriptor instead.
+func (*ArchiveNowRequest) Descriptor() ([]byte, []int) {
+	return file_logpb_log_proto_rawDescGZIP(), []int{16}
+}
+
+type ArchiveNowResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// archived_through is the highest index durably archived, at least the
+	// last index committed when the call arrived.
+	ArchivedThrough uint64 `protobuf:"varint,1,opt,name=archived_through,json=archivedThrough,proto3" json:"archived_through,omitempty"`
+	// leader_address is the gRPC address of the leader that archived.
+	LeaderAddress string `protobuf:"bytes,2,opt,name=leader_address,json=leaderAddress,proto3" json:"leader_address,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ArchiveNowResponse) Reset() {
+	*x = ArchiveNowResponse{}
+	mi := &file_logpb_log_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ArchiveNowResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ArchiveNowResponse) ProtoMessage() {}
+
+func (x *ArchiveNowResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_logpb_log_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ArchiveNowResponse.ProtoReflect.Descriptor instead.
+func (*ArchiveNowResponse) Descriptor() ([]byte, []int) {
+	return file_logpb_log_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *ArchiveNowResponse) GetArchivedThrough() uint64 {
+	if x != nil {
+		return x.ArchivedThrough
+	}
+	return 0
+}
+
+func (x *ArchiveNowResponse) GetLeaderAddress() string {
+	if x != nil {
+		return x.LeaderAddress
+	}
+	return ""
+}
+
 var File_logpb_log_proto protoreflect.FileDescriptor
 
 const file_logpb_log_proto_rawDesc = "" +
@@ -1015,7 +1106,11 @@ const file_logpb_log_proto_rawDesc = "" +
 	"\x15RegisterMemberRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12!\n" +
 	"\fgrpc_address\x18\x02 \x01(\tR\vgrpcAddress\"\x18\n" +
-	"\x16RegisterMemberResponse2\x94\x05\n" +
+	"\x16RegisterMemberResponse\"\x13\n" +
+	"\x11ArchiveNowRequest\"f\n" +
+	"\x12ArchiveNowResponse\x12)\n" +
+	"\x10archived_through\x18\x01 \x01(\x04R\x0farchivedThrough\x12%\n" +
+	"\x0eleader_address\x18\x02 \x01(\tR\rleaderAddress2\xe7\x05\n" +
 	"\x03Log\x12E\n" +
 	"\x06Append\x12\x1c.akutan.log.v1.AppendRequest\x1a\x1d.akutan.log.v1.AppendResponse\x12A\n" +
 	"\x04Read\x12\x1a.akutan.log.v1.ReadRequest\x1a\x1b.akutan.log.v1.ReadResponse0\x01\x12?\n" +
@@ -1024,7 +1119,9 @@ const file_logpb_log_proto_rawDesc = "" +
 	"\bAddVoter\x12\x1e.akutan.log.v1.AddVoterRequest\x1a!.akutan.log.v1.MembershipResponse\x12U\n" +
 	"\fRemoveServer\x12\".akutan.log.v1.RemoveServerRequest\x1a!.akutan.log.v1.MembershipResponse\x12a\n" +
 	"\x12TransferLeadership\x12(.akutan.log.v1.TransferLeadershipRequest\x1a!.akutan.log.v1.MembershipResponse\x12]\n" +
-	"\x0eRegisterMember\x12$.akutan.log.v1.RegisterMemberRequest\x1a%.akutan.log.v1.RegisterMemberResponseB&Z$github.com/akutan/akutan/proto/logpbb\x06proto3"
+	"\x0eRegisterMember\x12$.akutan.log.v1.RegisterMemberRequest\x1a%.akutan.log.v1.RegisterMemberResponse\x12Q\n" +
+	"\n" +
+	"ArchiveNow\x12 .akutan.log.v1.ArchiveNowRequest\x1a!.akutan.log.v1.ArchiveNowResponseB&Z$github.com/akutan/akutan/proto/logpbb\x06proto3"
 
 var (
 	file_logpb_log_proto_rawDescOnce sync.Once
@@ -1038,7 +1135,7 @@ func file_logpb_log_proto_rawDescGZIP() []byte {
 	return file_logpb_log_proto_rawDescData
 }
 
-var file_logpb_log_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_logpb_log_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_logpb_log_proto_goTypes = []any{
 	(*AppendRequest)(nil),             // 0: akutan.log.v1.AppendRequest
 	(*AppendResponse)(nil),            // 1: akutan.log.v1.AppendResponse
@@ -1056,6 +1153,8 @@ var file_logpb_log_proto_goTypes = []any{
 	(*MembershipResponse)(nil),        // 13: akutan.log.v1.MembershipResponse
 	(*RegisterMemberRequest)(nil),     // 14: akutan.log.v1.RegisterMemberRequest
 	(*RegisterMemberResponse)(nil),    // 15: akutan.log.v1.RegisterMemberResponse
+	(*ArchiveNowRequest)(nil),         // 16: akutan.log.v1.ArchiveNowRequest
+	(*ArchiveNowResponse)(nil),        // 17: akutan.log.v1.ArchiveNowResponse
 }
 var file_logpb_log_proto_depIdxs = []int32{
 	4,  // 0: akutan.log.v1.ReadResponse.entries:type_name -> akutan.log.v1.Entry
@@ -1068,16 +1167,18 @@ var file_logpb_log_proto_depIdxs = []int32{
 	11, // 7: akutan.log.v1.Log.RemoveServer:input_type -> akutan.log.v1.RemoveServerRequest
 	12, // 8: akutan.log.v1.Log.TransferLeadership:input_type -> akutan.log.v1.TransferLeadershipRequest
 	14, // 9: akutan.log.v1.Log.RegisterMember:input_type -> akutan.log.v1.RegisterMemberRequest
-	1,  // 10: akutan.log.v1.Log.Append:output_type -> akutan.log.v1.AppendResponse
-	3,  // 11: akutan.log.v1.Log.Read:output_type -> akutan.log.v1.ReadResponse
-	6,  // 12: akutan.log.v1.Log.Info:output_type -> akutan.log.v1.InfoResponse
-	9,  // 13: akutan.log.v1.Log.DiscardPrefix:output_type -> akutan.log.v1.DiscardPrefixResponse
-	13, // 14: akutan.log.v1.Log.AddVoter:output_type -> akutan.log.v1.MembershipResponse
-	13, // 15: akutan.log.v1.Log.RemoveServer:output_type -> akutan.log.v1.MembershipResponse
-	13, // 16: akutan.log.v1.Log.TransferLeadership:output_type -> akutan.log.v1.MembershipResponse
-	15, // 17: akutan.log.v1.Log.RegisterMember:output_type -> akutan.log.v1.RegisterMemberResponse
-	10, // [10:18] is the sub-list for method output_type
-	2,  // [2:10] is the sub-list for method input_type
+	16, // 10: akutan.log.v1.Log.ArchiveNow:input_type -> akutan.log.v1.ArchiveNowRequest
+	1,  // 11: akutan.log.v1.Log.Append:output_type -> akutan.log.v1.AppendResponse
+	3,  // 12: akutan.log.v1.Log.Read:output_type -> akutan.log.v1.ReadResponse
+	6,  // 13: akutan.log.v1.Log.Info:output_type -> akutan.log.v1.InfoResponse
+	9,  // 14: akutan.log.v1.Log.DiscardPrefix:output_type -> akutan.log.v1.DiscardPrefixResponse
+	13, // 15: akutan.log.v1.Log.AddVoter:output_type -> akutan.log.v1.MembershipResponse
+	13, // 16: akutan.log.v1.Log.RemoveServer:output_type -> akutan.log.v1.MembershipResponse
+	13, // 17: akutan.log.v1.Log.TransferLeadership:output_type -> akutan.log.v1.MembershipResponse
+	15, // 18: akutan.log.v1.Log.RegisterMember:output_type -> akutan.log.v1.RegisterMemberResponse
+	17, // 19: akutan.log.v1.Log.ArchiveNow:output_type -> akutan.log.v1.ArchiveNowResponse
+	11, // [11:20] is the sub-list for method output_type
+	2,  // [2:11] is the sub-list for method input_type
 	2,  // [2:2] is the sub-list for extension type_name
 	2,  // [2:2] is the sub-list for extension extendee
 	0,  // [0:2] is the sub-list for field type_name
@@ -1094,7 +1195,7 @@ func file_logpb_log_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_logpb_log_proto_rawDesc), len(file_logpb_log_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   16,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

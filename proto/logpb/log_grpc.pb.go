@@ -29,6 +29,7 @@ const (
 	Log_RemoveServer_FullMethodName       = "/akutan.log.v1.Log/RemoveServer"
 	Log_TransferLeadership_FullMethodName = "/akutan.log.v1.Log/TransferLeadership"
 	Log_RegisterMember_FullMethodName     = "/akutan.log.v1.Log/RegisterMember"
+	Log_ArchiveNow_FullMethodName         = "/akutan.log.v1.Log/ArchiveNow"
 )
 
 // LogClient is the client API for Log service.
@@ -63,6 +64,11 @@ type LogClient interface {
 	// RegisterMember records a replica's gRPC address in the replicated state,
 	// so that others can forward to it. Replicas call it on themselves.
 	RegisterMember(ctx context.Context, in *RegisterMemberRequest, opts ...grpc.CallOption) (*RegisterMemberResponse, error)
+	// ArchiveNow makes the leader archive every entry committed so far and
+	// answers with the new archived-through index. A follower forwards it to
+	// the leader. It fails with UNAVAILABLE when the replica has no archive
+	// or the archive cannot be written.
+	ArchiveNow(ctx context.Context, in *ArchiveNowRequest, opts ...grpc.CallOption) (*ArchiveNowResponse, error)
 }
 
 type logClient struct {
@@ -162,6 +168,16 @@ func (c *logClient) RegisterMember(ctx context.Context, in *RegisterMemberReques
 	return out, nil
 }
 
+func (c *logClient) ArchiveNow(ctx context.Context, in *ArchiveNowRequest, opts ...grpc.CallOption) (*ArchiveNowResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ArchiveNowResponse)
+	err := c.cc.Invoke(ctx, Log_ArchiveNow_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // LogServer is the server API for Log service.
 // All implementations must embed UnimplementedLogServer
 // for forward compatibility.
@@ -194,6 +210,11 @@ type LogServer interface {
 	// RegisterMember records a replica's gRPC address in the replicated state,
 	// so that others can forward to it. Replicas call it on themselves.
 	RegisterMember(context.Context, *RegisterMemberRequest) (*RegisterMemberResponse, error)
+	// ArchiveNow makes the leader archive every entry committed so far and
+	// answers with the new archived-through index. A follower forwards it to
+	// the leader. It fails with UNAVAILABLE when the replica has no archive
+	// or the archive cannot be written.
+	ArchiveNow(context.Context, *ArchiveNowRequest) (*ArchiveNowResponse, error)
 	mustEmbedUnimplementedLogServer()
 }
 
@@ -227,6 +248,9 @@ func (UnimplementedLogServer) TransferLeadership(context.Context, *TransferLeade
 }
 func (UnimplementedLogServer) RegisterMember(context.Context, *RegisterMemberRequest) (*RegisterMemberResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method RegisterMember not implemented")
+}
+func (UnimplementedLogServer) ArchiveNow(context.Context, *ArchiveNowRequest) (*ArchiveNowResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ArchiveNow not implemented")
 }
 func (UnimplementedLogServer) mustEmbedUnimplementedLogServer() {}
 func (UnimplementedLogServer) testEmbeddedByValue()             {}
@@ -386,6 +410,24 @@ func _Log_RegisterMember_Handler(srv interface{}, ctx context.Context, dec func(
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Log_ArchiveNow_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ArchiveNowRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LogServer).ArchiveNow(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Log_ArchiveNow_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LogServer).ArchiveNow(ctx, req.(*ArchiveNowRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Log_ServiceDesc is the grpc.ServiceDesc for Log service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -420,6 +462,10 @@ var Log_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RegisterMember",
 			Handler:    _Log_RegisterMember_Handler,
+		},
+		{
+			MethodName: "ArchiveNow",
+			Handler:    _Log_ArchiveNow_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -979,9 +979,17 @@ type StatusResponse struct {
 	// error says why the view stopped applying, e.g. "apply log index 7:
 	// unsupported log version 2 (supports up to 1)". Empty while applying.
 	Error string `protobuf:"bytes,7,opt,name=error,proto3" json:"error,omitempty"`
-	// checkpoint_index is the index of the newest checkpoint in object
-	// storage; 0 until checkpoints exist.
+	// checkpoint_index is the index of the newest checkpoint this view wrote
+	// to object storage, or of the checkpoint it booted from; 0 if none.
 	CheckpointIndex uint64 `protobuf:"varint,8,opt,name=checkpoint_index,json=checkpointIndex,proto3" json:"checkpoint_index,omitempty"`
+	// boot_bytes_done and boot_bytes_total measure the checkpoint download
+	// while the view boots from object storage (state BOOTING); both stay at
+	// their final values afterwards.
+	BootBytesDone  int64 `protobuf:"varint,9,opt,name=boot_bytes_done,json=bootBytesDone,proto3" json:"boot_bytes_done,omitempty"`
+	BootBytesTotal int64 `protobuf:"varint,10,opt,name=boot_bytes_total,json=bootBytesTotal,proto3" json:"boot_bytes_total,omitempty"`
+	// checkpoint_error says why the last checkpoint attempt failed; empty
+	// after a success. Applying and serving go on either way.
+	CheckpointError string `protobuf:"bytes,11,opt,name=checkpoint_error,json=checkpointError,proto3" json:"checkpoint_error,omitempty"`
 	unknownFields   protoimpl.UnknownFields
 	sizeCache       protoimpl.SizeCache
 }
@@ -1072,6 +1080,126 @@ func (x *StatusResponse) GetCheckpointIndex() uint64 {
 	return 0
 }
 
+func (x *StatusResponse) GetBootBytesDone() int64 {
+	if x != nil {
+		return x.BootBytesDone
+	}
+	return 0
+}
+
+func (x *StatusResponse) GetBootBytesTotal() int64 {
+	if x != nil {
+		return x.BootBytesTotal
+	}
+	return 0
+}
+
+func (x *StatusResponse) GetCheckpointError() string {
+	if x != nil {
+		return x.CheckpointError
+	}
+	return ""
+}
+
+type CheckpointRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CheckpointRequest) Reset() {
+	*x = CheckpointRequest{}
+	mi := &file_viewpb_view_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckpointRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckpointRequest) ProtoMessage() {}
+
+func (x *CheckpointRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_viewpb_view_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckpointRequest.ProtoReflect.Descriptor instead.
+func (*CheckpointRequest) Descriptor() ([]byte, []int) {
+	return file_viewpb_view_proto_rawDescGZIP(), []int{14}
+}
+
+type CheckpointResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// index is the log index the checkpoint holds the view's state at.
+	Index uint64 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	// manifest is the object key of the checkpoint's manifest.
+	Manifest string `protobuf:"bytes,2,opt,name=manifest,proto3" json:"manifest,omitempty"`
+	// bytes is the size of its data files.
+	Bytes         int64 `protobuf:"varint,3,opt,name=bytes,proto3" json:"bytes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CheckpointResponse) Reset() {
+	*x = CheckpointResponse{}
+	mi := &file_viewpb_view_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckpointResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckpointResponse) ProtoMessage() {}
+
+func (x *CheckpointResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_viewpb_view_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckpointResponse.ProtoReflect.Descriptor instead.
+func (*CheckpointResponse) Descriptor() ([]byte, []int) {
+	return file_viewpb_view_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *CheckpointResponse) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *CheckpointResponse) GetManifest() string {
+	if x != nil {
+		return x.Manifest
+	}
+	return ""
+}
+
+func (x *CheckpointResponse) GetBytes() int64 {
+	if x != nil {
+		return x.Bytes
+	}
+	return 0
+}
+
 type DigestRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Index         uint64                 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
@@ -1081,7 +1209,7 @@ type DigestRequest struct {
 
 func (x *DigestRequest) Reset() {
 	*x = DigestRequest{}
-	mi := &file_viewpb_view_proto_msgTypes[14]
+	mi := &file_viewpb_view_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1093,7 +1221,7 @@ func (x *DigestRequest) String() string {
 func (*DigestRequest) ProtoMessage() {}
 
 func (x *DigestRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_viewpb_view_proto_msgTypes[14]
+	mi := &file_viewpb_view_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1106,7 +1234,7 @@ func (x *DigestRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DigestRequest.ProtoReflect.Descriptor instead.
 func (*DigestRequest) Descriptor() ([]byte, []int) {
-	return file_viewpb_view_proto_rawDescGZIP(), []int{14}
+	return file_viewpb_view_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *DigestRequest) GetIndex() uint64 {
@@ -1138,7 +1266,7 @@ type DigestResponse struct {
 
 func (x *DigestResponse) Reset() {
 	*x = DigestResponse{}
-	mi := &file_viewpb_view_proto_msgTypes[15]
+	mi := &file_viewpb_view_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1150,7 +1278,7 @@ func (x *DigestResponse) String() string {
 func (*DigestResponse) ProtoMessage() {}
 
 func (x *DigestResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_viewpb_view_proto_msgTypes[15]
+	mi := &file_viewpb_view_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1163,7 +1291,7 @@ func (x *DigestResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DigestResponse.ProtoReflect.Descriptor instead.
 func (*DigestResponse) Descriptor() ([]byte, []int) {
-	return file_viewpb_view_proto_rawDescGZIP(), []int{15}
+	return file_viewpb_view_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *DigestResponse) GetIndex() uint64 {
@@ -1252,7 +1380,7 @@ const file_viewpb_view_proto_rawDesc = "" +
 	"\tpredicate\x18\x04 \x01(\x04R\tpredicate\x12/\n" +
 	"\x06object\x18\x05 \x01(\v2\x17.akutan.entry.v1.ObjectR\x06object\x12\x14\n" +
 	"\x05index\x18\x06 \x01(\x04R\x05index\"\x0f\n" +
-	"\rStatusRequest\"\xd4\x02\n" +
+	"\rStatusRequest\"\xd1\x03\n" +
 	"\x0eStatusResponse\x12+\n" +
 	"\x05space\x18\x01 \x01(\x0e2\x15.akutan.view.v1.SpaceR\x05space\x12/\n" +
 	"\x05range\x18\x02 \x01(\v2\x19.akutan.view.v1.HashRangeR\x05range\x12!\n" +
@@ -1262,7 +1390,16 @@ const file_viewpb_view_proto_rawDesc = "" +
 	"\vlog_version\x18\x06 \x01(\rR\n" +
 	"logVersion\x12\x14\n" +
 	"\x05error\x18\a \x01(\tR\x05error\x12)\n" +
-	"\x10checkpoint_index\x18\b \x01(\x04R\x0fcheckpointIndex\"%\n" +
+	"\x10checkpoint_index\x18\b \x01(\x04R\x0fcheckpointIndex\x12&\n" +
+	"\x0fboot_bytes_done\x18\t \x01(\x03R\rbootBytesDone\x12(\n" +
+	"\x10boot_bytes_total\x18\n" +
+	" \x01(\x03R\x0ebootBytesTotal\x12)\n" +
+	"\x10checkpoint_error\x18\v \x01(\tR\x0fcheckpointError\"\x13\n" +
+	"\x11CheckpointRequest\"\\\n" +
+	"\x12CheckpointResponse\x12\x14\n" +
+	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x1a\n" +
+	"\bmanifest\x18\x02 \x01(\tR\bmanifest\x12\x14\n" +
+	"\x05bytes\x18\x03 \x01(\x03R\x05bytes\"%\n" +
 	"\rDigestRequest\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\"\x83\x01\n" +
 	"\x0eDigestResponse\x12\x14\n" +
@@ -1291,7 +1428,7 @@ const file_viewpb_view_proto_rawDesc = "" +
 	"\aBOOTING\x10\x01\x12\x0f\n" +
 	"\vCATCHING_UP\x10\x02\x12\v\n" +
 	"\aSERVING\x10\x03\x12\v\n" +
-	"\aSTOPPED\x10\x042\xa9\x04\n" +
+	"\aSTOPPED\x10\x042\xfe\x04\n" +
 	"\x04View\x12K\n" +
 	"\aLookupS\x12\x1e.akutan.view.v1.LookupSRequest\x1a\x1e.akutan.view.v1.LookupResponse0\x01\x12M\n" +
 	"\bLookupSP\x12\x1f.akutan.view.v1.LookupSPRequest\x1a\x1e.akutan.view.v1.LookupResponse0\x01\x12O\n" +
@@ -1299,7 +1436,9 @@ const file_viewpb_view_proto_rawDesc = "" +
 	"\bLookupPO\x12\x1f.akutan.view.v1.LookupPORequest\x1a\x1e.akutan.view.v1.LookupResponse0\x01\x12S\n" +
 	"\vLookupPOCmp\x12\".akutan.view.v1.LookupPOCmpRequest\x1a\x1e.akutan.view.v1.LookupResponse0\x01\x12G\n" +
 	"\x06Status\x12\x1d.akutan.view.v1.StatusRequest\x1a\x1e.akutan.view.v1.StatusResponse\x12G\n" +
-	"\x06Digest\x12\x1d.akutan.view.v1.DigestRequest\x1a\x1e.akutan.view.v1.DigestResponseB'Z%github.com/akutan/akutan/proto/viewpbb\x06proto3"
+	"\x06Digest\x12\x1d.akutan.view.v1.DigestRequest\x1a\x1e.akutan.view.v1.DigestResponse\x12S\n" +
+	"\n" +
+	"Checkpoint\x12!.akutan.view.v1.CheckpointRequest\x1a\".akutan.view.v1.CheckpointResponseB'Z%github.com/akutan/akutan/proto/viewpbb\x06proto3"
 
 var (
 	file_viewpb_view_proto_rawDescOnce sync.Once
@@ -1314,7 +1453,7 @@ func file_viewpb_view_proto_rawDescGZIP() []byte {
 }
 
 var file_viewpb_view_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_viewpb_view_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_viewpb_view_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_viewpb_view_proto_goTypes = []any{
 	(Space)(0),                 // 0: akutan.view.v1.Space
 	(CmpOp)(0),                 // 1: akutan.view.v1.CmpOp
@@ -1333,22 +1472,24 @@ var file_viewpb_view_proto_goTypes = []any{
 	(*LookupFact)(nil),         // 14: akutan.view.v1.LookupFact
 	(*StatusRequest)(nil),      // 15: akutan.view.v1.StatusRequest
 	(*StatusResponse)(nil),     // 16: akutan.view.v1.StatusResponse
-	(*DigestRequest)(nil),      // 17: akutan.view.v1.DigestRequest
-	(*DigestResponse)(nil),     // 18: akutan.view.v1.DigestResponse
-	(*entrypb.Object)(nil),     // 19: akutan.entry.v1.Object
+	(*CheckpointRequest)(nil),  // 17: akutan.view.v1.CheckpointRequest
+	(*CheckpointResponse)(nil), // 18: akutan.view.v1.CheckpointResponse
+	(*DigestRequest)(nil),      // 19: akutan.view.v1.DigestRequest
+	(*DigestResponse)(nil),     // 20: akutan.view.v1.DigestResponse
+	(*entrypb.Object)(nil),     // 21: akutan.entry.v1.Object
 }
 var file_viewpb_view_proto_depIdxs = []int32{
 	5,  // 0: akutan.view.v1.LookupSPRequest.lookups:type_name -> akutan.view.v1.SPLookup
-	19, // 1: akutan.view.v1.SPOLookup.object:type_name -> akutan.entry.v1.Object
+	21, // 1: akutan.view.v1.SPOLookup.object:type_name -> akutan.entry.v1.Object
 	7,  // 2: akutan.view.v1.LookupSPORequest.lookups:type_name -> akutan.view.v1.SPOLookup
-	19, // 3: akutan.view.v1.POLookup.object:type_name -> akutan.entry.v1.Object
+	21, // 3: akutan.view.v1.POLookup.object:type_name -> akutan.entry.v1.Object
 	9,  // 4: akutan.view.v1.LookupPORequest.lookups:type_name -> akutan.view.v1.POLookup
 	1,  // 5: akutan.view.v1.POCmpLookup.op:type_name -> akutan.view.v1.CmpOp
-	19, // 6: akutan.view.v1.POCmpLookup.object:type_name -> akutan.entry.v1.Object
-	19, // 7: akutan.view.v1.POCmpLookup.upper:type_name -> akutan.entry.v1.Object
+	21, // 6: akutan.view.v1.POCmpLookup.object:type_name -> akutan.entry.v1.Object
+	21, // 7: akutan.view.v1.POCmpLookup.upper:type_name -> akutan.entry.v1.Object
 	11, // 8: akutan.view.v1.LookupPOCmpRequest.lookups:type_name -> akutan.view.v1.POCmpLookup
 	14, // 9: akutan.view.v1.LookupResponse.facts:type_name -> akutan.view.v1.LookupFact
-	19, // 10: akutan.view.v1.LookupFact.object:type_name -> akutan.entry.v1.Object
+	21, // 10: akutan.view.v1.LookupFact.object:type_name -> akutan.entry.v1.Object
 	0,  // 11: akutan.view.v1.StatusResponse.space:type_name -> akutan.view.v1.Space
 	3,  // 12: akutan.view.v1.StatusResponse.range:type_name -> akutan.view.v1.HashRange
 	2,  // 13: akutan.view.v1.StatusResponse.state:type_name -> akutan.view.v1.State
@@ -1358,16 +1499,18 @@ var file_viewpb_view_proto_depIdxs = []int32{
 	10, // 17: akutan.view.v1.View.LookupPO:input_type -> akutan.view.v1.LookupPORequest
 	12, // 18: akutan.view.v1.View.LookupPOCmp:input_type -> akutan.view.v1.LookupPOCmpRequest
 	15, // 19: akutan.view.v1.View.Status:input_type -> akutan.view.v1.StatusRequest
-	17, // 20: akutan.view.v1.View.Digest:input_type -> akutan.view.v1.DigestRequest
-	13, // 21: akutan.view.v1.View.LookupS:output_type -> akutan.view.v1.LookupResponse
-	13, // 22: akutan.view.v1.View.LookupSP:output_type -> akutan.view.v1.LookupResponse
-	13, // 23: akutan.view.v1.View.LookupSPO:output_type -> akutan.view.v1.LookupResponse
-	13, // 24: akutan.view.v1.View.LookupPO:output_type -> akutan.view.v1.LookupResponse
-	13, // 25: akutan.view.v1.View.LookupPOCmp:output_type -> akutan.view.v1.LookupResponse
-	16, // 26: akutan.view.v1.View.Status:output_type -> akutan.view.v1.StatusResponse
-	18, // 27: akutan.view.v1.View.Digest:output_type -> akutan.view.v1.DigestResponse
-	21, // [21:28] is the sub-list for method output_type
-	14, // [14:21] is the sub-list for method input_type
+	19, // 20: akutan.view.v1.View.Digest:input_type -> akutan.view.v1.DigestRequest
+	17, // 21: akutan.view.v1.View.Checkpoint:input_type -> akutan.view.v1.CheckpointRequest
+	13, // 22: akutan.view.v1.View.LookupS:output_type -> akutan.view.v1.LookupResponse
+	13, // 23: akutan.view.v1.View.LookupSP:output_type -> akutan.view.v1.LookupResponse
+	13, // 24: akutan.view.v1.View.LookupSPO:output_type -> akutan.view.v1.LookupResponse
+	13, // 25: akutan.view.v1.View.LookupPO:output_type -> akutan.view.v1.LookupResponse
+	13, // 26: akutan.view.v1.View.LookupPOCmp:output_type -> akutan.view.v1.LookupResponse
+	16, // 27: akutan.view.v1.View.Status:output_type -> akutan.view.v1.StatusResponse
+	20, // 28: akutan.view.v1.View.Digest:output_type -> akutan.view.v1.DigestResponse
+	18, // 29: akutan.view.v1.View.Checkpoint:output_type -> akutan.view.v1.CheckpointResponse
+	22, // [22:30] is the sub-list for method output_type
+	14, // [14:22] is the sub-list for method input_type
 	14, // [14:14] is the sub-list for extension type_name
 	14, // [14:14] is the sub-list for extension extendee
 	0,  // [0:14] is the sub-list for field type_name
@@ -1384,7 +1527,7 @@ func file_viewpb_view_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_viewpb_view_proto_rawDesc), len(file_viewpb_view_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   16,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -42,6 +42,7 @@ const (
 	View_LookupPOCmp_FullMethodName = "/akutan.view.v1.View/LookupPOCmp"
 	View_Status_FullMethodName      = "/akutan.view.v1.View/Status"
 	View_Digest_FullMethodName      = "/akutan.view.v1.View/Digest"
+	View_Checkpoint_FullMethodName  = "/akutan.view.v1.View/Checkpoint"
 )
 
 // ViewClient is the client API for View service.
@@ -72,6 +73,11 @@ type ViewClient interface {
 	// Digest summarises the facts visible at an index, waiting for the index
 	// like a lookup does.
 	Digest(ctx context.Context, in *DigestRequest, opts ...grpc.CallOption) (*DigestResponse, error)
+	// Checkpoint writes a checkpoint of the view at its last applied index to
+	// object storage and lists it in the checkpoint catalog (akutan backup
+	// now). It fails with FAILED_PRECONDITION if the view has no object store
+	// and UNAVAILABLE if the store fails.
+	Checkpoint(ctx context.Context, in *CheckpointRequest, opts ...grpc.CallOption) (*CheckpointResponse, error)
 }
 
 type viewClient struct {
@@ -197,6 +203,16 @@ func (c *viewClient) Digest(ctx context.Context, in *DigestRequest, opts ...grpc
 	return out, nil
 }
 
+func (c *viewClient) Checkpoint(ctx context.Context, in *CheckpointRequest, opts ...grpc.CallOption) (*CheckpointResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CheckpointResponse)
+	err := c.cc.Invoke(ctx, View_Checkpoint_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ViewServer is the server API for View service.
 // All implementations must embed UnimplementedViewServer
 // for forward compatibility.
@@ -225,6 +241,11 @@ type ViewServer interface {
 	// Digest summarises the facts visible at an index, waiting for the index
 	// like a lookup does.
 	Digest(context.Context, *DigestRequest) (*DigestResponse, error)
+	// Checkpoint writes a checkpoint of the view at its last applied index to
+	// object storage and lists it in the checkpoint catalog (akutan backup
+	// now). It fails with FAILED_PRECONDITION if the view has no object store
+	// and UNAVAILABLE if the store fails.
+	Checkpoint(context.Context, *CheckpointRequest) (*CheckpointResponse, error)
 	mustEmbedUnimplementedViewServer()
 }
 
@@ -255,6 +276,9 @@ func (UnimplementedViewServer) Status(context.Context, *StatusRequest) (*StatusR
 }
 func (UnimplementedViewServer) Digest(context.Context, *DigestRequest) (*DigestResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Digest not implemented")
+}
+func (UnimplementedViewServer) Checkpoint(context.Context, *CheckpointRequest) (*CheckpointResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Checkpoint not implemented")
 }
 func (UnimplementedViewServer) mustEmbedUnimplementedViewServer() {}
 func (UnimplementedViewServer) testEmbeddedByValue()              {}
@@ -368,6 +392,24 @@ func _View_Digest_Handler(srv interface{}, ctx context.Context, dec func(interfa
 	return interceptor(ctx, in, info, handler)
 }
 
+func _View_Checkpoint_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CheckpointRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ViewServer).Checkpoint(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: View_Checkpoint_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ViewServer).Checkpoint(ctx, req.(*CheckpointRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // View_ServiceDesc is the grpc.ServiceDesc for View service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -382,6 +424,10 @@ var View_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Digest",
 			Handler:    _View_Digest_Handler,
+		},
+		{
+			MethodName: "Checkpoint",
+			Handler:    _View_Checkpoint_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -2,14 +2,17 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/akutan/akutan/logsvc"
+	"github.com/akutan/akutan/snapshot"
 )
 
 const usage = `akutan-log runs one replica of Akutan's Raft-replicated log.
@@ -19,6 +22,10 @@ Start a new three-replica cluster (run once per replica, same --peers):
   akutan-log --id log1 --raft-addr 127.0.0.1:7001 --grpc-addr 127.0.0.1:7101 \
     --data-dir data/log1 --bootstrap --peers log1=127.0.0.1:7001,log2=127.0.0.1:7002,log3=127.0.0.1:7003
 
+With --archive, the leader archives committed entries into object storage
+(segments of --segment-bytes, cut at least every --segment-age), which lets
+"akutan log truncate" discard the prefix; readers fetch it from the archive.
+
 A replica started without --bootstrap and an empty data dir waits to be
 added with the AddVoter RPC. A restarted replica recovers from its data dir;
 --bootstrap is ignored when the data dir already holds Raft state.
@@ -27,10 +34,20 @@ Flags:
 `
 
 func main() {
-	cfg, err := parseFlags(os.Args[1:])
+	cfg, archiveURL, err := parseFlags(os.Args[1:])
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "akutan-log:", err)
 		os.Exit(2)
+	}
+	if archiveURL != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		store, err := snapshot.OpenStore(ctx, archiveURL)
+		cancel()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "akutan-log: archive:", err)
+			os.Exit(1)
+		}
+		cfg.ArchiveStore = store
 	}
 	srv, err := logsvc.Start(cfg)
 	if err != nil {
@@ -48,8 +65,8 @@ func main() {
 	}
 }
 
-func parseFlags(args []string) (logsvc.Config, error) {
-	cfg := logsvc.DefaultConfig()
+func parseFlags(args []string) (cfg logsvc.Config, archiveURL string, err error) {
+	cfg = logsvc.DefaultConfig()
 	fs := flag.NewFlagSet("akutan-log", flag.ContinueOnError)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), usage)
@@ -73,19 +90,28 @@ func parseFlags(args []string) (logsvc.Config, error) {
 	fs.Uint64Var(&cfg.SnapshotThreshold, "snapshot-threshold", cfg.SnapshotThreshold, "Raft entries between snapshots")
 	fs.DurationVar(&cfg.SnapshotInterval, "snapshot-interval", cfg.SnapshotInterval, "how often to check whether to snapshot")
 	fs.Uint64Var(&cfg.TrailingLogs, "trailing-logs", cfg.TrailingLogs, "Raft entries kept after a snapshot for slow followers")
+	fs.StringVar(&archiveURL, "archive", "", "object store to archive the log into before its prefix may be discarded: s3://bucket/prefix, file:///dir or a directory; empty: no archive")
+	fs.IntVar(&cfg.Segments.SegmentBytes, "segment-bytes", cfg.Segments.SegmentBytes, "cut an archive segment at this many bytes of entries (before compression)")
+	fs.DurationVar(&cfg.Segments.SegmentAge, "segment-age", cfg.Segments.SegmentAge, "cut an archive segment once its oldest entry has waited this long")
+	fs.DurationVar(&cfg.ArchiveInterval, "archive-interval", cfg.ArchiveInterval, "how often the leader hands new entries to the archive")
 	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "trace, debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
-		return cfg, err
+		return cfg, "", err
 	}
 	if fs.NArg() > 0 {
-		return cfg, fmt.Errorf("unexpected arguments %q", fs.Args())
+		return cfg, "", fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 	cfg.MaxSupportedVersion = uint32(maxVersion)
-	var err error
 	if cfg.Peers, err = parsePeers(peers); err != nil {
-		return cfg, err
+		return cfg, "", err
 	}
-	return cfg, cfg.Validate()
+	if archiveURL != "" {
+		// Validate checks segment sizes only when a store is set.
+		if err := cfg.Segments.Validate(); err != nil {
+			return cfg, "", err
+		}
+	}
+	return cfg, archiveURL, cfg.Validate()
 }
 
 func parsePeers(s string) ([]logsvc.Peer, error) {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/akutan/akutan/logsvc/logclient"
 	"github.com/akutan/akutan/proto/viewpb"
+	"github.com/akutan/akutan/snapshot"
 	"github.com/akutan/akutan/viewsvc"
 )
 
@@ -30,7 +31,15 @@ Serve the lower half of the HashSP space from a three-replica log:
     --listen 127.0.0.1:7201
 
 A restarted view resumes from its data dir after the last entry it applied;
-the data dir remembers its space and range and refuses any other. Once
+the data dir remembers its space and range and refuses any other.
+
+With --store (a directory, or s3://bucket/prefix?endpoint=...&path_style=true
+with credentials from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY) the view
+writes checkpoints there (--checkpoint-interval, --checkpoint-entries, or the
+Checkpoint RPC), and a view started on an empty data dir boots from the newest
+checkpoints covering its range, then replays the log after them; entries the
+log has discarded are read from the log archive in the same store. --stop-at N
+applies exactly to index N and stays there (restore to a point). Once
 listening it prints "akutan-view: serving ... on HOST:PORT" to stderr. SIGTERM
 or SIGINT stops it gracefully.
 
@@ -40,6 +49,7 @@ Flags:
 // options are the parsed flags.
 type options struct {
 	cfg      viewsvc.Config
+	store    string
 	logAddrs []string
 	listen   string
 	logLevel slog.Level
@@ -79,6 +89,11 @@ func parseFlags(args []string) (options, error) {
 	fs.Int64Var(&o.cfg.CacheSize, "cache-bytes", o.cfg.CacheSize, "Pebble block cache size in bytes")
 	fs.IntVar(&o.cfg.MaxLookups, "max-lookups", o.cfg.MaxLookups, "most lookups one request may carry")
 	fs.StringVar(&level, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&o.store, "store", "", "object store for checkpoints: a directory, or s3://bucket/prefix?endpoint=URL&path_style=true; an empty data dir boots from it")
+	fs.StringVar(&o.cfg.Cluster, "cluster", "", "name of this view cluster (datacenter), recorded in its checkpoints")
+	fs.DurationVar(&o.cfg.CheckpointInterval, "checkpoint-interval", 0, "write a checkpoint this often (0: only on request); needs --store")
+	fs.Uint64Var(&o.cfg.CheckpointEntries, "checkpoint-entries", 0, "and only once this many entries were applied since the last checkpoint")
+	fs.Uint64Var(&o.cfg.StopAt, "stop-at", 0, "apply the log to exactly this index and stay there (0: follow the log)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -119,8 +134,15 @@ func parseFlags(args []string) (options, error) {
 	o.cfg.MaxSupportedVersion = uint32(maxVersion)
 	if o.cfg.Dir == "" {
 		errs = append(errs, errors.New("--data-dir is required"))
-	} else if err := o.cfg.Validate(); err != nil {
-		errs = append(errs, err)
+	} else {
+		check := o.cfg
+		if o.store != "" {
+			// The store is opened in run; Open checks the whole config again.
+			check.CheckpointInterval = 0
+		}
+		if err := check.Validate(); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	return o, errors.Join(errs...)
 }
@@ -129,12 +151,24 @@ func parseFlags(args []string) (options, error) {
 func run(o options) error {
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: o.logLevel}))
 	o.cfg.Logger = logger
+	if o.store != "" {
+		store, err := snapshot.OpenStore(context.Background(), o.store)
+		if err != nil {
+			return err
+		}
+		o.cfg.Store = store
+	}
 	view, err := viewsvc.Open(o.cfg)
 	if err != nil {
 		return err
 	}
 	defer view.Close()
 	reader := logclient.NewReader(o.logAddrs)
+	if o.cfg.Store != nil {
+		// The log's discarded prefix is read from the archive, which lives
+		// in the same store.
+		reader.UseArchive(o.cfg.Store)
+	}
 	defer reader.Close()
 
 	lis, err := net.Listen("tcp", o.listen)

@@ -38,6 +38,16 @@ func TestFlags(t *testing.T) {
 	if err != nil || o.cfg.Range != viewsvc.FullRange {
 		t.Errorf("default range: %+v %v", o.cfg.Range, err)
 	}
+	o, err = parseFlags([]string{"--space", "sp", "--data-dir", "d", "--log", "a:1", "--store", "/tmp/b",
+		"--cluster", "dc2", "--checkpoint-interval", "5m", "--checkpoint-entries", "1000", "--stop-at", "77"})
+	if err != nil || o.store != "/tmp/b" || o.cfg.Cluster != "dc2" || o.cfg.CheckpointInterval != 5*time.Minute ||
+		o.cfg.CheckpointEntries != 1000 || o.cfg.StopAt != 77 {
+		t.Errorf("store flags: %+v %v", o, err)
+	}
+	if _, err := parseFlags([]string{"--space", "sp", "--data-dir", "d", "--log", "a:1", "--checkpoint-interval", "1m"}); err == nil ||
+		!strings.Contains(err.Error(), "object store") {
+		t.Errorf("checkpoint interval without a store: %v", err)
+	}
 	_, err = parseFlags([]string{"--space", "xy", "--range-start", "5", "--range-end", "5"})
 	for _, want := range []string{"unknown space", "--log is required", "--data-dir is required"} {
 		if err == nil || !strings.Contains(err.Error(), want) {

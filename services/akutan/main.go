@@ -49,13 +49,24 @@ Usage:
   akutan log add-voter ID RAFT-ADDR GRPC-ADDR    add a replica to the Raft cluster
   akutan log remove ID                           remove a replica from the Raft cluster
   akutan log transfer-leader [ID]                hand leadership to ID (or any voter)
+  akutan log truncate [--dry-run] [--every D]    discard the log prefix that the archive and
+                                                 checkpoints make unnecessary; says why
+  akutan backup init                             create the bucket if needed
+  akutan backup list [--json]                    checkpoints, archive coverage, restorable indexes
+  akutan backup verify [--deep]                  check every checksum; --deep also restores both
+                                                 spaces into a temporary dir and compares digests
+  akutan backup now                              checkpoint every view and flush the log archive
+  akutan restore --to-index N | --latest ...     build a new cluster's log and views at exactly N
+                                                 from the bucket (see akutan restore --help)
 
 Fact syntax: one fact per line, <subject> <predicate> <object>; objects are
 <name>, "text" (optionally "text"@lang), integers, floats, true/false, or
 RFC 3339 timestamps; @123 names a node by ID; # starts a comment.
 
 Fact and status commands take --api host:port (default: the local stack,
-%s); log commands take --log host:port,... (default %s).
+%s); log commands take --log host:port,... (default %s);
+backup and restore commands take --store URL (default: the local stack's
+bucket).
 Run "akutan COMMAND --help" for a command's flags.
 `
 
@@ -105,6 +116,10 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		return lookup(ctx, args[1:], out)
 	case "status":
 		return statusCmd(ctx, args[1:], out)
+	case "backup":
+		return backupCmd(ctx, args[1:], out)
+	case "restore":
+		return restoreCmd(ctx, args[1:], out)
 	}
 	if args[0] != "log" || len(args) < 2 {
 		fmt.Fprintf(os.Stderr, usage, defaultAPI, defaultLog)
@@ -117,6 +132,8 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		return logTail(ctx, args[2:], out)
 	case "add-voter", "remove", "transfer-leader":
 		return logMembership(ctx, args[1], args[2:], out)
+	case "truncate":
+		return logTruncate(args[2:])
 	}
 	return fmt.Errorf("unknown command \"log %s\"; see akutan --help", args[1])
 }

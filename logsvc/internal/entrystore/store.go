@@ -483,3 +483,29 @@ func (s *Store) publish(m Meta) {
 	s.changed = make(chan struct{})
 	s.mu.Unlock()
 }
+
+// InitEmpty gives a new, empty store the metadata m, so that its log starts
+// at m.First (m.Last must be m.First-1) rather than at 1: a log restored
+// from the archive starts right after the archived index it was restored
+// at. The write is synced. It refuses a store that has ever been written.
+func (s *Store) InitEmpty(m Meta) error {
+	cur := s.Meta()
+	if cur.RaftApplied != 0 || cur.Last != 0 || cur.First != 1 {
+		return fmt.Errorf("init entry store: it already holds a log (first %d, last %d, raft applied %d)", cur.First, cur.Last, cur.RaftApplied)
+	}
+	if m.First == 0 || m.Last+1 != m.First || m.LogVersion == 0 {
+		return fmt.Errorf("init entry store: first %d last %d version %d: need an empty log at a positive version", m.First, m.Last, m.LogVersion)
+	}
+	if m.Members == nil {
+		m.Members = map[string]string{}
+	}
+	mv, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	if err := s.db.Set(metaKey, mv, pebble.Sync); err != nil {
+		return fmt.Errorf("init entry store: %w", err)
+	}
+	s.publish(m)
+	return nil
+}

@@ -1,0 +1,220 @@
+package localstack
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/akutan/akutan/snapshot"
+)
+
+// storeURL is the stack's bucket prefix (lib.sh), or the restored
+// timeline's once restore.sh has run.
+func (s *stack) storeURL() string {
+	if b, err := os.ReadFile(filepath.Join(s.dir, "store.url")); err == nil {
+		return strings.TrimSpace(string(b))
+	}
+	return fmt.Sprintf("s3://akutan/stack?endpoint=http://127.0.0.1:%d&region=us-east-1&path_style=true", s.base+900)
+}
+
+func (s *stack) logAddrs() string {
+	return fmt.Sprintf("127.0.0.1:%d,127.0.0.1:%d,127.0.0.1:%d", s.base+101, s.base+102, s.base+103)
+}
+
+// mustCLI runs the CLI and fails the test unless it exits 0.
+func (s *stack) mustCLI(stdin string, args ...string) string {
+	s.t.Helper()
+	out, code := s.cli(stdin, args...)
+	if code != 0 {
+		s.t.Fatalf("akutan %s: exit %d\n%s", strings.Join(args, " "), code, out)
+	}
+	return out
+}
+
+// people writes n facts about n subjects named prefix0..prefixN-1.
+func people(prefix string, n int) string {
+	var b strings.Builder
+	for i := range n {
+		fmt.Fprintf(&b, "<%s%d> <age> %d\n<%s%d> <knows> <%s%d>\n", prefix, i, i, prefix, i, prefix, (i+1)%n)
+	}
+	return b.String()
+}
+
+// lookupAll returns the facts of every subject in subjects, as the CLI
+// prints them, at the given index flag ("--latest" or "--index N").
+func (s *stack) lookupAll(dc int, subjects []string, at ...string) map[string][]string {
+	got := map[string][]string{}
+	for _, subj := range subjects {
+		out, code := s.cli("", append([]string{"lookup", "--api", s.api(dc), subj}, at...)...)
+		switch {
+		case code != 0 && strings.Contains(out, "names no node"):
+			got[subj] = nil // the name did not exist yet
+		case code != 0:
+			s.t.Fatalf("lookup %s in dc%d: exit %d\n%s", subj, dc, code, out)
+		default:
+			got[subj] = lines(out)
+		}
+	}
+	return got
+}
+
+// The disaster-recovery drill of the README, as a user runs it: write, back
+// up, lose every data dir but the bucket's, restore a new cluster at an
+// earlier index and at the newest archived index, and read back exactly
+// what was acknowledged at those indexes.
+func TestDisasterRecoveryDrill(t *testing.T) {
+	s := newStack(t)
+	s.mustRun("up.sh")
+
+	first := s.mustCLI(people("a", 300), "insert", "--api", s.api(1))
+	n1 := indexOf(t, first)
+	second := s.mustCLI(people("b", 300)+"<a0> <age> 1000\n", "insert", "--api", s.api(2))
+	n2 := indexOf(t, second)
+	s.mustCLI("<a1> <knows> <a2>\n", "delete", "--api", s.api(3))
+	n3 := n2 + 1
+	subjects := []string{"<a0>", "<a1>", "<a299>", "<b0>", "<b150>"}
+	atN1 := s.lookupAll(1, subjects, "--index", fmt.Sprint(n1))
+	atN3 := s.lookupAll(1, subjects, "--index", fmt.Sprint(n3))
+	if len(atN1["<b0>"]) != 0 || len(atN3["<b0>"]) == 0 {
+		t.Fatalf("unexpected reads before the disaster: at %d %v, at %d %v", n1, atN1, n3, atN3)
+	}
+
+	out := s.mustCLI("", "backup", "now", "--api", s.api(1), "--log", s.logAddrs())
+	if !strings.Contains(out, fmt.Sprintf("archived through index %d", n3)) {
+		t.Fatalf("backup now:\n%s", out)
+	}
+	list := s.mustCLI("", "backup", "list", "--store", s.storeURL())
+	t.Logf("backup list:\n%s", list)
+	if !strings.Contains(list, fmt.Sprintf("..%d", n3)) || !strings.Contains(list, "restorable") {
+		t.Fatalf("backup list:\n%s", list)
+	}
+	out = s.mustCLI("", "backup", "verify", "--deep", "--store", s.storeURL())
+	if !strings.Contains(out, "ok") {
+		t.Fatalf("verify:\n%s", out)
+	}
+
+	for _, c := range []struct {
+		at   string
+		want map[string][]string
+	}{{fmt.Sprint(n1), atN1}, {"latest", atN3}} {
+		// The disaster: every server and its disk is gone; the bucket stays.
+		s.mustRun("down.sh")
+		for _, p := range []string{"dc1", "dc2", "dc3", "store.url", "restored"} {
+			os.RemoveAll(filepath.Join(s.dir, p))
+		}
+		t0 := time.Now()
+		out := s.mustRun("restore.sh", c.at)
+		t.Logf("restore at %s took %v", c.at, time.Since(t0))
+		s.mustRun("up.sh")
+		for dc := 1; dc <= 3; dc++ {
+			got := s.lookupAll(dc, subjects, "--latest")
+			for _, subj := range subjects {
+				if strings.Join(got[subj], "|") != strings.Join(c.want[subj], "|") {
+					t.Fatalf("restored at %s, dc%d: %s = %q, want %q\nrestore said:\n%s", c.at, dc, subj, got[subj], c.want[subj], out)
+				}
+			}
+		}
+		// The restored cluster takes writes, after the restored index.
+		w := s.mustCLI("<new> <age> 1\n", "insert", "--api", s.api(2))
+		want := n1
+		if c.at == "latest" {
+			want = n3
+		}
+		if got := indexOf(t, w); got != want+1 {
+			t.Fatalf("first write after restoring at %d got index %d", want, got)
+		}
+	}
+}
+
+// Object storage goes away for a while: the log and the views keep taking
+// writes and serving reads; archiving and checkpoints resume when it is back,
+// and nothing acknowledged is lost. Then a corrupted object is reported by
+// verify.
+func TestObjectStoreOutage(t *testing.T) {
+	s := newStack(t)
+	s.env = append(s.env, "AKUTAN_CHECKPOINT_INTERVAL=1s")
+	s.mustRun("up.sh")
+	s.mustCLI(people("p", 50), "insert", "--api", s.api(1))
+	s.mustCLI("", "backup", "now", "--api", s.api(1), "--log", s.logAddrs())
+
+	minio := s.pid("minio")
+	if err := syscall.Kill(minio, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	resumed := false
+	resume := func() {
+		if !resumed {
+			resumed = true
+			syscall.Kill(minio, syscall.SIGCONT)
+		}
+	}
+	defer resume()
+	var last uint64
+	for i := range 20 {
+		out := s.mustCLI(fmt.Sprintf("<q%d> <age> %d\n", i, i), "insert", "--api", s.api(1+i%3))
+		last = indexOf(t, out)
+	}
+	out := s.mustCLI("", "lookup", "--api", s.api(2), "<q19>", "--index", fmt.Sprint(last))
+	if !strings.Contains(out, "<q19> <age> 19") {
+		t.Fatalf("lookup while the store is down:\n%s", out)
+	}
+	if out, code := s.cli("", "backup", "now", "--api", s.api(1), "--log", s.logAddrs(), "--timeout", "5s"); code == 0 {
+		t.Fatalf("backup now succeeded with the store down:\n%s", out)
+	}
+	resume()
+
+	// Once the store is back, everything acknowledged gets archived.
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		out, code := s.cli("", "backup", "now", "--api", s.api(1), "--log", s.logAddrs(), "--timeout", "30s")
+		if code == 0 && indexOf(t, out) >= last {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("archive did not catch up after the outage:\n%s", out)
+		}
+		time.Sleep(time.Second)
+	}
+	verify := s.mustCLI("", "backup", "verify", "--deep", "--store", s.storeURL())
+	if !strings.Contains(verify, "ok") {
+		t.Fatalf("verify after the outage:\n%s", verify)
+	}
+	for i := range 20 {
+		out := s.mustCLI("", "lookup", "--api", s.api(3), fmt.Sprintf("<q%d>", i), "--latest")
+		if !strings.Contains(out, fmt.Sprintf("<q%d> <age> %d", i, i)) {
+			t.Fatalf("lost <q%d> after the outage:\n%s", i, out)
+		}
+	}
+
+	// A corrupted object: verify names it and fails; a deep verify, which
+	// restores from it, refuses it too.
+	t.Setenv("AWS_ACCESS_KEY_ID", "akutan-local")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "akutan-local-secret")
+	ctx := t.Context()
+	store, err := snapshot.OpenStore(ctx, s.storeURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	lc, _, err := snapshot.LoadLogCatalog(ctx, store)
+	if err != nil || len(lc.Segments) == 0 {
+		t.Fatalf("log catalog: %v %v", lc, err)
+	}
+	seg := lc.Segments[len(lc.Segments)-1]
+	data, _, err := snapshot.ReadAll(ctx, store, seg.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[len(data)/2] ^= 0x40
+	if _, err := store.Put(ctx, seg.Key, bytes.NewReader(data), int64(len(data))); err != nil {
+		t.Fatal(err)
+	}
+	out, code := s.cli("", "backup", "verify", "--store", s.storeURL())
+	if code == 0 || !strings.Contains(out, "PROBLEM "+seg.Key) {
+		t.Fatalf("verify of a corrupted segment: exit %d\n%s", code, out)
+	}
+}

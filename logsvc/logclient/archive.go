@@ -1,0 +1,113 @@
+package logclient
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/akutan/akutan/logsvc/logerr"
+	"github.com/akutan/akutan/snapshot"
+)
+
+// archive reads discarded entries from the log archive.
+type archive struct {
+	store snapshot.Store
+	cat   *snapshot.LogCatalog // cached; reloaded when it lacks an index
+}
+
+// archiveBatch is how many entries each fn call gets from a segment.
+const archiveBatch = 1000
+
+// stream delivers entries from *next on, segment by segment, until *next
+// reaches until (the log's first retained index), and none at or past it. Store errors other than
+// corruption are retried with backoff; a corrupt object, or an index the
+// archive does not hold, ends the stream.
+func (a *archive) stream(ctx context.Context, next *uint64, until uint64, fn func([]Entry) error) error {
+	backoff := 50 * time.Millisecond
+	for *next < until {
+		err := a.segment(ctx, next, until, fn)
+		var fe fnError
+		switch {
+		case err == nil:
+			backoff = 50 * time.Millisecond
+			continue
+		case errors.As(err, &fe), ctx.Err() != nil, errors.Is(err, snapshot.ErrCorrupt), errors.Is(err, logerr.ErrTruncated):
+			return err
+		}
+		select {
+		case <-time.After(backoff/2 + rand.N(backoff)):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+	return nil
+}
+
+// segment delivers the rest of the segment holding *next, below until:
+// from until on the log is the authority (after a restore the archive may
+// hold an abandoned timeline past it).
+func (a *archive) segment(ctx context.Context, next *uint64, until uint64, fn func([]Entry) error) error {
+	ref, err := a.find(ctx, *next)
+	if err != nil {
+		return err
+	}
+	obj, _, err := snapshot.ReadAll(ctx, a.store, ref.Key)
+	if errors.Is(err, snapshot.ErrNotFound) {
+		return fmt.Errorf("archive segment %s, listed in the catalog, is missing: %w", ref.Key, snapshot.ErrCorrupt)
+	} else if err != nil {
+		return fmt.Errorf("archive segment %s: %w", ref.Key, err)
+	}
+	if int64(len(obj)) != ref.Size || snapshot.CRC32C(obj) != ref.CRC32C {
+		return fmt.Errorf("archive segment %s: %d bytes with checksum %08x, the catalog says %d bytes with %08x: %w",
+			ref.Key, len(obj), snapshot.CRC32C(obj), ref.Size, ref.CRC32C, snapshot.ErrCorrupt)
+	}
+	entries, err := snapshot.DecodeSegment(obj)
+	if err != nil {
+		return fmt.Errorf("archive segment %s: %w", ref.Key, err)
+	}
+	if entries[0].Index != ref.First || entries[len(entries)-1].Index != ref.Last {
+		return fmt.Errorf("archive segment %s holds %d..%d, the catalog says %d..%d: %w",
+			ref.Key, entries[0].Index, entries[len(entries)-1].Index, ref.First, ref.Last, snapshot.ErrCorrupt)
+	}
+	entries = entries[*next-ref.First:]
+	if last := entries[len(entries)-1].Index; last >= until {
+		entries = entries[:len(entries)-int(last-until+1)]
+	}
+	for len(entries) > 0 {
+		n := min(len(entries), archiveBatch)
+		batch := make([]Entry, n)
+		for i, e := range entries[:n] {
+			batch[i] = Entry{Index: e.Index, Data: e.Data}
+		}
+		*next = batch[n-1].Index + 1
+		if err := fn(batch); err != nil {
+			return fnError{err}
+		}
+		entries = entries[n:]
+	}
+	return nil
+}
+
+// find returns the catalog entry of the segment holding index, reloading
+// the catalog when the cached one does not reach it.
+func (a *archive) find(ctx context.Context, index uint64) (snapshot.SegmentRef, error) {
+	if a.cat != nil {
+		if ref, ok := a.cat.Find(index); ok {
+			return ref, nil
+		}
+	}
+	cat, _, err := snapshot.LoadLogCatalog(ctx, a.store)
+	if err != nil {
+		return snapshot.SegmentRef{}, fmt.Errorf("archive catalog: %w", err)
+	}
+	a.cat = cat
+	if ref, ok := cat.Find(index); ok {
+		return ref, nil
+	}
+	return snapshot.SegmentRef{}, logerr.New(logerr.ErrTruncated, nil,
+		"index %d is below the log's first retained index and not in the archive (which holds %d..%d)",
+		index, cat.FirstArchived(), cat.ArchivedThrough())
+}

@@ -1,0 +1,233 @@
+package logsvc
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/akutan/akutan/snapshot"
+)
+
+// SegmentArchiver is the Archiver that writes the log to object storage as
+// snapshot segments (format in package snapshot). It buffers the entries
+// the leader hands it and cuts a segment when the buffer reaches
+// SegmentBytes of entries or its oldest entry has waited SegmentAge. For
+// each segment it uploads the object, then adds it to the log catalog with
+// a conditional write, and only then reports it durable.
+//
+// It tolerates what a leader change brings: entries it has buffered or the
+// catalog already holds are skipped (an earlier leader archived them but
+// the watermark had not replicated), and a catalog that another archiver
+// extended meanwhile is re-read rather than overwritten. Two archivers that
+// write the same range write the same bytes under the same key.
+type SegmentArchiver struct {
+	store snapshot.Store
+	cfg   SegmentConfig
+
+	mu      sync.Mutex
+	loaded  bool                    // durable reflects the catalog
+	durable uint64                  // the catalog's last index
+	buf     []snapshot.SegmentEntry // durable+1, durable+2, …
+	bytes   int                     // entry bytes in buf
+	since   time.Time               // when buf[0] arrived
+	now     func() time.Time
+}
+
+var (
+	_ Archiver = (*SegmentArchiver)(nil)
+	_ Flusher  = (*SegmentArchiver)(nil)
+)
+
+// Flusher is an Archiver that can write out everything it buffers at once.
+// ArchiveNow uses it.
+type Flusher interface {
+	// Flush makes every entry handed over so far durable and returns the
+	// highest durably archived index.
+	Flush(ctx context.Context) (durableThrough uint64, err error)
+}
+
+// SegmentConfig sizes archive segments.
+type SegmentConfig struct {
+	// SegmentBytes cuts a segment once this many bytes of entries (before
+	// compression) are buffered.
+	SegmentBytes int
+	// SegmentAge cuts a segment once its oldest entry has waited this long,
+	// so that a quiet log is still archived promptly.
+	SegmentAge time.Duration
+}
+
+// DefaultSegmentConfig returns 8 MiB segments cut at least every 10 s.
+func DefaultSegmentConfig() SegmentConfig {
+	return SegmentConfig{SegmentBytes: 8 << 20, SegmentAge: 10 * time.Second}
+}
+
+// Validate reports every problem at once.
+func (c SegmentConfig) Validate() error {
+	var errs []error
+	if c.SegmentBytes <= 0 || c.SegmentBytes > 1<<30 {
+		errs = append(errs, fmt.Errorf("segment bytes %d must be in 1..1 GiB", c.SegmentBytes))
+	}
+	if c.SegmentAge <= 0 {
+		errs = append(errs, fmt.Errorf("segment age %v must be positive", c.SegmentAge))
+	}
+	return errors.Join(errs...)
+}
+
+// NewSegmentArchiver archives into store (which a caller may have wrapped
+// with snapshot.Prefixed).
+func NewSegmentArchiver(store snapshot.Store, cfg SegmentConfig) *SegmentArchiver {
+	return &SegmentArchiver{store: store, cfg: cfg, now: time.Now}
+}
+
+// errArchiveGap: the entries handed over do not follow the archive.
+var errArchiveGap = errors.New("entries do not follow the archive")
+
+// Archive implements Archiver.
+func (a *SegmentArchiver) Archive(ctx context.Context, entries []Entry) (uint64, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if err := a.load(ctx); err != nil {
+		return 0, err
+	}
+	for _, e := range entries {
+		next := a.durable + uint64(len(a.buf)) + 1
+		if e.Index < next {
+			continue // buffered or archived already
+		}
+		if e.Index > next {
+			if a.durable == 0 && len(a.buf) == 0 {
+				// An empty archive may start anywhere: a log restored
+				// into a fresh bucket starts past 1.
+				a.durable = e.Index - 1
+			} else {
+				a.loaded = false // look at the catalog again next time
+				return 0, fmt.Errorf("archive entry %d: %w, which ends at %d", e.Index, errArchiveGap, next-1)
+			}
+		}
+		if len(a.buf) == 0 {
+			a.since = a.now()
+		}
+		a.buf = append(a.buf, snapshot.SegmentEntry{Index: e.Index, Data: e.Data})
+		a.bytes += len(e.Data)
+	}
+	for a.bytes >= a.cfg.SegmentBytes {
+		if err := a.cut(ctx, false); err != nil {
+			return a.reported(), err
+		}
+	}
+	if len(a.buf) > 0 && a.now().Sub(a.since) >= a.cfg.SegmentAge {
+		if err := a.cut(ctx, true); err != nil {
+			return a.reported(), err
+		}
+	}
+	return a.reported(), nil
+}
+
+// Flush implements Flusher.
+func (a *SegmentArchiver) Flush(ctx context.Context) (uint64, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if err := a.load(ctx); err != nil {
+		return 0, err
+	}
+	for len(a.buf) > 0 {
+		if err := a.cut(ctx, a.bytes < a.cfg.SegmentBytes); err != nil {
+			return a.reported(), err
+		}
+	}
+	return a.durable, nil
+}
+
+// reported is what Archive reports: the catalog's end as last known; 0
+// when it is not known, which the leader treats as no progress.
+func (a *SegmentArchiver) reported() uint64 {
+	if !a.loaded {
+		return 0
+	}
+	return a.durable
+}
+
+// load reads the catalog's end unless already known, dropping buffered
+// entries the catalog holds.
+func (a *SegmentArchiver) load(ctx context.Context) error {
+	if a.loaded {
+		return nil
+	}
+	cat, _, err := snapshot.LoadLogCatalog(ctx, a.store)
+	if err != nil {
+		return fmt.Errorf("load log catalog: %w", err)
+	}
+	a.setDurable(cat.ArchivedThrough())
+	a.loaded = true
+	return nil
+}
+
+// setDurable records the catalog's end and trims the buffer to follow it.
+// A buffer that no longer follows it (the catalog went back, which only an
+// operator does) is dropped; the leader hands the entries over again from
+// its watermark.
+func (a *SegmentArchiver) setDurable(end uint64) {
+	if len(a.buf) > 0 && end+1 < a.buf[0].Index {
+		a.buf, a.bytes = nil, 0
+	}
+	for len(a.buf) > 0 && a.buf[0].Index <= end {
+		a.bytes -= len(a.buf[0].Data)
+		a.buf = a.buf[1:]
+	}
+	if len(a.buf) == 0 {
+		a.buf, a.bytes = nil, 0
+	}
+	a.durable = end
+}
+
+// cut writes the oldest SegmentBytes of the buffer (all of it when all is
+// set) as one segment and adds it to the catalog.
+func (a *SegmentArchiver) cut(ctx context.Context, all bool) error {
+	n, size := 0, 0
+	for n < len(a.buf) && (all || size < a.cfg.SegmentBytes) {
+		size += len(a.buf[n].Data)
+		n++
+	}
+	seg := a.buf[:n]
+	first, last := seg[0].Index, seg[n-1].Index
+	obj, err := snapshot.EncodeSegment(seg)
+	if err != nil {
+		return err
+	}
+	key := snapshot.SegmentKey(first, last)
+	info, err := a.store.Put(ctx, key, bytes.NewReader(obj), int64(len(obj)))
+	if err != nil {
+		return fmt.Errorf("upload segment %d..%d: %w", first, last, err)
+	}
+	ref := snapshot.SegmentRef{First: first, Last: last, Key: key, Size: info.Size, CRC32C: snapshot.CRC32C(obj), RawBytes: int64(size)}
+	var raced bool
+	cat, err := snapshot.UpdateLogCatalog(ctx, a.store, func(c *snapshot.LogCatalog) error {
+		raced = false
+		end := c.ArchivedThrough()
+		switch {
+		case len(c.Segments) == 0 || end+1 == first:
+			return c.Add(ref)
+		case end >= last:
+			return snapshot.ErrNoChange // another archiver got there first
+		default:
+			raced = true // the catalog ends inside or before the segment
+			return snapshot.ErrNoChange
+		}
+	})
+	if err != nil {
+		a.loaded = false
+		return fmt.Errorf("add segment %d..%d to the log catalog: %w", first, last, err)
+	}
+	end := cat.ArchivedThrough()
+	if raced && end+1 < first {
+		a.loaded = false
+		return fmt.Errorf("segment %d..%d: %w, which ends at %d", first, last, errArchiveGap, end)
+	}
+	// Either our segment is in, or another archiver's reach the same or
+	// a point inside ours: follow the catalog and cut again from there.
+	a.setDurable(end)
+	return nil
+}
