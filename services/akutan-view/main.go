@@ -38,7 +38,8 @@ with credentials from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY) the view
 writes checkpoints there (--checkpoint-interval, --checkpoint-entries, or the
 Checkpoint RPC), and a view started on an empty data dir boots from the newest
 checkpoints covering its range, then replays the log after them; entries the
-log has discarded are read from the log archive in the same store. --stop-at N
+log has discarded are read from the log archive in the same store (or the
+one --archive names; a view without --store may still read the archive). --stop-at N
 applies exactly to index N and stays there (restore to a point). Once
 listening it prints "akutan-view: serving ... on HOST:PORT" to stderr. SIGTERM
 or SIGINT stops it gracefully.
@@ -50,6 +51,7 @@ Flags:
 type options struct {
 	cfg      viewsvc.Config
 	store    string
+	archive  string
 	logAddrs []string
 	listen   string
 	logLevel slog.Level
@@ -89,6 +91,7 @@ func parseFlags(args []string) (options, error) {
 	fs.Int64Var(&o.cfg.CacheSize, "cache-bytes", o.cfg.CacheSize, "Pebble block cache size in bytes")
 	fs.IntVar(&o.cfg.MaxLookups, "max-lookups", o.cfg.MaxLookups, "most lookups one request may carry")
 	fs.StringVar(&level, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&o.archive, "archive", "", "log archive to read the entries the log has discarded from (default: the --store)")
 	fs.StringVar(&o.store, "store", "", "object store for checkpoints: a directory, or s3://bucket/prefix?endpoint=URL&path_style=true; an empty data dir boots from it")
 	fs.StringVar(&o.cfg.Cluster, "cluster", "", "name of this view cluster (datacenter), recorded in its checkpoints")
 	fs.DurationVar(&o.cfg.CheckpointInterval, "checkpoint-interval", 0, "write a checkpoint this often (0: only on request); needs --store")
@@ -164,9 +167,16 @@ func run(o options) error {
 	}
 	defer view.Close()
 	reader := logclient.NewReader(o.logAddrs)
-	if o.cfg.Store != nil {
+	switch {
+	case o.archive != "":
+		archive, err := snapshot.OpenStore(context.Background(), o.archive)
+		if err != nil {
+			return err
+		}
+		reader.UseArchive(archive)
+	case o.cfg.Store != nil:
 		// The log's discarded prefix is read from the archive, which lives
-		// in the same store.
+		// in the same store by default.
 		reader.UseArchive(o.cfg.Store)
 	}
 	defer reader.Close()

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/akutan/akutan/infra/truncate"
-	"github.com/akutan/akutan/snapshot"
 )
 
 // logTruncate implements "akutan log truncate": plan the log's truncation
@@ -22,21 +21,17 @@ func logTruncate(args []string) error {
 	every := fs.Duration("every", 0, "keep running, planning and discarding at this interval (0: once)")
 	delay := fs.Duration("delay", def.Delay, "count only checkpoints created at least this long ago")
 	clusters := fs.String("clusters", strings.Join(def.Clusters, ","), "the critical clusters; every point of each must be checkpointed")
-	storeURL := fs.String("store", "", "the object store holding the archive and checkpoints: s3://bucket/prefix?endpoint=..., file:///dir or a directory (required)")
+	storeURL := storeFlag(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("log truncate takes no arguments")
 	}
-	if *storeURL == "" {
-		fs.Usage()
-		return fmt.Errorf("log truncate needs --store")
-	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	octx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	store, err := snapshot.OpenStore(octx, *storeURL)
+	store, err := openStore(octx, *storeURL)
 	cancel()
 	if err != nil {
 		return err
