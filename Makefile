@@ -61,7 +61,7 @@ test: vet build tools-minio
 ## view benchmarks load 10 million facts, AKUTAN_VIEW_BENCH_FACTS changes that);
 ## the fanout benchmark runs for 3 s per case.
 bench: build tools-minio
-	go test -run '^$$' -bench . -benchtime 1x -timeout 60m ./logsvc/ ./viewsvc/ ./localstack/
+	go test -run '^$$' -bench . -benchtime 1x -timeout 60m ./logsvc/ ./viewsvc/ ./localstack/ ./infra/restore/
 	go test -run '^$$' -bench . -benchtime 3s -timeout 10m ./apisvc/internal/fanout/
 
 ## proto: regenerate the committed gRPC code.

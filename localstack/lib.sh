@@ -163,6 +163,12 @@ start_truncator() {
     --log "$(log_grpc_addrs)" --store "$(store_url)" --clusters dc1,dc2,dc3
 }
 
+# start_pruner: retention and garbage collection of the bucket.
+start_pruner() {
+  spawn pruner "${BIN}/akutan" backup prune --every "${AKUTAN_PRUNE_EVERY:-10m}" \
+    --keep "${AKUTAN_KEEP_CHECKPOINTS:-3}" --grace "${AKUTAN_PRUNE_GRACE:-1h}" --store "$(store_url)"
+}
+
 start_dc() {
   start_log "$1"
   start_views "$1"

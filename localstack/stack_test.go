@@ -393,7 +393,7 @@ func TestLocalStack(t *testing.T) {
 			time.Sleep(200 * time.Millisecond)
 		}
 		out := s.mustRun("down.sh")
-		if strings.Count(out, "stopped") != 20 { // with MinIO and the truncator
+		if strings.Count(out, "stopped") != 21 { // with MinIO, the truncator and the pruner
 			t.Fatalf("down stopped %d processes:\n%s", strings.Count(out, "stopped"), out)
 		}
 		if _, code := s.cli("", "status", "--api", s.api(1)); code == 0 {

@@ -23,6 +23,7 @@ join_restored_logs
 for dc in $DCS; do start_views "$dc"; done
 for dc in $DCS; do start_api "$dc"; done
 start_truncator
+start_pruner
 
 printf 'waiting for the cluster to be fully available'
 for _ in $(seq 1 300); do

@@ -13,7 +13,7 @@ output "api_regional_endpoints" {
 }
 
 output "buckets" {
-  description = "Each region's bucket (log/ archive, views/ checkpoints), by region; each holds the whole history."
+  description = "Each region's bucket (log/ archive, checkpoints/ checkpoints), by region; each holds the whole history."
   value = {
     (var.regions[0]) = module.region_a.bucket_name
     (var.regions[1]) = module.region_b.bucket_name

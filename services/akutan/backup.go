@@ -34,7 +34,7 @@ func openStore(ctx context.Context, url string) (snapshot.Store, error) {
 
 func backupCmd(ctx context.Context, args []string, out io.Writer) error {
 	if len(args) == 0 {
-		return fmt.Errorf("usage: akutan backup init|list|verify|now; see akutan --help")
+		return fmt.Errorf("usage: akutan backup init|list|verify|now|prune; see akutan --help")
 	}
 	switch args[0] {
 	case "init":
@@ -45,6 +45,8 @@ func backupCmd(ctx context.Context, args []string, out io.Writer) error {
 		return backupVerify(ctx, args[1:], out)
 	case "now":
 		return backupNow(ctx, args[1:], out)
+	case "prune":
+		return backupPrune(ctx, args[1:], out)
 	}
 	return fmt.Errorf("unknown command \"backup %s\"; see akutan --help", args[0])
 }

@@ -56,6 +56,8 @@ Usage:
   akutan backup verify [--deep]                  check every checksum; --deep also restores both
                                                  spaces into a temporary dir and compares digests
   akutan backup now                              checkpoint every view and flush the log archive
+  akutan backup prune [--keep K] [--every D]     retention: keep K checkpoints per range and the
+                                                 archive they need; delete torn uploads after --grace
   akutan restore --to-index N | --latest ...     build a new cluster's log and views at exactly N
                                                  from the bucket (see akutan restore --help)
 

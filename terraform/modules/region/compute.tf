@@ -153,7 +153,7 @@ resource "aws_launch_template" "view" {
       AKUTAN_VIEW_GRPC_PORT = var.ports.view_grpc
       AKUTAN_LOG_ADDRS      = local.log_grpc_addrs
       AKUTAN_BUCKET         = aws_s3_bucket.this.id
-      AKUTAN_BUCKET_PREFIX  = "views/"
+      AKUTAN_BUCKET_PREFIX  = "checkpoints/"
       AKUTAN_ARCHIVE_PREFIX = "log/"
     })
   }))

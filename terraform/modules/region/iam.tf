@@ -1,7 +1,7 @@
 # IAM: one role per tier, each with only what the tier does.
 #
 #   log:  read/write/delete log/*    (archive segments and catalog)
-#   view: read/write/delete views/*  (checkpoints), read log/* (archive replay)
+#   view: read/write/delete checkpoints/*  (checkpoints), read log/* (archive replay)
 #   api:  ec2:DescribeInstances      (view discovery by tag); no S3 at all
 #
 # S3 objects are encrypted with this region's KMS key, so writers need
@@ -21,7 +21,7 @@ locals {
   # Prefixes each tier may write, and may only read.
   bucket_access = {
     log  = { write = ["log/"], read = [] }
-    view = { write = ["views/"], read = ["log/"] }
+    view = { write = ["checkpoints/"], read = ["log/"] }
   }
 }
 

@@ -14,7 +14,7 @@ output "private_route_table_id" {
 }
 
 output "bucket_name" {
-  description = "This region's bucket (log/ archive, views/ checkpoints)."
+  description = "This region's bucket (log/ archive, checkpoints/ checkpoints)."
   value       = aws_s3_bucket.this.id
 }
 

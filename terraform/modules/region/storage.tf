@@ -1,5 +1,5 @@
 # Object storage: this region's bucket for the log archive (log/) and view
-# checkpoints (views/). It replicates everything to the other regions'
+# checkpoints (checkpoints/). It replicates everything to the other regions'
 # buckets, so every region's bucket holds the whole history and a region can
 # restore alone.
 

@@ -135,7 +135,7 @@ variable "api_allowed_cidrs" {
 }
 
 variable "bucket_name" {
-  description = "Name of this region's bucket for the log archive (log/) and view checkpoints (views/)."
+  description = "Name of this region's bucket for the log archive (log/) and view checkpoints (checkpoints/)."
   type        = string
 }
 
