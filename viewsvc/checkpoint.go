@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -107,17 +108,39 @@ func (v *View) checkpoint(ctx context.Context) (snapshot.CheckpointRef, error) {
 	}
 	wo := sstWriterOptions(v.cfg, v.db, true)
 	ft, ot := keys.FactsTable(v.cfg.Space), keys.OrderedTable(v.cfg.Space)
-	var raw int64
-	for _, t := range []struct {
+	tables := []struct {
 		kind  string
 		table byte
-	}{{KindFacts, ft}, {KindOrdered, ot}, {KindRecords, keys.TableTxRecord}, {KindPending, keys.TablePending}} {
-		files, n, err := v.exportTable(ctx, snap, tmp, prefix, t.kind, t.table, wo)
-		if err != nil {
-			return snapshot.CheckpointRef{}, fmt.Errorf("export %s: %w", t.kind, err)
+	}{{KindFacts, ft}, {KindOrdered, ot}, {KindRecords, keys.TableTxRecord}, {KindPending, keys.TablePending}}
+	// The tables export two at a time, each from its own iterator over the
+	// snapshot: the two big ones (facts and ordered) then overlap, and
+	// compressing one while uploading the other keeps both cores busy.
+	type result struct {
+		files []snapshot.FileRef
+		raw   int64
+		err   error
+	}
+	results := make([]result, len(tables))
+	sem := make(chan struct{}, 2)
+	var wg sync.WaitGroup
+	for i, t := range tables {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			r := &results[i]
+			r.files, r.raw, r.err = v.exportTable(ctx, snap, tmp, prefix, t.kind, t.table, wo)
+		}()
+	}
+	wg.Wait()
+	var raw int64
+	for i, r := range results {
+		if r.err != nil {
+			return snapshot.CheckpointRef{}, fmt.Errorf("export %s: %w", tables[i].kind, r.err)
 		}
-		raw += n
-		m.Files = append(m.Files, files...)
+		raw += r.raw
+		m.Files = append(m.Files, r.files...)
 	}
 	manifestKey := prefix + snapshot.ManifestName
 	if err := snapshot.PutManifest(ctx, v.cfg.Store, manifestKey, m); err != nil {
