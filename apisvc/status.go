@@ -49,6 +49,8 @@ func (s *Server) Status(ctx context.Context, _ *apipb.StatusRequest) (*apipb.Sta
 			vs.RangeStart, vs.RangeEnd = st.GetRange().GetStart(), st.GetRange().GetEnd()
 			vs.LastApplied = st.LastApplied
 			vs.State = st.State.String()
+			vs.CheckpointIndex, vs.CheckpointError = st.CheckpointIndex, st.CheckpointError
+			vs.BootBytesDone, vs.BootBytesTotal = st.BootBytesDone, st.BootBytesTotal
 			if st.Error != "" {
 				vs.Error = st.Error
 			}

@@ -41,6 +41,8 @@ Try:
   bin/akutan lookup '<alice>'
   bin/akutan lookup _ '<age>' '>=' 30
   bin/akutan status
+  bin/akutan backup now && bin/akutan backup list
+Object storage: $(store_url)
 Fail a datacenter with: make dc-down DC=dc1   (and bring it back: make dc-up DC=dc1)
 Stop everything with:   make down
 MSG

@@ -1600,10 +1600,19 @@ type ViewStatus struct {
 	State     string `protobuf:"bytes,7,opt,name=state,proto3" json:"state,omitempty"`
 	Reachable bool   `protobuf:"varint,8,opt,name=reachable,proto3" json:"reachable,omitempty"`
 	// up_to_date: reachable, serving, and lag within the configured bound.
-	UpToDate      bool   `protobuf:"varint,9,opt,name=up_to_date,json=upToDate,proto3" json:"up_to_date,omitempty"`
-	Error         string `protobuf:"bytes,10,opt,name=error,proto3" json:"error,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	UpToDate bool   `protobuf:"varint,9,opt,name=up_to_date,json=upToDate,proto3" json:"up_to_date,omitempty"`
+	Error    string `protobuf:"bytes,10,opt,name=error,proto3" json:"error,omitempty"`
+	// checkpoint_index is the index of the newest checkpoint the view wrote
+	// to object storage, or booted from; 0 if none.
+	CheckpointIndex uint64 `protobuf:"varint,11,opt,name=checkpoint_index,json=checkpointIndex,proto3" json:"checkpoint_index,omitempty"`
+	// boot_bytes_done of boot_bytes_total checkpoint bytes are downloaded
+	// while the view boots from object storage.
+	BootBytesDone  int64 `protobuf:"varint,12,opt,name=boot_bytes_done,json=bootBytesDone,proto3" json:"boot_bytes_done,omitempty"`
+	BootBytesTotal int64 `protobuf:"varint,13,opt,name=boot_bytes_total,json=bootBytesTotal,proto3" json:"boot_bytes_total,omitempty"`
+	// checkpoint_error says why the view's last checkpoint failed, if it did.
+	CheckpointError string `protobuf:"bytes,14,opt,name=checkpoint_error,json=checkpointError,proto3" json:"checkpoint_error,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *ViewStatus) Reset() {
@@ -1702,6 +1711,34 @@ func (x *ViewStatus) GetUpToDate() bool {
 func (x *ViewStatus) GetError() string {
 	if x != nil {
 		return x.Error
+	}
+	return ""
+}
+
+func (x *ViewStatus) GetCheckpointIndex() uint64 {
+	if x != nil {
+		return x.CheckpointIndex
+	}
+	return 0
+}
+
+func (x *ViewStatus) GetBootBytesDone() int64 {
+	if x != nil {
+		return x.BootBytesDone
+	}
+	return 0
+}
+
+func (x *ViewStatus) GetBootBytesTotal() int64 {
+	if x != nil {
+		return x.BootBytesTotal
+	}
+	return 0
+}
+
+func (x *ViewStatus) GetCheckpointError() string {
+	if x != nil {
+		return x.CheckpointError
 	}
 	return ""
 }
@@ -1999,7 +2036,7 @@ const file_apipb_api_proto_rawDesc = "" +
 	"\x06leader\x18\x03 \x01(\tR\x06leader\x12\x1c\n" +
 	"\tavailable\x18\x04 \x01(\bR\tavailable\x12\x14\n" +
 	"\x05error\x18\x05 \x01(\tR\x05error\x122\n" +
-	"\amembers\x18\x06 \x03(\v2\x18.akutan.api.v1.LogMemberR\amembers\"\x97\x02\n" +
+	"\amembers\x18\x06 \x03(\v2\x18.akutan.api.v1.LogMemberR\amembers\"\xbf\x03\n" +
 	"\n" +
 	"ViewStatus\x12\x18\n" +
 	"\aaddress\x18\x01 \x01(\tR\aaddress\x12\x14\n" +
@@ -2014,7 +2051,11 @@ const file_apipb_api_proto_rawDesc = "" +
 	"\n" +
 	"up_to_date\x18\t \x01(\bR\bupToDate\x12\x14\n" +
 	"\x05error\x18\n" +
-	" \x01(\tR\x05error\"_\n" +
+	" \x01(\tR\x05error\x12)\n" +
+	"\x10checkpoint_index\x18\v \x01(\x04R\x0fcheckpointIndex\x12&\n" +
+	"\x0fboot_bytes_done\x18\f \x01(\x03R\rbootBytesDone\x12(\n" +
+	"\x10boot_bytes_total\x18\r \x01(\x03R\x0ebootBytesTotal\x12)\n" +
+	"\x10checkpoint_error\x18\x0e \x01(\tR\x0fcheckpointError\"_\n" +
 	"\x0fApiServerStatus\x12\x18\n" +
 	"\aaddress\x18\x01 \x01(\tR\aaddress\x12\x1c\n" +
 	"\treachable\x18\x02 \x01(\bR\treachable\x12\x14\n" +

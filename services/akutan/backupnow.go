@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"sort"
 	"sync"
 	"time"
@@ -46,6 +47,16 @@ func backupNow(ctx context.Context, args []string, out io.Writer) error {
 		err  error
 	}
 	results := make([]result, len(st.Views))
+	bar := newByteProgress(os.Stderr, "checkpoints")
+	bar.count = true
+	var mu sync.Mutex
+	var finished int64
+	tick := func() {
+		mu.Lock()
+		defer mu.Unlock()
+		finished++
+		bar.set(finished, int64(len(results)))
+	}
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 2) // checkpoints are heavy: two at a time
 	for i, v := range st.Views {
@@ -66,9 +77,11 @@ func backupNow(ctx context.Context, args []string, out io.Writer) error {
 			}
 			defer cc.Close()
 			results[i].resp, results[i].err = viewpb.NewViewClient(cc).Checkpoint(ctx, &viewpb.CheckpointRequest{})
+			tick()
 		}()
 	}
 	wg.Wait()
+	bar.done()
 	sort.Slice(results, func(i, j int) bool { return results[i].view.Address < results[j].view.Address })
 	failed := 0
 	for _, r := range results {

@@ -79,7 +79,7 @@ func printStatus(out io.Writer, st *apipb.StatusResponse) {
 	w.Flush()
 	fmt.Fprintln(out, "\nviews:")
 	w = tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "  ADDRESS\tSPACE\tRANGE\tAPPLIED\tLAG\tSTATE\tSTATUS")
+	fmt.Fprintln(w, "  ADDRESS\tSPACE\tRANGE\tAPPLIED\tLAG\tCHECKPOINT\tSTATE\tSTATUS")
 	for _, v := range st.Views {
 		end := fmt.Sprintf("%#x", v.RangeEnd)
 		if v.RangeEnd == 0 {
@@ -89,7 +89,14 @@ func printStatus(out io.Writer, st *apipb.StatusResponse) {
 		if !v.UpToDate && v.Reachable {
 			state += " (stale)"
 		}
-		fmt.Fprintf(w, "  %s\t%s\t[%#x, %s)\t%d\t%d\t%s\t%s\n", v.Address, orNone(v.Space), v.RangeStart, end, v.LastApplied, v.Lag, orNone(state), okOr(v.Error))
+		if v.BootBytesTotal > 0 && v.BootBytesDone < v.BootBytesTotal {
+			state += fmt.Sprintf(" (downloading %s of %s)", humanBytes(v.BootBytesDone), humanBytes(v.BootBytesTotal))
+		}
+		problem := v.Error
+		if problem == "" && v.CheckpointError != "" {
+			problem = "checkpoint failed: " + v.CheckpointError
+		}
+		fmt.Fprintf(w, "  %s\t%s\t[%#x, %s)\t%d\t%d\t%d\t%s\t%s\n", v.Address, orNone(v.Space), v.RangeStart, end, v.LastApplied, v.Lag, v.CheckpointIndex, orNone(state), okOr(problem))
 	}
 	w.Flush()
 	fmt.Fprintln(out, "\nAPI servers:")
