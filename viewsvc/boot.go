@@ -438,6 +438,7 @@ func (v *View) ingestPieces(ctx context.Context, dir string, pieces []*piece, ba
 	for _, p := range pieces {
 		var paths []string
 		var recs []*download
+		var filter []*download
 		for _, d := range p.files {
 			switch d.ref.Kind {
 			case KindPending:
@@ -468,16 +469,14 @@ func (v *View) ingestPieces(ctx context.Context, dir string, pieces []*piece, ba
 					paths = append(paths, d.path)
 					continue
 				}
-				out := d.path + ".filtered"
-				n, err := v.filterFile(ctx, d, out, wo, nmin)
-				if err != nil {
-					return err
-				}
-				if n > 0 {
-					paths = append(paths, out)
-				}
+				filter = append(filter, d)
 			}
 		}
+		filtered, err := v.filterFiles(ctx, filter, wo, nmin)
+		if err != nil {
+			return err
+		}
+		paths = append(paths, filtered...)
 		records = append(records, recs)
 		if len(paths) > 0 {
 			if err := v.db.Ingest(ctx, paths); err != nil {
@@ -504,6 +503,36 @@ func (v *View) ingestPieces(ctx context.Context, dir string, pieces []*piece, ba
 		return v.db.Ingest(ctx, []string{out})
 	}
 	return nil
+}
+
+// filterFiles runs filterFile on each of files, on up to two cores (the
+// work is decompressing, hashing and compressing), and returns the paths of
+// the non-empty results.
+func (v *View) filterFiles(ctx context.Context, files []*download, wo sstable.WriterOptions, nmin uint64) ([]string, error) {
+	kept := make([]int64, len(files))
+	errs := make([]error, len(files))
+	sem := make(chan struct{}, min(2, v.cfg.BootParallelism))
+	var wg sync.WaitGroup
+	for i, d := range files {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			kept[i], errs[i] = v.filterFile(ctx, d, d.path+".filtered", wo, nmin)
+		}()
+	}
+	wg.Wait()
+	var paths []string
+	for i, d := range files {
+		if errs[i] != nil {
+			return nil, errs[i]
+		}
+		if kept[i] > 0 {
+			paths = append(paths, d.path+".filtered")
+		}
+	}
+	return paths, nil
 }
 
 // filterFile rewrites a fact or ordered file keeping the keys the piece owns
