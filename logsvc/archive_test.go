@@ -146,6 +146,14 @@ func TestSegmentArchiver(t *testing.T) {
 			if through, err = a.Flush(ctx); err != nil || through != 35 {
 				t.Fatalf("old archiver flush: through %d, %v", through, err)
 			}
+			// A log with another history at the same indexes (a restored
+			// cluster pointed at the old prefix) is refused, not skipped.
+			other := entriesOf(30, 40, 100)
+			other[2].Data = []byte("a different entry 32")
+			c := NewSegmentArchiver(store, SegmentConfig{SegmentBytes: 1000, SegmentAge: time.Hour})
+			if _, err := c.Archive(ctx, other); !errors.Is(err, ErrArchiveMismatch) {
+				t.Fatalf("archive another history: %v, want ErrArchiveMismatch", err)
+			}
 			got := archivedEntries(t, store)
 			if len(got) != 35 {
 				t.Fatalf("archive holds %d entries, want 35", len(got))

@@ -45,10 +45,11 @@ type RestoreConfig struct {
 // must guard from at least toIndex.
 //
 // If the archive holds entries past toIndex (the timeline being abandoned),
-// the restored log must not archive into the same catalog, or its new
-// entries would be taken for the old ones: point the restored replica's
-// --archive at a new prefix. RestoreDataDir refuses nothing on that
-// account, since it does not know where the replica will archive.
+// the restored log must not archive into the same catalog: point the
+// restored replica's --archive at a new prefix. Should it archive there
+// anyway, the archiver compares its entries with the archived ones at the
+// same indexes and stops with ErrArchiveMismatch instead of counting them
+// as archived.
 //
 // progress, if not nil, is called as archived entries are checked (done,
 // total) when LogVersion is 0.

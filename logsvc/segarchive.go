@@ -27,6 +27,9 @@ type SegmentArchiver struct {
 	store snapshot.Store
 	cfg   SegmentConfig
 
+	// checked is the archived segment verifyArchived read last.
+	checked []snapshot.SegmentEntry
+
 	mu      sync.Mutex
 	loaded  bool                    // durable reflects the catalog
 	durable uint64                  // the catalog's last index
@@ -85,6 +88,43 @@ func NewSegmentArchiver(store snapshot.Store, cfg SegmentConfig) *SegmentArchive
 // errArchiveGap: the entries handed over do not follow the archive.
 var errArchiveGap = errors.New("entries do not follow the archive")
 
+// ErrArchiveMismatch: the archive holds a different entry at an index than
+// the log. The log and the archive are different histories; most likely a
+// restored cluster was pointed at the old cluster's prefix instead of a new
+// one. The archiver stops rather than count the log's entries as archived.
+var ErrArchiveMismatch = errors.New("the archive holds a different history than this log")
+
+// verifyArchived checks that the archive's entry at e.Index is e, reading
+// the segment that holds it (and keeping it for the next entries). It runs
+// only for entries an earlier leader archived, so rarely.
+func (a *SegmentArchiver) verifyArchived(ctx context.Context, e Entry) error {
+	if n := len(a.checked); n == 0 || e.Index < a.checked[0].Index || e.Index > a.checked[n-1].Index {
+		cat, _, err := snapshot.LoadLogCatalog(ctx, a.store)
+		if err != nil {
+			return fmt.Errorf("load log catalog: %w", err)
+		}
+		ref, ok := cat.Find(e.Index)
+		if !ok {
+			return fmt.Errorf("archive entry %d: the catalog (%d..%d) does not hold it", e.Index, cat.FirstArchived(), cat.ArchivedThrough())
+		}
+		obj, _, err := snapshot.ReadAll(ctx, a.store, ref.Key)
+		if err != nil {
+			return fmt.Errorf("read segment %s: %w", ref.Key, err)
+		}
+		if snapshot.CRC32C(obj) != ref.CRC32C || int64(len(obj)) != ref.Size {
+			return fmt.Errorf("segment %s does not match its catalog entry: %w", ref.Key, snapshot.ErrCorrupt)
+		}
+		if a.checked, err = snapshot.DecodeSegment(obj); err != nil {
+			return fmt.Errorf("segment %s: %w", ref.Key, err)
+		}
+	}
+	if got := a.checked[e.Index-a.checked[0].Index]; !bytes.Equal(got.Data, e.Data) {
+		a.loaded = false
+		return fmt.Errorf("entry %d: %w (a restored cluster must archive under a new prefix)", e.Index, ErrArchiveMismatch)
+	}
+	return nil
+}
+
 // Archive implements Archiver.
 func (a *SegmentArchiver) Archive(ctx context.Context, entries []Entry) (uint64, error) {
 	a.mu.Lock()
@@ -94,8 +134,16 @@ func (a *SegmentArchiver) Archive(ctx context.Context, entries []Entry) (uint64,
 	}
 	for _, e := range entries {
 		next := a.durable + uint64(len(a.buf)) + 1
+		if e.Index <= a.durable {
+			// Archived already, by an earlier leader: skip it, but only
+			// once it is known to be this entry.
+			if err := a.verifyArchived(ctx, e); err != nil {
+				return 0, err
+			}
+			continue
+		}
 		if e.Index < next {
-			continue // buffered or archived already
+			continue // buffered already
 		}
 		if e.Index > next {
 			if a.durable == 0 && len(a.buf) == 0 {
