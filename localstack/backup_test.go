@@ -109,6 +109,11 @@ func TestDisasterRecoveryDrill(t *testing.T) {
 		t.Fatalf("after truncation:\n%s", info)
 	}
 	s.checkArchiveReplay(n3)
+	// Reads below the log's first index come from the archive.
+	tail := s.mustCLI("", "log", "tail", "--from", "1", "--log", s.logAddrs(), "--store", s.storeURL())
+	if ls := strings.Split(strings.TrimSpace(tail), "\n"); len(ls) != int(n3) || !strings.HasPrefix(ls[0], "1\t") {
+		t.Fatalf("log tail from 1 after truncation:\n%s", tail)
+	}
 
 	for _, c := range []struct {
 		at   string

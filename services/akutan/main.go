@@ -45,7 +45,8 @@ Usage:
   akutan status [--json]                         cluster status; exit code 1 unless fully available
   akutan log info [--linearizable] [--json]      describe the log and its replicas;
                                                  exit code 3 if a replica is unhealthy
-  akutan log tail [--from N] [--follow]          print log entries
+  akutan log tail [--from N] [--follow]          print log entries (below the log's first
+                                                 index, from the archive)
   akutan log add-voter ID RAFT-ADDR GRPC-ADDR    add a replica to the Raft cluster
   akutan log remove ID                           remove a replica from the Raft cluster
   akutan log transfer-leader [ID]                hand leadership to ID (or any voter)
@@ -252,6 +253,7 @@ func logTail(ctx context.Context, args []string, out io.Writer) error {
 	fs, addrs := newFlags("log tail", "log tail [--from N] [--follow]")
 	from := fs.Uint64("from", 1, "first index to print")
 	follow := fs.Bool("follow", false, "keep printing new entries as they commit")
+	store := fs.String("store", defaultStore, "the log archive, read for entries the log has discarded (\"\" for none)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -271,6 +273,13 @@ func logTail(ctx context.Context, args []string, out io.Writer) error {
 	}
 	r := logclient.NewReader(list)
 	defer r.Close()
+	if *store != "" {
+		archive, err := openStore(ctx, *store)
+		if err != nil {
+			return err
+		}
+		r.UseArchive(archive)
+	}
 	done := errors.New("done")
 	err := r.Stream(ctx, *from, func(es []logclient.Entry) error {
 		for _, e := range es {
