@@ -2,15 +2,19 @@ package localstack
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/akutan/akutan/logsvc/logclient"
 	"github.com/akutan/akutan/snapshot"
 )
 
@@ -208,6 +212,8 @@ func TestObjectStoreOutage(t *testing.T) {
 		}
 	}
 
+	s.killLogLeaderWhileArchiving()
+
 	// A corrupted object: verify names it and fails; a deep verify, which
 	// restores from it, refuses it too.
 	t.Setenv("AWS_ACCESS_KEY_ID", "akutan-local")
@@ -257,5 +263,103 @@ func (s *stack) checkArchiveReplay(n uint64) {
 	p0, p1 := digest(t, s.view(1, 3), n), digest(t, s.view(1, 4), n)
 	if got.Facts == 0 || got.Facts != p0.Facts+p1.Facts || got.Sum1 != p0.Sum1+p1.Sum1 || got.Sum2 != p0.Sum2+p1.Sum2 {
 		t.Fatalf("replayed from the archive: %v; live views %v + %v\n%s", got, p0, p1, stderr.String())
+	}
+}
+
+var leaderRE = regexp.MustCompile(`leader: log-dc(\d) `)
+
+// killLogLeaderWhileArchiving SIGKILLs the log leader (the replica that
+// archives) under write load, restarts it, and checks that the archive ends
+// up holding exactly the log: every index once, with the same bytes.
+func (s *stack) killLogLeaderWhileArchiving() {
+	t := s.t
+	m := leaderRE.FindStringSubmatch(s.mustCLI("", "log", "info", "--linearizable", "--log", s.logAddrs()))
+	if m == nil {
+		t.Fatal("no log leader")
+	}
+	dc, _ := strconv.Atoi(m[1])
+	done := make(chan int)
+	go func() {
+		ok := 0
+		for i := range 40 {
+			if _, code := s.cli(fmt.Sprintf("<k%d> <age> %d\n", i, i), "insert", "--api", s.api(1+i%3)); code == 0 {
+				ok++
+			}
+		}
+		done <- ok
+	}()
+	time.Sleep(300 * time.Millisecond)
+	if err := syscall.Kill(s.pid(fmt.Sprintf("log-dc%d", dc)), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	ok := <-done
+	s.mustRun("dc.sh", "up", fmt.Sprintf("dc%d", dc))
+	t.Logf("killed log-dc%d while archiving; %d of 40 writes acknowledged", dc, ok)
+
+	var last uint64
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		// Exit code 3 (a replica still catching up) still describes the log.
+		info, _ := s.cli("", "log", "info", "--linearizable", "--log", s.logAddrs())
+		if i := strings.Index(info, "last index"); i >= 0 {
+			fmt.Sscanf(info[i:], "last index %d", &last)
+		}
+		out, code := s.cli("", "backup", "now", "--api", s.api(1), "--log", s.logAddrs(), "--timeout", "30s")
+		if code == 0 && last > 0 && indexOf(t, out) >= last {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("archive did not catch up after the leader was killed:\n%s", out)
+		}
+		time.Sleep(time.Second)
+	}
+
+	t.Setenv("AWS_ACCESS_KEY_ID", "akutan-local")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "akutan-local-secret")
+	ctx := t.Context()
+	store, err := snapshot.OpenStore(ctx, s.storeURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	lc, _, err := snapshot.LoadLogCatalog(ctx, store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	archived := map[uint64][]byte{}
+	for _, ref := range lc.Segments {
+		obj, _, err := snapshot.ReadAll(ctx, store, ref.Key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		entries, err := snapshot.DecodeSegment(obj)
+		if err != nil {
+			t.Fatalf("segment %s: %v", ref.Key, err)
+		}
+		for _, e := range entries {
+			if _, dup := archived[e.Index]; dup {
+				t.Fatalf("index %d archived twice", e.Index)
+			}
+			archived[e.Index] = e.Data
+		}
+	}
+	r := logclient.NewReader(strings.Split(s.logAddrs(), ","))
+	defer r.Close()
+	stop := errors.New("stop")
+	err = r.Stream(ctx, 1, func(es []logclient.Entry) error {
+		for _, e := range es {
+			if got, ok := archived[e.Index]; !ok || !bytes.Equal(got, e.Data) {
+				return fmt.Errorf("index %d: archived %v, log and archive differ", e.Index, ok)
+			}
+			if e.Index == last {
+				return stop
+			}
+		}
+		return nil
+	})
+	if !errors.Is(err, stop) {
+		t.Fatalf("archive against log: %v", err)
+	}
+	if uint64(len(archived)) < last {
+		t.Fatalf("archive holds %d entries, the log %d", len(archived), last)
 	}
 }

@@ -151,7 +151,7 @@ func exact(i uint64) *apipb.IndexConstraint {
 }
 
 // indexOf reads "... at index N" from CLI output.
-func indexOf(t *testing.T, out string) uint64 {
+func indexOf(t testing.TB, out string) uint64 {
 	i := strings.LastIndex(out, "index ")
 	if i < 0 {
 		t.Fatalf("no index in %q", out)
