@@ -216,16 +216,10 @@ func TestObjectStoreOutage(t *testing.T) {
 
 	// A corrupted object: verify names it and fails; a deep verify, which
 	// restores from it, refuses it too.
-	t.Setenv("AWS_ACCESS_KEY_ID", "akutan-local")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "akutan-local-secret")
 	ctx := t.Context()
-	store, err := snapshot.OpenStore(ctx, s.storeURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	lc, _, err := snapshot.LoadLogCatalog(ctx, store)
-	if err != nil || len(lc.Segments) == 0 {
-		t.Fatalf("log catalog: %v %v", lc, err)
+	store, lc := s.logCatalog()
+	if len(lc.Segments) == 0 {
+		t.Fatal("the log catalog is empty")
 	}
 	seg := lc.Segments[len(lc.Segments)-1]
 	data, _, err := snapshot.ReadAll(ctx, store, seg.Key)
@@ -314,17 +308,8 @@ func (s *stack) killLogLeaderWhileArchiving() {
 		time.Sleep(time.Second)
 	}
 
-	t.Setenv("AWS_ACCESS_KEY_ID", "akutan-local")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "akutan-local-secret")
 	ctx := t.Context()
-	store, err := snapshot.OpenStore(ctx, s.storeURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	lc, _, err := snapshot.LoadLogCatalog(ctx, store)
-	if err != nil {
-		t.Fatal(err)
-	}
+	store, lc := s.logCatalog()
 	archived := map[uint64][]byte{}
 	for _, ref := range lc.Segments {
 		obj, _, err := snapshot.ReadAll(ctx, store, ref.Key)
@@ -345,7 +330,7 @@ func (s *stack) killLogLeaderWhileArchiving() {
 	r := logclient.NewReader(strings.Split(s.logAddrs(), ","))
 	defer r.Close()
 	stop := errors.New("stop")
-	err = r.Stream(ctx, 1, func(es []logclient.Entry) error {
+	err := r.Stream(ctx, 1, func(es []logclient.Entry) error {
 		for _, e := range es {
 			if got, ok := archived[e.Index]; !ok || !bytes.Equal(got, e.Data) {
 				return fmt.Errorf("index %d: archived %v, log and archive differ", e.Index, ok)
@@ -362,4 +347,21 @@ func (s *stack) killLogLeaderWhileArchiving() {
 	if uint64(len(archived)) < last {
 		t.Fatalf("archive holds %d entries, the log %d", len(archived), last)
 	}
+}
+
+// logCatalog opens the stack's store from the test process and reads the
+// log catalog.
+func (s *stack) logCatalog() (snapshot.Store, *snapshot.LogCatalog) {
+	t := s.t
+	t.Setenv("AWS_ACCESS_KEY_ID", "akutan-local")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "akutan-local-secret")
+	store, err := snapshot.OpenStore(t.Context(), s.storeURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	lc, _, err := snapshot.LoadLogCatalog(t.Context(), store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return store, lc
 }
