@@ -312,13 +312,9 @@ func (s *stack) killLogLeaderWhileArchiving() {
 	store, lc := s.logCatalog()
 	archived := map[uint64][]byte{}
 	for _, ref := range lc.Segments {
-		obj, _, err := snapshot.ReadAll(ctx, store, ref.Key)
+		entries, err := snapshot.ReadSegment(ctx, store, ref)
 		if err != nil {
 			t.Fatal(err)
-		}
-		entries, err := snapshot.DecodeSegment(obj)
-		if err != nil {
-			t.Fatalf("segment %s: %v", ref.Key, err)
 		}
 		for _, e := range entries {
 			if _, dup := archived[e.Index]; dup {

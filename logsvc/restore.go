@@ -170,16 +170,9 @@ func archivedVersion(ctx context.Context, store snapshot.Store, cat *snapshot.Lo
 		if err := ctx.Err(); err != nil {
 			return 0, err
 		}
-		obj, _, err := snapshot.ReadAll(ctx, store, ref.Key)
+		entries, err := snapshot.ReadSegment(ctx, store, ref)
 		if err != nil {
-			return 0, fmt.Errorf("segment %s: %w", ref.Key, err)
-		}
-		if snapshot.CRC32C(obj) != ref.CRC32C {
-			return 0, fmt.Errorf("segment %s does not match its catalog checksum: %w", ref.Key, snapshot.ErrCorrupt)
-		}
-		entries, err := snapshot.DecodeSegment(obj)
-		if err != nil {
-			return 0, fmt.Errorf("segment %s: %w", ref.Key, err)
+			return 0, err
 		}
 		for _, e := range entries {
 			if e.Index > toIndex {

@@ -107,15 +107,8 @@ func (a *SegmentArchiver) verifyArchived(ctx context.Context, e Entry) error {
 		if !ok {
 			return fmt.Errorf("archive entry %d: the catalog (%d..%d) does not hold it", e.Index, cat.FirstArchived(), cat.ArchivedThrough())
 		}
-		obj, _, err := snapshot.ReadAll(ctx, a.store, ref.Key)
-		if err != nil {
-			return fmt.Errorf("read segment %s: %w", ref.Key, err)
-		}
-		if snapshot.CRC32C(obj) != ref.CRC32C || int64(len(obj)) != ref.Size {
-			return fmt.Errorf("segment %s does not match its catalog entry: %w", ref.Key, snapshot.ErrCorrupt)
-		}
-		if a.checked, err = snapshot.DecodeSegment(obj); err != nil {
-			return fmt.Errorf("segment %s: %w", ref.Key, err)
+		if a.checked, err = snapshot.ReadSegment(ctx, a.store, ref); err != nil {
+			return err
 		}
 	}
 	if got := a.checked[e.Index-a.checked[0].Index]; !bytes.Equal(got.Data, e.Data) {

@@ -1,7 +1,9 @@
 package snapshot
 
 import (
+	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"hash/crc32"
 
@@ -115,4 +117,29 @@ func DecodeSegment(obj []byte) ([]SegmentEntry, error) {
 // SegmentKey names the segment object holding first..last.
 func SegmentKey(first, last uint64) string {
 	return fmt.Sprintf("%s%020d-%020d.seg", SegmentPrefix, first, last)
+}
+
+// ReadSegment downloads the segment a catalog entry names and checks it
+// against the entry (size, CRC-32C, index range) and its own checksums. A
+// listed segment that is missing is ErrCorrupt too: the catalog promised it.
+func ReadSegment(ctx context.Context, s Store, ref SegmentRef) ([]SegmentEntry, error) {
+	obj, _, err := ReadAll(ctx, s, ref.Key)
+	if errors.Is(err, ErrNotFound) {
+		return nil, fmt.Errorf("archive segment %s, listed in the catalog, is missing: %w", ref.Key, ErrCorrupt)
+	} else if err != nil {
+		return nil, fmt.Errorf("archive segment %s: %w", ref.Key, err)
+	}
+	if int64(len(obj)) != ref.Size || CRC32C(obj) != ref.CRC32C {
+		return nil, fmt.Errorf("archive segment %s: %d bytes with checksum %08x, the catalog says %d bytes with %08x: %w",
+			ref.Key, len(obj), CRC32C(obj), ref.Size, ref.CRC32C, ErrCorrupt)
+	}
+	entries, err := DecodeSegment(obj)
+	if err != nil {
+		return nil, fmt.Errorf("archive segment %s: %w", ref.Key, err)
+	}
+	if entries[0].Index != ref.First || entries[len(entries)-1].Index != ref.Last {
+		return nil, fmt.Errorf("archive segment %s holds %d..%d, the catalog says %d..%d: %w",
+			ref.Key, entries[0].Index, entries[len(entries)-1].Index, ref.First, ref.Last, ErrCorrupt)
+	}
+	return entries, nil
 }

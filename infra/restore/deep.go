@@ -41,8 +41,7 @@ func VerifyDeep(ctx context.Context, s snapshot.Store, n uint64, dir string) (De
 		cfg := viewsvc.DefaultConfig()
 		cfg.Space, cfg.Range, cfg.Dir, cfg.Store = space, viewsvc.FullRange, filepath.Join(dir, space.String()), s
 		cfg.Logger = quiet
-		reader := viewLog{&ArchiveReader{Store: s, Catalog: lc, Through: n}}
-		if err := viewsvc.Restore(ctx, cfg, reader, n); err != nil {
+		if err := viewsvc.Restore(ctx, cfg, viewLog{store: s, through: n}, n); err != nil {
 			return res, fmt.Errorf("restore %s: %w", space, err)
 		}
 		cfg.Store = nil

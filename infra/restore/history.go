@@ -57,7 +57,7 @@ func copyHistory(ctx context.Context, src, dst snapshot.Store, lc *snapshot.LogC
 			}
 		} else {
 			// The segment straddles n: keep its entries through n.
-			entries, err := ReadSegment(ctx, src, s)
+			entries, err := snapshot.ReadSegment(ctx, src, s)
 			if err != nil {
 				return err
 			}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/akutan/akutan/infra/backup"
 	"github.com/akutan/akutan/logsvc"
+	"github.com/akutan/akutan/logsvc/logclient"
 	"github.com/akutan/akutan/snapshot"
 	"github.com/akutan/akutan/viewsvc"
 )
@@ -84,7 +85,7 @@ func Run(ctx context.Context, o Options) (uint64, error) {
 	}
 
 	o.Logf("restoring %d views at %d", len(o.Views), n)
-	if err := restoreViews(ctx, o, lc, n); err != nil {
+	if err := restoreViews(ctx, o, n); err != nil {
 		return 0, err
 	}
 
@@ -120,7 +121,7 @@ func mustBeEmpty(dir string) error {
 	return nil
 }
 
-func restoreViews(ctx context.Context, o Options, lc *snapshot.LogCatalog, n uint64) error {
+func restoreViews(ctx context.Context, o Options, n uint64) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	sem := make(chan struct{}, o.Parallel)
@@ -137,8 +138,7 @@ func restoreViews(ctx context.Context, o Options, lc *snapshot.LogCatalog, n uin
 			cfg := viewsvc.DefaultConfig()
 			cfg.Space, cfg.Range, cfg.Dir, cfg.Store = spec.Space, spec.Range, spec.Dir, o.Source
 			cfg.Logger = quiet
-			reader := viewLog{&ArchiveReader{Store: o.Source, Catalog: lc, Through: n}}
-			err := viewsvc.Restore(ctx, cfg, reader, n)
+			err := viewsvc.Restore(ctx, cfg, viewLog{store: o.Source, through: n}, n)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
@@ -158,20 +158,26 @@ func restoreViews(ctx context.Context, o Options, lc *snapshot.LogCatalog, n uin
 // quiet silences the restored views' own logging; Run reports progress.
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
-// viewLog adapts ArchiveReader to viewsvc.LogReader: after the last entry
-// it waits, like a log with nothing new, until the view stops it.
-type viewLog struct{ r *ArchiveReader }
+// viewLog is the log of a cluster that no longer runs: the archive through
+// index through. After the last entry it waits, like a log with nothing
+// new, until the view stops it.
+type viewLog struct {
+	store   snapshot.Store
+	through uint64
+}
 
 func (l viewLog) Stream(ctx context.Context, from uint64, fn func([]viewsvc.LogEntry) error) error {
-	err := l.r.Stream(ctx, from, func(first uint64, entries [][]byte) error {
-		batch := make([]viewsvc.LogEntry, len(entries))
-		for i, e := range entries {
-			batch[i] = viewsvc.LogEntry{Index: first + uint64(i), Data: e}
+	if from <= l.through {
+		err := logclient.ReadArchive(ctx, l.store, from, l.through, func(entries []logclient.Entry) error {
+			batch := make([]viewsvc.LogEntry, len(entries))
+			for i, e := range entries {
+				batch[i] = viewsvc.LogEntry{Index: e.Index, Data: e.Data}
+			}
+			return fn(batch)
+		})
+		if err != nil {
+			return err
 		}
-		return fn(batch)
-	})
-	if err != nil {
-		return err
 	}
 	<-ctx.Done()
 	return ctx.Err()

@@ -54,23 +54,9 @@ func (a *archive) segment(ctx context.Context, next *uint64, until uint64, fn fu
 	if err != nil {
 		return err
 	}
-	obj, _, err := snapshot.ReadAll(ctx, a.store, ref.Key)
-	if errors.Is(err, snapshot.ErrNotFound) {
-		return fmt.Errorf("archive segment %s, listed in the catalog, is missing: %w", ref.Key, snapshot.ErrCorrupt)
-	} else if err != nil {
-		return fmt.Errorf("archive segment %s: %w", ref.Key, err)
-	}
-	if int64(len(obj)) != ref.Size || snapshot.CRC32C(obj) != ref.CRC32C {
-		return fmt.Errorf("archive segment %s: %d bytes with checksum %08x, the catalog says %d bytes with %08x: %w",
-			ref.Key, len(obj), snapshot.CRC32C(obj), ref.Size, ref.CRC32C, snapshot.ErrCorrupt)
-	}
-	entries, err := snapshot.DecodeSegment(obj)
+	entries, err := snapshot.ReadSegment(ctx, a.store, ref)
 	if err != nil {
-		return fmt.Errorf("archive segment %s: %w", ref.Key, err)
-	}
-	if entries[0].Index != ref.First || entries[len(entries)-1].Index != ref.Last {
-		return fmt.Errorf("archive segment %s holds %d..%d, the catalog says %d..%d: %w",
-			ref.Key, entries[0].Index, entries[len(entries)-1].Index, ref.First, ref.Last, snapshot.ErrCorrupt)
+		return err
 	}
 	entries = entries[*next-ref.First:]
 	if last := entries[len(entries)-1].Index; last >= until {
@@ -110,4 +96,19 @@ func (a *archive) find(ctx context.Context, index uint64) (snapshot.SegmentRef, 
 	return snapshot.SegmentRef{}, logerr.New(logerr.ErrTruncated, nil,
 		"index %d is below the log's first retained index and not in the archive (which holds %d..%d)",
 		index, cat.FirstArchived(), cat.ArchivedThrough())
+}
+
+// ReadArchive streams entries from..through from the archive alone, for a
+// log that no longer runs (an offline restore): consecutive, verified
+// segment by segment, store errors other than corruption retried until ctx
+// ends.
+func ReadArchive(ctx context.Context, store snapshot.Store, from, through uint64, fn func([]Entry) error) error {
+	a := &archive{store: store}
+	next := from
+	err := a.stream(ctx, &next, through+1, fn)
+	var fe fnError
+	if errors.As(err, &fe) {
+		return fe.err
+	}
+	return err
 }
