@@ -155,6 +155,9 @@ func LoadLogCatalog(ctx context.Context, s Store) (*LogCatalog, string, error) {
 	c := &LogCatalog{Format: CatalogFormat}
 	etag, err := loadDoc(ctx, s, LogCatalogKey, c)
 	if err == nil {
+		err = checkFormat(LogCatalogKey, c.Format)
+	}
+	if err == nil {
 		err = c.validate()
 	}
 	return c, etag, err
@@ -174,6 +177,9 @@ func UpdateLogCatalog(ctx context.Context, s Store, fn func(*LogCatalog) error) 
 func LoadCheckpointCatalog(ctx context.Context, s Store) (*CheckpointCatalog, string, error) {
 	c := &CheckpointCatalog{Format: CatalogFormat}
 	etag, err := loadDoc(ctx, s, CheckpointCatalogKey, c)
+	if err == nil {
+		err = checkFormat(CheckpointCatalogKey, c.Format)
+	}
 	return c, etag, err
 }
 
@@ -251,6 +257,14 @@ func decodeDoc(key string, data []byte, v any) error {
 	return nil
 }
 
+// checkFormat refuses a catalog format this build does not know.
+func checkFormat(key string, format int) error {
+	if format != CatalogFormat {
+		return fmt.Errorf("%s: catalog format %d is not supported (supports %d): %w", key, format, CatalogFormat, ErrCorrupt)
+	}
+	return nil
+}
+
 func loadDoc(ctx context.Context, s Store, key string, v any) (etag string, err error) {
 	data, info, err := ReadAll(ctx, s, key)
 	if errors.Is(err, ErrNotFound) {
@@ -260,13 +274,6 @@ func loadDoc(ctx context.Context, s Store, key string, v any) (etag string, err 
 	}
 	if err := decodeDoc(key, data, v); err != nil {
 		return "", err
-	}
-	var f struct {
-		Format int `json:"format"`
-	}
-	_ = json.Unmarshal(data[:bytes.LastIndex(data, []byte("crc32c:"))], &f)
-	if f.Format != CatalogFormat && f.Format != ManifestFormat {
-		return "", fmt.Errorf("%s: format %d is not supported: %w", key, f.Format, ErrCorrupt)
 	}
 	return info.ETag, nil
 }

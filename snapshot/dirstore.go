@@ -1,6 +1,7 @@
 package snapshot
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -69,7 +70,7 @@ func (d *DirStore) PutIf(ctx context.Context, key string, data []byte, cond Cond
 	if err != nil {
 		return ObjectInfo{}, err
 	}
-	tmp, err := d.writeTemp(ctx, strings.NewReader(string(data)), int64(len(data)))
+	tmp, err := d.writeTemp(ctx, bytes.NewReader(data), int64(len(data)))
 	if err != nil {
 		return ObjectInfo{}, fmt.Errorf("put %s: %w", key, err)
 	}

@@ -1,6 +1,7 @@
 package restore
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"log/slog"
@@ -76,7 +77,7 @@ func archive(t testing.TB, ctx context.Context, s snapshot.Store, entries [][]by
 		}
 		ref := snapshot.SegmentRef{First: seg[0].Index, Last: seg[len(seg)-1].Index, Size: int64(len(obj)), CRC32C: snapshot.CRC32C(obj), RawBytes: raw}
 		ref.Key = snapshot.SegmentKey(ref.First, ref.Last)
-		if _, err := s.Put(ctx, ref.Key, strings.NewReader(string(obj)), ref.Size); err != nil {
+		if _, err := s.Put(ctx, ref.Key, bytes.NewReader(obj), ref.Size); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := snapshot.UpdateLogCatalog(ctx, s, func(c *snapshot.LogCatalog) error { return c.Add(ref) }); err != nil {
