@@ -73,6 +73,8 @@ func Run(ctx context.Context, o Options) (uint64, error) {
 			o.Logf("space %s: %d checkpoints at or below %d; replaying the archive from %d", p.Space, len(p.Checkpoints), n, p.ReplayFrom)
 		}
 	}
+	// viewsvc.Restore and logsvc.RestoreDataDir refuse non-empty dirs too;
+	// checking here first fails before any history is copied.
 	for _, dir := range append([]string{o.LogDir}, viewDirs(o.Views)...) {
 		if err := mustBeEmpty(dir); err != nil {
 			return 0, err
