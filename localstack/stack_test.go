@@ -47,7 +47,10 @@ func newStack(t testing.TB) *stack {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
 	s := &stack{t: t, bin: bin, dir: filepath.Join(t.TempDir(), "stack"), base: freeBase(t)}
-	s.env = append(os.Environ(), "AKUTAN_BIN="+bin, "AKUTAN_STACK_DIR="+s.dir, fmt.Sprintf("AKUTAN_BASE_PORT=%d", s.base))
+	// Checkpoints are rare unless a test asks (it appends its own value,
+	// which wins): the latency tests measure lookups, not checkpoints.
+	s.env = append(os.Environ(), "AKUTAN_BIN="+bin, "AKUTAN_STACK_DIR="+s.dir, fmt.Sprintf("AKUTAN_BASE_PORT=%d", s.base),
+		"AKUTAN_CHECKPOINT_INTERVAL=1h")
 	t.Cleanup(func() {
 		if t.Failed() {
 			s.dumpLogs()

@@ -296,12 +296,15 @@ func (v *View) checkpointLoop(ctx context.Context) {
 	if v.cfg.Store == nil || v.cfg.CheckpointInterval <= 0 {
 		return
 	}
-	last := time.Now()
+	// Start the clock at a random point of an interval, so that views
+	// started together spread their checkpoints instead of all writing at
+	// once.
+	last := time.Now().Add(-rand.N(v.cfg.CheckpointInterval))
 	v.mu.Lock()
 	lastIndex := v.checkpointIndex
 	v.mu.Unlock()
 	backoff := v.cfg.RetryMin
-	wait := v.cfg.CheckpointInterval
+	wait := v.cfg.CheckpointInterval / 4
 	for {
 		select {
 		case <-ctx.Done():
