@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"sync"
 	"time"
@@ -313,24 +314,59 @@ type headState struct {
 //  4. A lookup tries cur, then prev, then the durable iterator. By 1 to 3,
 //     every write missing from cur and prev is in a flushed sstable that the
 //     iterator sees.
+//
+// Before any of that, the fact filter (factfilter.go) may say that a fact
+// was never written, which ends the lookup. It holds every body written since
+// the cache opened, and once the loader has scanned what was in the view
+// before, every body at all; until then its "no" is not trusted.
 type headCache struct {
 	db       *pebble.DB
+	log      *slog.Logger
 	limit    int
-	cur      map[string]headState
-	prev     map[string]headState
-	spare    map[string]headState // an empty map, sized, for the next cur
+	cur      *headMap
+	prev     *headMap
+	spare    *headMap // an empty map, sized, for the next cur
 	prevDone <-chan struct{}
 	it       *pebble.Iterator // OnlyReadGuaranteedDurable
+
+	filter     factFilter
+	loaded     bool // filter covers every fact, not only new ones
+	loadDone   chan filterLoad
+	stopLoad   context.CancelFunc
+	filterHits int // lookups the filter answered, for tests
 }
 
-func newHeadCache(db *pebble.DB, limit int) (*headCache, error) {
-	// Make everything committed so far (including what the WAL replayed into
-	// the memtable on open) visible to durable-only iterators.
+// filterLoad is what the filter loader found.
+type filterLoad struct {
+	f     *factFilter
+	facts int
+	err   error
+}
+
+func newHeadCache(db *pebble.DB, space Space, limit int, log *slog.Logger) (*headCache, error) {
+	// Make everything committed so far visible to durable-only iterators.
 	if err := db.Flush(); err != nil {
 		return nil, fmt.Errorf("flush: %w", err)
 	}
-	c := &headCache{db: db, limit: limit, cur: make(map[string]headState, min(limit, 1<<16))}
-	return c, c.reopen()
+	c := &headCache{db: db, log: log, limit: limit, cur: newHeadMap(min(limit, 1<<16))}
+	if err := c.reopen(); err != nil {
+		return nil, err
+	}
+	// Scan what the view held before this point in the background; every
+	// later write goes through put, so the two together are complete.
+	snap := db.NewSnapshot()
+	ctx, cancel := context.WithCancel(context.Background())
+	c.loadDone, c.stopLoad = make(chan filterLoad, 1), cancel
+	go func() {
+		defer closeQuietly(snap)
+		start := time.Now()
+		f, n, err := loadFactFilter(ctx, snap, space)
+		if err == nil {
+			log.Debug("fact filter loaded", "facts", n, "bytes", f.bytes(), "took", time.Since(start))
+		}
+		c.loadDone <- filterLoad{f: f, facts: n, err: err}
+	}()
+	return c, nil
 }
 
 func (c *headCache) reopen() error {
@@ -347,6 +383,13 @@ func (c *headCache) reopen() error {
 }
 
 func (c *headCache) close() {
+	if c.stopLoad != nil {
+		c.stopLoad()
+		if c.loadDone != nil {
+			<-c.loadDone
+		}
+		c.stopLoad = nil
+	}
 	if c.it != nil {
 		_ = c.it.Close()
 		c.it = nil
@@ -354,13 +397,18 @@ func (c *headCache) close() {
 }
 
 // get returns the head of the fact with the given MVCC prefix in the
-// hash-first table; body is the prefix's body, the cache key.
-func (c *headCache) get(body, prefix []byte) (headState, error) {
-	if h, ok := c.cur[string(body)]; ok {
+// hash-first table; body is the prefix's body, the cache key, and hash its
+// factHash.
+func (c *headCache) get(hash uint64, body, prefix []byte) (headState, error) {
+	if h, ok := c.cur.get(hash, body); ok {
 		return h, nil
 	}
-	if h, ok := c.prev[string(body)]; ok {
+	if h, ok := c.prev.get(hash, body); ok {
 		return h, nil
+	}
+	if c.loaded && !c.filter.mayContain(hash) {
+		c.filterHits++
+		return headState{}, nil
 	}
 	if !c.it.SeekPrefixGE(prefix) {
 		return headState{}, c.it.Error()
@@ -376,10 +424,33 @@ func (c *headCache) get(body, prefix []byte) (headState, error) {
 	return headState{live: live, id: id}, nil
 }
 
-func (c *headCache) put(body []byte, h headState) { c.cur[string(body)] = h }
+func (c *headCache) put(hash uint64, body []byte, h headState) {
+	c.filter.add(hash)
+	c.cur.put(hash, body, h)
+}
+
+// takeFilter adopts the loader's filter if it has finished.
+func (c *headCache) takeFilter() {
+	if c.loadDone == nil {
+		return
+	}
+	select {
+	case l := <-c.loadDone:
+		c.loadDone = nil
+		c.loaded = l.err == nil
+		if l.err != nil {
+			// Without it every lookup goes to Pebble: slower, still right.
+			c.log.Warn("fact filter: loading failed; head lookups go to the store", "err", l.err)
+			return
+		}
+		c.filter.merge(l.f)
+	default:
+	}
+}
 
 // committed moves the generations along after a commit (steps 2 and 3).
 func (c *headCache) committed() error {
+	c.takeFilter()
 	if c.prev != nil {
 		select {
 		case <-c.prevDone:
@@ -389,7 +460,7 @@ func (c *headCache) committed() error {
 		default:
 		}
 	}
-	if len(c.cur) < c.limit {
+	if c.cur.len() < c.limit {
 		return nil
 	}
 	if c.prev != nil {
@@ -404,14 +475,14 @@ func (c *headCache) committed() error {
 	}
 	next := c.spare
 	if next == nil {
-		next = make(map[string]headState, min(c.limit, 1<<16))
+		next = newHeadMap(min(c.limit, 1<<16))
 	}
 	c.prev, c.prevDone, c.cur, c.spare = c.cur, done, next, nil
 	return nil
 }
 
 func (c *headCache) dropPrev() error {
-	clear(c.prev) // keeps its buckets for reuse
+	c.prev.reset() // keeps its memory for reuse
 	c.spare, c.prev, c.prevDone = c.prev, nil, nil
 	return c.reopen()
 }
@@ -435,7 +506,7 @@ type applier struct {
 }
 
 func newApplier(v *View) (*applier, error) {
-	cache, err := newHeadCache(v.db, v.cfg.HeadCacheFacts)
+	cache, err := newHeadCache(v.db, v.cfg.Space, v.cfg.HeadCacheFacts, v.log)
 	if err != nil {
 		return nil, err
 	}
@@ -521,7 +592,8 @@ func (a *applier) applyOps(ops *txOps, txIndex, version uint64) error {
 			body = b
 		}
 		a.key = keys.AppendFactPrefix(a.key[:0], space, keys.BodyHash(space, body), body)
-		h, err := a.cache.get(body, a.key)
+		fh := factHash(body)
+		h, err := a.cache.get(fh, body, a.key)
 		if err != nil {
 			return err
 		}
@@ -529,18 +601,19 @@ func (a *applier) applyOps(ops *txOps, txIndex, version uint64) error {
 			continue
 		}
 		a.write(body, version, keys.TombstoneValue)
-		a.cache.put(body, headState{})
+		a.cache.put(fh, body, headState{})
 	}
 	a.record = a.record[:0]
 	for _, ins := range ops.inserts {
 		a.key = keys.AppendFactPrefix(a.key[:0], space, keys.BodyHash(space, ins.body), ins.body)
+		fh := factHash(ins.body)
 		var h headState
 		if ins.fresh {
 			// Only this transaction can have written it (see resolve).
-			h = a.cache.cur[string(ins.body)]
+			h, _ = a.cache.cur.get(fh, ins.body)
 		} else {
 			var err error
-			if h, err = a.cache.get(ins.body, a.key); err != nil {
+			if h, err = a.cache.get(fh, ins.body, a.key); err != nil {
 				return err
 			}
 		}
@@ -549,7 +622,7 @@ func (a *applier) applyOps(ops *txOps, txIndex, version uint64) error {
 		}
 		a.val = keys.LiveValue(a.val[:0], ins.id)
 		a.write(ins.body, version, a.val)
-		a.cache.put(ins.body, headState{live: true, id: ins.id})
+		a.cache.put(fh, ins.body, headState{live: true, id: ins.id})
 		a.record = keys.AppendTxRecord(a.record, ins.id, ins.body)
 	}
 	if len(a.record) > 0 {
@@ -611,8 +684,8 @@ func (a *applier) commit() error {
 	if err := a.w.apply(b); err != nil {
 		return err
 	}
-	// No fsync: a batch is atomic in the WAL either way, so a crash loses at
-	// most a suffix of batches, which Run applies again from the log.
+	// Not durable until the memtable flushes (views keep no WAL): a crash
+	// loses at most a suffix of batches, which Run applies again.
 	if err := b.Commit(pebble.NoSync); err != nil {
 		return fmt.Errorf("commit through index %d: %w", a.last, err)
 	}

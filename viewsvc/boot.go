@@ -16,7 +16,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/sstable"
 
 	"github.com/akutan/akutan/snapshot"
@@ -120,10 +119,11 @@ func (v *View) boot(ctx context.Context) error {
 
 // wipe removes every table but the metadata, undoing a partial boot.
 func (v *View) wipe() error {
-	if err := v.db.DeleteRange([]byte{0}, []byte{keys.TableMeta}, pebble.Sync); err != nil {
-		return err
-	}
-	return v.db.DeleteRange([]byte{keys.TableMeta + 1}, []byte{0xFF}, pebble.Sync)
+	b := v.db.NewBatch()
+	defer closeQuietly(b)
+	_ = b.DeleteRange([]byte{0}, []byte{keys.TableMeta}, nil)
+	_ = b.DeleteRange([]byte{keys.TableMeta + 1}, []byte{0xFF}, nil)
+	return v.commitDurable(b)
 }
 
 // piece is one chosen checkpoint and the parts of the new range it serves.
@@ -765,7 +765,7 @@ func (v *View) finishBoot(index uint64, logVersion uint32) error {
 		_ = b.Set(metaCheckpoint, ib[:], nil)
 	}
 	_ = b.Delete(metaBooting, nil)
-	if err := b.Commit(pebble.Sync); err != nil {
+	if err := v.commitDurable(b); err != nil {
 		return fmt.Errorf("record boot: %w", err)
 	}
 	v.mu.Lock()

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2"
+
 	"github.com/akutan/akutan/proto/viewpb"
 	"github.com/akutan/akutan/snapshot"
 	"github.com/akutan/akutan/snapshot/miniotest"
@@ -513,7 +515,7 @@ func TestBootInterrupted(t *testing.T) {
 	cfg.Store = store
 	v := openView(t, cfg)
 	// Half a boot: some data ingested, the mark still set.
-	if err := v.db.Set([]byte("a-junk"), []byte{1}, nil); err != nil {
+	if err := v.db.Set([]byte("a-junk"), []byte{1}, pebble.NoSync); err != nil {
 		t.Fatal(err)
 	}
 	_ = v.Close()

@@ -57,9 +57,10 @@
 // Many entries go into one Pebble batch together with the last applied index
 // and the log version, so a restart resumes exactly after the last committed
 // entry and never applies one twice. Entries are never split across batches.
-// Batches are written without fsync: a batch is atomic in Pebble's WAL, so a
-// crash can only lose a suffix of batches, which Run applies again from the
-// log.
+// A view keeps no write-ahead log: its state is durable when Pebble flushes
+// a memtable, batches reach the memtable atomically, and flushes keep their
+// order, so a crash can only lose a suffix of batches, which Run applies again
+// from the log. Close flushes, so a clean restart re-applies nothing.
 //
 // # Reading
 //

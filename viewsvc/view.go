@@ -168,7 +168,13 @@ func pebbleOptions(cfg Config) *pebble.Options {
 		// Every flush of random keys overlaps all of L0; tolerate a longer
 		// L0 before stopping writes, and flush into fewer, larger files.
 		L0StopWritesThreshold: 32,
-		Logger:                pebblelog.Quiet{Name: "view", Logger: cfg.Logger},
+		// No WAL: everything a view holds comes from the log, so a crash may
+		// lose what was not flushed and the view applies it again. Batches
+		// still reach the memtable atomically and flushes keep their order,
+		// so what survives is always a prefix of the batches, with the
+		// applied index in the same batch as its data.
+		DisableWAL: true,
+		Logger:     pebblelog.Quiet{Name: "view", Logger: cfg.Logger},
 	}
 	opts.TargetFileSizes[0] = 16 << 20
 	if cfg.CacheSize > 0 {
@@ -199,10 +205,7 @@ func (v *View) load(boot bool) error {
 		if boot {
 			_ = batch.Set(metaBooting, []byte{1}, nil)
 		}
-		if err := batch.Commit(pebble.Sync); err != nil {
-			return fmt.Errorf("record identity: %w", err)
-		}
-		if err := v.db.Flush(); err != nil {
+		if err := v.commitDurable(batch); err != nil {
 			return fmt.Errorf("record identity: %w", err)
 		}
 	} else {
@@ -352,7 +355,25 @@ func (v *View) Close() error {
 		<-done
 	}
 	v.readers.Wait()
-	return v.db.Close()
+	// Without a WAL, what is not flushed would be applied again on the
+	// next open; a clean close saves that work.
+	ferr := v.db.Flush()
+	if err := v.db.Close(); err != nil {
+		return err
+	}
+	if ferr != nil {
+		return fmt.Errorf("flush on close: %w", ferr)
+	}
+	return nil
+}
+
+// commitDurable commits b and makes it durable. Views keep no WAL (see
+// pebbleOptions), so durable means flushed to an sstable.
+func (v *View) commitDurable(b *pebble.Batch) error {
+	if err := b.Commit(pebble.NoSync); err != nil {
+		return err
+	}
+	return v.db.Flush()
 }
 
 // closeQuietly closes c, ignoring its error; for read-only resources.
