@@ -78,6 +78,10 @@ running() {
   [[ -f "$pidfile" ]] && kill -0 "$(cat "$pidfile")" 2>/dev/null
 }
 
+# debug_flag: with AKUTAN_DEBUG set, every server serves Go profiles on a
+# free loopback port, named in its log ("profiles on http://...").
+debug_flag() { [[ -n "${AKUTAN_DEBUG:-}" ]] && echo "--debug-addr 127.0.0.1:0"; true; }
+
 # spawn NAME CMD...: start CMD in the background unless NAME runs.
 spawn() {
   local name="$1"
@@ -115,7 +119,7 @@ start_log() {
   [[ -f "${STACK}/restored" ]] && boot=()
   spawn "$name" "${BIN}/akutan-log" --id "$name" \
     --raft-addr "$(log_raft_addr "$i")" --grpc-addr "$(log_grpc_addr "$i")" \
-    --data-dir "${STACK}/dc${i}/${name}" "${boot[@]}" --archive "$(store_url)"
+    --data-dir "${STACK}/dc${i}/${name}" "${boot[@]}" --archive "$(store_url)" $(debug_flag)
 }
 
 # join_restored_logs: add the log replicas of a restored stack that are not
@@ -145,7 +149,7 @@ start_views() {
     spawn "$name" "${BIN}/akutan-view" --space "$space" --range-start "$start" --range-end "$end" \
       --data-dir "${STACK}/dc${dc}/${name}" --log "$(log_grpc_addrs)" --listen "$addr" \
       --cache-bytes $((32 << 20)) --log-level warn \
-      --store "$(store_url)" --cluster "dc${dc}" --checkpoint-interval "${AKUTAN_CHECKPOINT_INTERVAL:-60s}"
+      --store "$(store_url)" --cluster "dc${dc}" --checkpoint-interval "${AKUTAN_CHECKPOINT_INTERVAL:-60s}" $(debug_flag)
   done < <(views_of "$dc")
 }
 
@@ -153,7 +157,7 @@ start_api() {
   local dc="$1" peers=() i
   for i in $DCS; do [[ "$i" == "$dc" ]] || peers+=("$(api_addr "$i")"); done
   spawn "api-dc${dc}" "${BIN}/akutan-api" --listen "$(api_addr "$dc")" --log "$(log_grpc_addrs)" \
-    --views "$(all_view_addrs)" --peers "$(join "${peers[@]}")" --hedge-floor 2ms
+    --views "$(all_view_addrs)" --peers "$(join "${peers[@]}")" --hedge-floor 2ms $(debug_flag)
 }
 
 # start_truncator: the truncation coordinator, which discards the log's

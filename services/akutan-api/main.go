@@ -10,6 +10,7 @@ import (
 	"syscall"
 
 	"github.com/akutan/akutan/apisvc"
+	"github.com/akutan/akutan/internal/debugserver"
 )
 
 const usage = `akutan-api serves Akutan's public gRPC API: writes go to the log, lookups
@@ -22,10 +23,19 @@ Flags:
 `
 
 func main() {
-	cfg, err := parseFlags(os.Args[1:])
+	cfg, debugAddr, err := parseFlags(os.Args[1:])
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "akutan-api:", err)
 		os.Exit(2)
+	}
+	if debugAddr != "" {
+		dbg, err := debugserver.Start(debugAddr)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "akutan-api:", err)
+			os.Exit(1)
+		}
+		defer dbg.Close()
+		fmt.Fprintf(os.Stderr, "akutan-api: profiles on http://%s/debug/pprof/\n", dbg.Addr())
 	}
 	srv, err := apisvc.Start(cfg)
 	if err != nil {
@@ -53,14 +63,14 @@ func list(s string) []string {
 	return out
 }
 
-func parseFlags(args []string) (apisvc.Config, error) {
+func parseFlags(args []string) (apisvc.Config, string, error) {
 	cfg := apisvc.DefaultConfig()
 	fs := flag.NewFlagSet("akutan-api", flag.ContinueOnError)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), usage)
 		fs.PrintDefaults()
 	}
-	var logs, views, viewsDNS, peers string
+	var logs, views, viewsDNS, peers, debugAddr string
 	fs.StringVar(&cfg.Listen, "listen", "", "host:port to serve the API on (required)")
 	fs.StringVar(&logs, "log", "", "comma-separated gRPC addresses of the log replicas (required)")
 	fs.StringVar(&views, "views", "", "comma-separated gRPC addresses of view servers")
@@ -71,12 +81,13 @@ func parseFlags(args []string) (apisvc.Config, error) {
 	fs.DurationVar(&cfg.Views.PingInterval, "ping-interval", cfg.Views.PingInterval, "how often to check every view's status")
 	fs.DurationVar(&cfg.Views.ResolveInterval, "resolve-interval", cfg.Views.ResolveInterval, "how often to re-resolve --views-dns")
 	fs.DurationVar(&cfg.DefaultTimeout, "timeout", cfg.DefaultTimeout, "deadline for calls that arrive without one")
+	fs.StringVar(&debugAddr, "debug-addr", "", "host:port to serve Go profiles (/debug/pprof/) on; off when empty")
 	if err := fs.Parse(args); err != nil {
-		return cfg, err
+		return cfg, "", err
 	}
 	if fs.NArg() > 0 {
-		return cfg, fmt.Errorf("unexpected arguments %q", fs.Args())
+		return cfg, "", fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 	cfg.Log, cfg.Views.Static, cfg.Views.DNS, cfg.Peers = list(logs), list(views), list(viewsDNS), list(peers)
-	return cfg, cfg.Validate()
+	return cfg, debugAddr, cfg.Validate()
 }

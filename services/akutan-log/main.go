@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/akutan/akutan/internal/debugserver"
 	"github.com/akutan/akutan/logsvc"
 	"github.com/akutan/akutan/snapshot"
 )
@@ -34,10 +35,19 @@ Flags:
 `
 
 func main() {
-	cfg, archiveURL, err := parseFlags(os.Args[1:])
+	cfg, archiveURL, debugAddr, err := parseFlags(os.Args[1:])
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "akutan-log:", err)
 		os.Exit(2)
+	}
+	if debugAddr != "" {
+		dbg, err := debugserver.Start(debugAddr)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "akutan-log:", err)
+			os.Exit(1)
+		}
+		defer dbg.Close()
+		fmt.Fprintf(os.Stderr, "akutan-log: profiles on http://%s/debug/pprof/\n", dbg.Addr())
 	}
 	if archiveURL != "" {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -65,7 +75,7 @@ func main() {
 	}
 }
 
-func parseFlags(args []string) (cfg logsvc.Config, archiveURL string, err error) {
+func parseFlags(args []string) (cfg logsvc.Config, archiveURL, debugAddr string, err error) {
 	cfg = logsvc.DefaultConfig()
 	fs := flag.NewFlagSet("akutan-log", flag.ContinueOnError)
 	fs.Usage = func() {
@@ -73,6 +83,7 @@ func parseFlags(args []string) (cfg logsvc.Config, archiveURL string, err error)
 		fs.PrintDefaults()
 	}
 	var peers string
+	fs.StringVar(&debugAddr, "debug-addr", "", "host:port to serve Go profiles (/debug/pprof/) on; off when empty")
 	var maxVersion uint
 	fs.StringVar(&cfg.ID, "id", "", "replica ID, unique in the cluster and stable across restarts (required)")
 	fs.StringVar(&cfg.RaftAddr, "raft-addr", "", "host:port for Raft traffic between replicas (required)")
@@ -96,22 +107,22 @@ func parseFlags(args []string) (cfg logsvc.Config, archiveURL string, err error)
 	fs.DurationVar(&cfg.ArchiveInterval, "archive-interval", cfg.ArchiveInterval, "how often the leader hands new entries to the archive")
 	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "trace, debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
-		return cfg, "", err
+		return cfg, "", "", err
 	}
 	if fs.NArg() > 0 {
-		return cfg, "", fmt.Errorf("unexpected arguments %q", fs.Args())
+		return cfg, "", "", fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 	cfg.MaxSupportedVersion = uint32(maxVersion)
 	if cfg.Peers, err = parsePeers(peers); err != nil {
-		return cfg, "", err
+		return cfg, "", "", err
 	}
 	if archiveURL != "" {
 		// Validate checks segment sizes only when a store is set.
 		if err := cfg.Segments.Validate(); err != nil {
-			return cfg, "", err
+			return cfg, "", "", err
 		}
 	}
-	return cfg, archiveURL, cfg.Validate()
+	return cfg, archiveURL, debugAddr, cfg.Validate()
 }
 
 func parsePeers(s string) ([]logsvc.Peer, error) {

@@ -15,6 +15,7 @@ import (
 
 	"google.golang.org/grpc"
 
+	"github.com/akutan/akutan/internal/debugserver"
 	"github.com/akutan/akutan/logsvc/logclient"
 	"github.com/akutan/akutan/proto/viewpb"
 	"github.com/akutan/akutan/snapshot"
@@ -54,6 +55,7 @@ type options struct {
 	archive  string
 	logAddrs []string
 	listen   string
+	debug    string
 	logLevel slog.Level
 }
 
@@ -87,6 +89,7 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.cfg.Dir, "data-dir", "", "Pebble data directory; created if missing (required)")
 	fs.StringVar(&logs, "log", "", "gRPC addresses of the log replicas, comma-separated; the view fails over between them (required)")
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:0", "host:port for the gRPC view service; port 0 picks a free port")
+	fs.StringVar(&o.debug, "debug-addr", "", "host:port to serve Go profiles (/debug/pprof/) on; off when empty")
 	fs.UintVar(&maxVersion, "max-supported-version", uint(viewsvc.MaxSupportedVersion), "highest log version to apply; lower it only to test upgrades")
 	fs.Int64Var(&o.cfg.CacheSize, "cache-bytes", o.cfg.CacheSize, "Pebble block cache size in bytes")
 	fs.IntVar(&o.cfg.MaxLookups, "max-lookups", o.cfg.MaxLookups, "most lookups one request may carry")
@@ -154,6 +157,14 @@ func parseFlags(args []string) (options, error) {
 func run(o options) error {
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: o.logLevel}))
 	o.cfg.Logger = logger
+	if o.debug != "" {
+		dbg, err := debugserver.Start(o.debug)
+		if err != nil {
+			return err
+		}
+		defer dbg.Close()
+		fmt.Fprintf(os.Stderr, "akutan-view: profiles on http://%s/debug/pprof/\n", dbg.Addr())
+	}
 	if o.store != "" {
 		store, err := snapshot.OpenStore(context.Background(), o.store)
 		if err != nil {
