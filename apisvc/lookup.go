@@ -171,7 +171,7 @@ func (s *Server) LookupSP(ctx context.Context, req *apipb.LookupSPRequest) (*api
 func (s *Server) LookupSPO(ctx context.Context, req *apipb.LookupSPORequest) (*apipb.LookupResponse, error) {
 	names := nameSet{}
 	for i, f := range req.Lookups {
-		if err := checkFact(names, f, fmt.Sprintf("lookup %d", i)); err != nil {
+		if err := checkFact(names, f, "lookup", i); err != nil {
 			return nil, toStatus(err)
 		}
 	}

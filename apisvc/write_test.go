@@ -2,6 +2,7 @@ package apisvc
 
 import (
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/akutan/akutan/proto/apipb"
@@ -26,7 +27,7 @@ func TestBuildTx(t *testing.T) {
 	}}
 	names := nameSet{}
 	for i, f := range req.Inserts {
-		if err := checkFact(names, f, "insert"); err != nil {
+		if err := checkFact(names, f, "insert", 0); err != nil {
 			t.Fatal(i, err)
 		}
 	}
@@ -57,7 +58,7 @@ func TestBuildTx(t *testing.T) {
 func TestBuildTxErrors(t *testing.T) {
 	del := &apipb.WriteRequest{Deletes: []*apipb.Fact{{Subject: named("ghost"), Predicate: id(9), Object: str("x")}}}
 	names := nameSet{}
-	checkFact(names, del.Deletes[0], "delete")
+	checkFact(names, del.Deletes[0], "delete", 0)
 	if _, _, err := buildTx(del, names, nil, map[string]uint64{}, 4); !errors.Is(err, ErrUnknownName) {
 		t.Fatalf("delete of unknown name: %v", err)
 	}
@@ -65,7 +66,7 @@ func TestBuildTxErrors(t *testing.T) {
 	rename := &apipb.Fact{Subject: named("bob"), Predicate: named("HasExternalID"), Object: str("alice")}
 	req := &apipb.WriteRequest{Inserts: []*apipb.Fact{rename}}
 	names = nameSet{}
-	checkFact(names, rename, "insert")
+	checkFact(names, rename, "insert", 0)
 	ids := map[string]uint64{"alice": 1 << 20, "bob": 2 << 20}
 	if _, _, err := buildTx(req, names, map[string]*apipb.Fact{"alice": rename}, ids, 4); !errors.Is(err, ErrNameTaken) {
 		t.Fatalf("taken name: %v", err)
@@ -82,8 +83,8 @@ func TestBuildTxErrors(t *testing.T) {
 		{Subject: id(1), Predicate: id(1)},
 		{Subject: id(1), Predicate: id(1), Object: &apipb.Object{Value: &apipb.Object_String_{String_: &entrypb.LangString{Text: "\xff"}}}},
 	} {
-		if err := checkFact(nameSet{}, bad, "insert"); !errors.Is(err, ErrInvalid) {
-			t.Errorf("%v: %v", bad, err)
+		if err := checkFact(nameSet{}, bad, "insert", 7); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "insert 7") {
+			t.Errorf("%v: %v (want ErrInvalid naming insert 7)", bad, err)
 		}
 	}
 }
