@@ -59,9 +59,10 @@ test: vet build tools-minio
 ## bench: every benchmark; figures go to docs/benchmarks.md. The log,
 ## view and end-to-end benchmarks time themselves (one iteration each; the
 ## view benchmarks load 10 million facts, AKUTAN_VIEW_BENCH_FACTS changes that);
-## the fanout benchmark runs for 3 s per case.
+## the fanout benchmark runs for 3 s per case. -v shows the figures they
+## log, such as bytes per fact and the cold-cache lookup rate.
 bench: build tools-minio
-	go test -run '^$$' -bench . -benchtime 1x -timeout 60m ./logsvc/ ./viewsvc/ ./localstack/ ./infra/restore/
+	go test -v -run '^$$' -bench . -benchtime 1x -timeout 60m ./logsvc/ ./viewsvc/ ./localstack/ ./infra/restore/
 	go test -run '^$$' -bench . -benchtime 3s -timeout 10m ./apisvc/internal/fanout/
 
 ## proto: regenerate the committed gRPC code.

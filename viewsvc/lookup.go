@@ -204,7 +204,8 @@ func (v *View) compile(l *Lookup) (scan, error) {
 		}
 		return nil
 	}
-	var b []byte
+	// Sized for the longest key below, so that building it allocates once.
+	b := make([]byte, 0, 1+3*8+len(obj))
 	switch l.Kind {
 	case LookupS:
 		b = append(b, keys.TableSPBySubject)
