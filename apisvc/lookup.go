@@ -18,9 +18,10 @@ func (s *Server) readIndex(ctx context.Context, c *apipb.IndexConstraint) (uint6
 	case *apipb.IndexConstraint_Exact:
 		return k.Exact, nil
 	case *apipb.IndexConstraint_AtLeast:
-		return max(k.AtLeast, s.recentIndex()), nil
+		r, err := s.recentReadIndex(ctx)
+		return max(k.AtLeast, r), err
 	case *apipb.IndexConstraint_Recent:
-		return s.recentIndex(), nil
+		return s.recentReadIndex(ctx)
 	}
 	// Latest: the leader confirms the committed end (linearizable).
 	info, err := s.logInfo(ctx, true, true)
@@ -30,9 +31,26 @@ func (s *Server) readIndex(ctx context.Context, c *apipb.IndexConstraint) (uint6
 	return info.LastIndex, nil
 }
 
-// recentIndex is an index every point of both spaces has applied.
+// recentReadIndex is the index a recent read uses. Index 0 holds nothing,
+// so while no index is known — a fresh server whose views are not all
+// reachable yet — it is the log's committed end, which the views then wait
+// for, rather than an empty database.
+func (s *Server) recentReadIndex(ctx context.Context) (uint64, error) {
+	if r := s.recentIndex(); r > 0 {
+		return r, nil
+	}
+	info, err := s.logInfo(ctx, false, true)
+	if err != nil {
+		return 0, err
+	}
+	return s.recent.raise(info.LastIndex), nil
+}
+
+// recentIndex is an index every point of both spaces has applied, or the
+// highest index this server has already served if that is higher: it never
+// decreases (see recentFloor).
 func (s *Server) recentIndex() uint64 {
-	return min(s.views.RecentIndex(viewpb.Space_HASH_SP), s.views.RecentIndex(viewpb.Space_HASH_PO))
+	return s.recent.raise(min(s.views.RecentIndex(viewpb.Space_HASH_SP), s.views.RecentIndex(viewpb.Space_HASH_PO)))
 }
 
 // lookup runs one lookup request: pick the index, resolve names, query
@@ -64,7 +82,11 @@ func (s *Server) lookup(ctx context.Context, c *apipb.IndexConstraint, n int, na
 	if err != nil {
 		return nil, err
 	}
-	return s.nameResults(ctx, index, res)
+	resp, err := s.nameResults(ctx, index, res)
+	if err == nil {
+		s.recent.raise(index)
+	}
+	return resp, err
 }
 
 // nameResults converts view facts to API facts, with the names of every

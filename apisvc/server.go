@@ -37,6 +37,7 @@ type Server struct {
 
 	cfg    Config
 	views  viewReader
+	recent recentFloor
 	fan    *fanout.Fanout
 	app    *logclient.Appender
 	conns  logclient.ConnPool // to log replicas and peer API servers

@@ -116,6 +116,7 @@ func (s *Server) write(ctx context.Context, req *apipb.WriteRequest) (*apipb.Wri
 		var le *logerr.Error
 		switch {
 		case err == nil:
+			s.recent.raise(index)
 			resp := &apipb.WriteResponse{Index: index, Created: map[string]uint64{}}
 			for k, n := range newNames {
 				resp.Created[n] = index<<20 | uint64(k+1)
