@@ -17,7 +17,7 @@ MINIO_VERSION := v0.0.0-20260212201848-7aac2a2c5b7c
 RACE_PKGS := ./logsvc/... ./viewsvc/... ./apisvc/...
 PLAIN_PKGS = $(shell go list ./... | grep -v -e '/logsvc' -e '/viewsvc' -e '/apisvc')
 
-.PHONY: all build test vet bench proto tools-proto tools-minio clean up down dc-up dc-down
+.PHONY: all build test vet bench proto tools-proto tools-minio tools-chromium clean up down dc-up dc-down
 
 all: build
 
@@ -50,7 +50,7 @@ vet:
 ## concurrent packages under the race detector; their process tests, which
 ## -short skips there, run once without it), and the offline Terraform
 ## checks, which build terraform and tflint into .tools/bin the first time.
-test: vet build tools-minio
+test: vet build tools-minio tools-chromium
 	go test -count=1 -timeout 30m $(PLAIN_PKGS)
 	go test -count=1 -timeout 30m -run 'TestKillLeaderUnderLoad|TestCorruptDataFileAtRestart' ./logsvc/
 	go test -count=1 -race -short -timeout 40m $(RACE_PKGS)
@@ -76,6 +76,11 @@ proto: tools-proto
 tools-minio:
 	@[ -x $(TOOLS)/minio ] || (echo "building MinIO $(MINIO_VERSION) into .tools/bin (once, a few minutes)"; \
 	  GOBIN=$(TOOLS) GOFLAGS=-mod=mod go install github.com/minio/minio@$(MINIO_VERSION))
+
+## tools-chromium: install Debian's chromium unless it is there; the status
+## page test renders the page in it, headless.
+tools-chromium:
+	@command -v chromium >/dev/null || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
 
 tools-proto:
 	@command -v protoc >/dev/null || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y protobuf-compiler)
