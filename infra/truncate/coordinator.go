@@ -2,12 +2,10 @@ package truncate
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
 	"github.com/akutan/akutan/logsvc/logclient"
-	"github.com/akutan/akutan/logsvc/logerr"
 	"github.com/akutan/akutan/proto/logpb"
 	"github.com/akutan/akutan/snapshot"
 )
@@ -95,23 +93,23 @@ func (c *Coordinator) Run(ctx context.Context, every time.Duration, report func(
 	}
 }
 
-// GRPCLog is Log over the log service's gRPC API.
+// GRPCLog is Log over the log service's gRPC API, through the log admin
+// client (logclient.Admin), which fails over between the replicas.
 type GRPCLog struct {
-	addrs []string
-	conns logclient.ConnPool
+	admin *logclient.Admin
 }
 
 var _ Log = (*GRPCLog)(nil)
 
 // NewGRPCLog talks to the log replicas at addrs.
-func NewGRPCLog(addrs []string) *GRPCLog { return &GRPCLog{addrs: append([]string(nil), addrs...)} }
+func NewGRPCLog(addrs []string) *GRPCLog { return &GRPCLog{admin: logclient.NewAdmin(addrs)} }
 
 // Close releases the connections.
-func (g *GRPCLog) Close() { g.conns.Close() }
+func (g *GRPCLog) Close() { g.admin.Close() }
 
 // Info implements Log with a linearizable Info.
 func (g *GRPCLog) Info(ctx context.Context) (LogInfo, error) {
-	in, err := logclient.Info(ctx, &g.conns, g.addrs, &logpb.InfoRequest{Linearizable: true, LocalOnly: true})
+	in, err := g.admin.Info(ctx, &logpb.InfoRequest{Linearizable: true, LocalOnly: true})
 	if err != nil {
 		return LogInfo{}, err
 	}
@@ -121,28 +119,5 @@ func (g *GRPCLog) Info(ctx context.Context) (LogInfo, error) {
 // DiscardPrefix implements Log. Any replica takes it (a follower forwards
 // it to the leader); a refusal such as NOT_ARCHIVED is returned at once.
 func (g *GRPCLog) DiscardPrefix(ctx context.Context, before uint64) (uint64, error) {
-	var errs []error
-	for _, addr := range g.addrs {
-		cc, err := g.conns.Get(addr)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		resp, err := logpb.NewLogClient(cc).DiscardPrefix(cctx, &logpb.DiscardPrefixRequest{Before: before})
-		cancel()
-		if err == nil {
-			return resp.FirstIndex, nil
-		}
-		err = logerr.FromStatus(err)
-		var le *logerr.Error
-		if errors.As(err, &le) && le.Kind != logerr.ErrNotLeader && le.Kind != logerr.ErrUnavailable {
-			return 0, err // a decision, such as NOT_ARCHIVED: no other replica would differ
-		}
-		errs = append(errs, fmt.Errorf("%s: %w", addr, err))
-		if ctx.Err() != nil {
-			return 0, ctx.Err()
-		}
-	}
-	return 0, fmt.Errorf("discard prefix: %w", errors.Join(errs...))
+	return g.admin.DiscardPrefix(ctx, before)
 }
