@@ -21,10 +21,17 @@ PLAIN_PKGS = $(shell go list ./... | grep -v -e '/logsvc' -e '/viewsvc' -e '/api
 
 all: build
 
-## build: compile every binary into bin/.
+# Build stamp of every binary (internal/buildinfo; --version prints it).
+BUILDINFO := github.com/akutan/akutan/internal/buildinfo
+VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
+COMMIT := $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+BUILD_DATE := $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+LDFLAGS := -X $(BUILDINFO).Version=$(VERSION) -X $(BUILDINFO).Commit=$(COMMIT) -X $(BUILDINFO).Date=$(BUILD_DATE)
+
+## build: compile every binary into bin/, stamped with version, commit and date.
 build:
 	@mkdir -p bin
-	go build -o bin/ ./services/...
+	go build -ldflags "$(LDFLAGS)" -o bin/ ./services/...
 
 ## up: build everything and start the local stack on 127.0.0.1.
 up: build tools-minio
