@@ -20,6 +20,15 @@ type RetiredRef struct {
 	Bytes int64     `json:"bytes,omitempty"` // the objects' size, if known
 }
 
+// MinGrace is the least grace period retention and garbage collection
+// accept. Retired and unreferenced objects must outlive any boot, restore
+// or upload that may still read or write them; a shorter grace, or 0,
+// lets garbage collection delete a checkpoint's files while they upload.
+const MinGrace = 15 * time.Minute
+
+// minGrace is MinGrace; tests lower it (export_test.go), nothing else can.
+var minGrace = MinGrace
+
 // RetentionPolicy says which checkpoints and log segments to keep.
 type RetentionPolicy struct {
 	// KeepCheckpoints is how many checkpoints to keep at every point of
@@ -28,15 +37,20 @@ type RetentionPolicy struct {
 	// and space cover that point. With an unchanged partitioning this is
 	// "the newest K of each (cluster, space, range)"; after a split or a
 	// merge the old partitioning's checkpoints go once the new one has K.
+	// Only checkpoints checked whole (CheckCheckpoint) count.
 	KeepCheckpoints int
-	// Grace is how long retired objects stay before they are deleted. It
-	// must be longer than any boot, restore or upload takes.
+	// Grace is how long retired objects stay before they are deleted, by
+	// the store's clock. It must be longer than any boot, restore or
+	// upload takes, and at least MinGrace.
 	Grace time.Duration
 	// Spaces, if set, must each be covered over the whole hash range by
 	// every cluster's retained checkpoints before the log archive is
 	// trimmed: until then a view of an uncovered range needs the log
 	// from the start.
 	Spaces []string
+	// VerifyChecksums makes the check of each checkpoint stream its files
+	// and check their CRC-32C, not only their presence and sizes.
+	VerifyChecksums bool
 }
 
 // DefaultRetentionPolicy keeps 3 checkpoints, deletes a day after
@@ -52,8 +66,8 @@ func (p *RetentionPolicy) Validate() error {
 	if p.KeepCheckpoints < 1 {
 		errs = append(errs, fmt.Errorf("keep checkpoints %d is below 1", p.KeepCheckpoints))
 	}
-	if p.Grace < 0 {
-		errs = append(errs, fmt.Errorf("grace %v is negative", p.Grace))
+	if err := validateGrace(p.Grace); err != nil {
+		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("retention policy: %w", err)
@@ -61,34 +75,76 @@ func (p *RetentionPolicy) Validate() error {
 	return nil
 }
 
-// RetentionReport says what ApplyRetention did.
-type RetentionReport struct {
-	RetiredCheckpoints int    // checkpoints taken out of the catalog now
-	RetiredSegments    int    // segments taken out of the log catalog now
-	KeepLogFrom        uint64 // oldest index the retained checkpoints need; 0: keep all
-	Purge              GarbageReport
+// ErrGraceTooShort: a grace period below MinGrace.
+var ErrGraceTooShort = errors.New("grace period too short")
+
+func validateGrace(grace time.Duration) error {
+	if grace < minGrace {
+		return fmt.Errorf("grace %v is below the minimum %v, which any boot, restore or upload may take: %w", grace, minGrace, ErrGraceTooShort)
+	}
+	return nil
 }
 
-// ApplyRetention applies p, in three steps, none of which lists:
+// RetentionReport says what ApplyRetention did.
+type RetentionReport struct {
+	Now                time.Time // the store's time the run judged by
+	RetiredCheckpoints int       // checkpoints taken out of the catalog now
+	RetiredSegments    int       // segments taken out of the log catalog now
+	KeepLogFrom        uint64    // oldest index the retained checkpoints need; 0: keep all
+	// Unverified lists the catalogued checkpoints that are not whole
+	// (CheckCheckpoint failed): they count for nothing, neither towards
+	// KeepCheckpoints nor for trimming the log.
+	Unverified []Problem
+	Purge      GarbageReport
+}
+
+// ApplyRetention applies p, in four steps, none of which lists. Every age
+// is judged by the store's clock (StoreNow) and the times it stamps, never
+// by the local clock.
 //
-//  1. Retire the checkpoints p does not keep: take them out of the
-//     checkpoint catalog into its Retired list, stamped now.
-//  2. Find the oldest index a retained checkpoint needs, the least Index
+//  1. Check every catalogued checkpoint (CheckCheckpoint): only one whose
+//     manifest and files are all there, with the right sizes (and, with
+//     p.VerifyChecksums, checksums), counts.
+//  2. Retire the checkpoints p does not keep: take them out of the
+//     checkpoint catalog into its Retired list, stamped with the store's
+//     time. A checkpoint that is not whole is kept while it is among the
+//     newest at a point, but counts for nothing.
+//  3. Find the oldest index a retained checkpoint needs, the least Index
 //     of them (replay starts at Index+1), and retire the log segments that
 //     end below it, so the archive reaches back to the oldest retained
-//     checkpoint. With no checkpoints, or with a space of p.Spaces that a
-//     cluster's checkpoints do not cover, the log keeps everything; the
-//     newest segment always stays, so the catalog still says how far the
-//     archive reaches.
-//  3. Delete the objects of entries retired more than p.Grace before now,
-//     and drop those entries.
-func ApplyRetention(ctx context.Context, s Store, p RetentionPolicy, now time.Time) (*RetentionReport, error) {
+//     checkpoint. With no whole checkpoints, or with a space of p.Spaces
+//     that a cluster's whole checkpoints do not cover, the log keeps
+//     everything; the newest segment always stays, so the catalog still
+//     says how far the archive reaches.
+//  4. Delete the objects of entries retired more than p.Grace ago, and
+//     drop those entries.
+func ApplyRetention(ctx context.Context, s Store, p RetentionPolicy) (*RetentionReport, error) {
 	if err := p.Validate(); err != nil {
 		return nil, err
 	}
-	rep := &RetentionReport{}
+	now, err := StoreNow(ctx, s)
+	if err != nil {
+		return nil, fmt.Errorf("retention: %w", err)
+	}
+	rep := &RetentionReport{Now: now}
+	cur, _, err := LoadCheckpointCatalog(ctx, s)
+	if err != nil {
+		return nil, fmt.Errorf("retention: %w", err)
+	}
+	whole := map[string]bool{}
+	for _, r := range cur.Checkpoints {
+		_, _, err := CheckCheckpoint(ctx, s, r, p.VerifyChecksums)
+		switch {
+		case err == nil:
+			whole[r.Manifest] = true
+		case errors.Is(err, ErrNotFound) || errors.Is(err, ErrCorrupt):
+			rep.Unverified = append(rep.Unverified, Problem{Key: r.Manifest, Reason: err.Error()})
+		default:
+			return nil, fmt.Errorf("retention: %w", err)
+		}
+	}
 	cat, err := UpdateCheckpointCatalog(ctx, s, func(c *CheckpointCatalog) error {
-		keep := keepCheckpoints(c.Checkpoints, p.KeepCheckpoints)
+		keep := keepCheckpoints(c.Checkpoints, p.KeepCheckpoints, whole)
 		rep.RetiredCheckpoints = 0
 		var kept []CheckpointRef
 		for i, r := range c.Checkpoints {
@@ -108,7 +164,7 @@ func ApplyRetention(ctx context.Context, s Store, p RetentionPolicy, now time.Ti
 	if err != nil {
 		return nil, fmt.Errorf("retention: %w", err)
 	}
-	rep.KeepLogFrom = logNeededFrom(cat.Checkpoints, p.Spaces)
+	rep.KeepLogFrom = logNeededFrom(cat.Checkpoints, whole, p.Spaces)
 	if rep.KeepLogFrom > 0 {
 		_, err = UpdateLogCatalog(ctx, s, func(c *LogCatalog) error {
 			rep.RetiredSegments = 0
@@ -130,12 +186,17 @@ func ApplyRetention(ctx context.Context, s Store, p RetentionPolicy, now time.Ti
 	if err := purgeRetired(ctx, s, p.Grace, now, &rep.Purge); err != nil {
 		return rep, fmt.Errorf("retention: %w", err)
 	}
+	if err := rep.Purge.err(); err != nil {
+		return rep, fmt.Errorf("retention: %w", err)
+	}
 	return rep, nil
 }
 
 // keepCheckpoints marks the checkpoints to keep: at every point of each
-// (cluster, space)'s hash space, the k newest covering it.
-func keepCheckpoints(cps []CheckpointRef, k int) []bool {
+// (cluster, space)'s hash space, the k newest whole ones covering it, and
+// any newer ones that are not whole (they count for nothing, but are not
+// retired on account of older ones).
+func keepCheckpoints(cps []CheckpointRef, k int, whole map[string]bool) []bool {
 	keep := make([]bool, len(cps))
 	groups := map[[2]string][]int{}
 	for i, c := range cps {
@@ -173,7 +234,9 @@ func keepCheckpoints(cps []CheckpointRef, k int) []bool {
 				}
 				if cps[i].Range().Contains(p) {
 					keep[i] = true
-					n++
+					if whole[cps[i].Manifest] {
+						n++
+					}
 				}
 			}
 		}
@@ -182,19 +245,28 @@ func keepCheckpoints(cps []CheckpointRef, k int) []bool {
 }
 
 // logNeededFrom is the least index of the retained checkpoints, or 0 (keep
-// the whole log) if there are none or a cluster does not cover a space.
-func logNeededFrom(cps []CheckpointRef, spaces []string) uint64 {
+// the whole log) if there are no whole ones or a cluster's whole ones do
+// not cover a space.
+func logNeededFrom(cps []CheckpointRef, whole map[string]bool, spaces []string) uint64 {
 	if len(cps) == 0 {
 		return 0
 	}
 	byCluster := map[string]*CheckpointCatalog{}
 	least := cps[0].Index
+	nWhole := 0
 	for _, c := range cps {
 		least = min(least, c.Index)
 		if byCluster[c.Cluster] == nil {
 			byCluster[c.Cluster] = &CheckpointCatalog{}
 		}
+		if !whole[c.Manifest] {
+			continue // its cluster must be covered without it
+		}
+		nWhole++
 		byCluster[c.Cluster].Checkpoints = append(byCluster[c.Cluster].Checkpoints, c)
+	}
+	if nWhole == 0 {
+		return 0
 	}
 	for _, cat := range byCluster {
 		for _, sp := range spaces {
@@ -208,32 +280,73 @@ func logNeededFrom(cps []CheckpointRef, spaces []string) uint64 {
 
 // GarbageReport says what garbage collection deleted and kept.
 type GarbageReport struct {
-	RetiredDeleted int   // objects of retired entries deleted
-	OrphansDeleted int   // unreferenced objects deleted (torn uploads)
-	BytesDeleted   int64 // of both, where known
-	OrphansKept    int   // unreferenced objects younger than the grace period
+	Now            time.Time // the store's time the run judged by
+	RetiredDeleted int       // objects of retired entries deleted
+	OrphansDeleted int       // unreferenced objects deleted (torn uploads)
+	BytesDeleted   int64     // of both, where known
+	OrphansKept    int       // unreferenced objects younger than the grace period
+	// Corrupt lists entries whose objects were left alone because they
+	// name keys outside their own kind's prefix: a retired segment key not
+	// under SegmentPrefix, a manifest not in a checkpoint directory, or
+	// one that lists a file outside its directory. They stay, and the run
+	// ends with an error wrapping ErrCorrupt that names them.
+	Corrupt []Problem
+}
+
+func (r *GarbageReport) corrupt(key, format string, args ...any) {
+	r.Corrupt = append(r.Corrupt, Problem{Key: key, Reason: fmt.Sprintf(format, args...)})
+}
+
+// err is the error a run ends with when it found corrupt entries.
+func (r *GarbageReport) err() error {
+	if len(r.Corrupt) == 0 {
+		return nil
+	}
+	var b strings.Builder
+	for i, p := range r.Corrupt {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		b.WriteString(p.String())
+	}
+	return fmt.Errorf("left %d corrupt entries and everything they name: %s: %w", len(r.Corrupt), b.String(), ErrCorrupt)
 }
 
 // CollectGarbage deletes what no catalog needs: the objects of entries
-// retired more than grace before now (as ApplyRetention does), and objects
-// under CheckpointPrefix and SegmentPrefix that no catalog references,
-// directly or through a listed or retired checkpoint's manifest. It is the
-// only code that lists the bucket.
+// retired more than grace ago (as ApplyRetention does), and objects under
+// SegmentPrefix and in checkpoint directories under CheckpointPrefix that
+// no catalog references, directly or through a listed or retired
+// checkpoint's manifest. It is the only code that lists the bucket.
+//
+// Every age is judged by the store's clock (StoreNow) against the objects'
+// own modification times, never by the local clock; grace must be at least
+// MinGrace. Each kind is collected only under its own prefix: a segment
+// only under SegmentPrefix, a checkpoint's objects only inside its own
+// directory, so no manifest can make it delete a catalog, the marker or a
+// segment. A catalog that is absent while objects of its kind exist stops
+// the collection of that kind.
 //
 // It is safe while others write: anything younger than grace is kept, and
 // a checkpoint directory is kept whole while any object in it is younger
 // than grace, so an upload in progress (data files first, manifest last)
 // is never touched as long as each file takes less than grace to upload.
-func CollectGarbage(ctx context.Context, s Store, grace time.Duration, now time.Time) (*GarbageReport, error) {
-	rep := &GarbageReport{}
+func CollectGarbage(ctx context.Context, s Store, grace time.Duration) (*GarbageReport, error) {
+	if err := validateGrace(grace); err != nil {
+		return nil, fmt.Errorf("collect garbage: %w", err)
+	}
+	now, err := StoreNow(ctx, s)
+	if err != nil {
+		return nil, fmt.Errorf("collect garbage: %w", err)
+	}
+	rep := &GarbageReport{Now: now}
 	if err := purgeRetired(ctx, s, grace, now, rep); err != nil {
 		return rep, fmt.Errorf("collect garbage: %w", err)
 	}
-	logCat, _, err := LoadLogCatalog(ctx, s)
+	logCat, logTag, err := LoadLogCatalog(ctx, s)
 	if err != nil {
 		return rep, fmt.Errorf("collect garbage: %w", err)
 	}
-	cpCat, _, err := LoadCheckpointCatalog(ctx, s)
+	cpCat, cpTag, err := LoadCheckpointCatalog(ctx, s)
 	if err != nil {
 		return rep, fmt.Errorf("collect garbage: %w", err)
 	}
@@ -248,19 +361,27 @@ func CollectGarbage(ctx context.Context, s Store, grace time.Duration, now time.
 		refs[r.Key] = true
 	}
 	var doomed []ObjectInfo
+	var segs []ObjectInfo
 	err = s.List(ctx, SegmentPrefix, func(o ObjectInfo) error {
 		switch {
 		case refs[o.Key]:
-		case o.Modified.After(cutoff):
+		case o.Modified.IsZero() || o.Modified.After(cutoff):
 			rep.OrphansKept++
 		default:
-			doomed = append(doomed, o)
+			segs = append(segs, o)
 		}
 		return nil
 	})
 	if err != nil {
 		return rep, fmt.Errorf("collect garbage: %w", err)
 	}
+	if logTag == "" && len(segs) > 0 {
+		// No log catalog, yet segments: the catalog was lost from a store
+		// without a marker. Every segment would look unreferenced.
+		return rep, fmt.Errorf("collect garbage: %s is absent but %s holds segments (%s): %w",
+			LogCatalogKey, SegmentPrefix, segs[0].Key, ErrCatalogMissing)
+	}
+	doomed = append(doomed, segs...)
 
 	// Checkpoints: a directory is referenced if a listed or retired
 	// manifest is in it, or names a file in it.
@@ -294,6 +415,7 @@ func CollectGarbage(ctx context.Context, s Store, grace time.Duration, now time.
 	type dir struct {
 		objs   []ObjectInfo
 		newest time.Time
+		young  bool
 	}
 	dirs := map[string]*dir{}
 	var order []string
@@ -302,11 +424,17 @@ func CollectGarbage(ctx context.Context, s Store, grace time.Duration, now time.
 			return nil
 		}
 		d := checkpointDir(o.Key)
+		if d == o.Key {
+			return nil // not in a checkpoint directory: not a checkpoint's
+		}
 		if dirs[d] == nil {
 			dirs[d] = &dir{}
 			order = append(order, d)
 		}
 		dirs[d].objs = append(dirs[d].objs, o)
+		if o.Modified.IsZero() {
+			dirs[d].young = true
+		}
 		if o.Modified.After(dirs[d].newest) {
 			dirs[d].newest = o.Modified
 		}
@@ -315,9 +443,10 @@ func CollectGarbage(ctx context.Context, s Store, grace time.Duration, now time.
 	if err != nil {
 		return rep, fmt.Errorf("collect garbage: %w", err)
 	}
+	var cps []ObjectInfo
 	for _, name := range order {
 		d := dirs[name]
-		if refDirs[name] || d.newest.After(cutoff) {
+		if refDirs[name] || d.young || d.newest.After(cutoff) {
 			rep.OrphansKept += len(d.objs)
 			continue
 		}
@@ -326,14 +455,22 @@ func CollectGarbage(ctx context.Context, s Store, grace time.Duration, now time.
 		sort.SliceStable(d.objs, func(i, j int) bool {
 			return path.Base(d.objs[j].Key) == ManifestName && path.Base(d.objs[i].Key) != ManifestName
 		})
-		doomed = append(doomed, d.objs...)
+		cps = append(cps, d.objs...)
 	}
+	if cpTag == "" && len(cps) > 0 {
+		return rep, fmt.Errorf("collect garbage: %s is absent but %s holds checkpoint objects (%s): %w",
+			CheckpointCatalogKey, CheckpointPrefix, cps[0].Key, ErrCatalogMissing)
+	}
+	doomed = append(doomed, cps...)
 	for _, o := range doomed {
 		if err := s.Delete(ctx, o.Key); err != nil {
 			return rep, fmt.Errorf("collect garbage: %w", err)
 		}
 		rep.OrphansDeleted++
 		rep.BytesDeleted += o.Size
+	}
+	if err := rep.err(); err != nil {
+		return rep, fmt.Errorf("collect garbage: %w", err)
 	}
 	return rep, nil
 }
@@ -343,16 +480,24 @@ func CollectGarbage(ctx context.Context, s Store, grace time.Duration, now time.
 // not that deep.
 func checkpointDir(key string) string {
 	parts := strings.SplitN(key, "/", 5)
-	if len(parts) < 5 {
+	if len(parts) < 5 || parts[0]+"/" != CheckpointPrefix {
 		return key
 	}
 	return strings.Join(parts[:4], "/") + "/"
 }
 
+// isSegmentKey reports whether key is a log segment's, under SegmentPrefix.
+func isSegmentKey(key string) bool {
+	rest, ok := strings.CutPrefix(key, SegmentPrefix)
+	return ok && rest != "" && !strings.Contains(rest, "/") && path.Clean(key) == key
+}
+
 // purgeRetired deletes the objects of catalog entries retired more than
-// grace before now, then drops the entries. Objects go before entries, and
-// a manifest after its files, so an interrupted purge is finished by the
-// next one.
+// grace before now (both by the store's clock), then drops the entries.
+// Objects go before entries, and a manifest after its files, so an
+// interrupted purge is finished by the next one. An entry naming keys
+// outside its kind's prefix is corrupt: it is reported in rep.Corrupt, and
+// neither it nor anything it names is deleted.
 func purgeRetired(ctx context.Context, s Store, grace time.Duration, now time.Time, rep *GarbageReport) error {
 	cutoff := now.Add(-grace)
 	due := func(r RetiredRef) bool { return !r.At.After(cutoff) }
@@ -368,6 +513,10 @@ func purgeRetired(ctx context.Context, s Store, grace time.Duration, now time.Ti
 	purged := map[string]bool{}
 	for _, r := range logCat.Retired {
 		if !due(r) || purged[r.Key] {
+			continue
+		}
+		if !isSegmentKey(r.Key) {
+			rep.corrupt(LogCatalogKey, "retired entry %q is not a segment key under %s", r.Key, SegmentPrefix)
 			continue
 		}
 		if !live[r.Key] { // listed again since: keep the object
@@ -403,7 +552,10 @@ func purgeRetired(ctx context.Context, s Store, grace time.Duration, now time.Ti
 		}
 		if !live[r.Key] {
 			n, err := deleteCheckpoint(ctx, s, r.Key)
-			if err != nil {
+			if errors.Is(err, ErrCorrupt) {
+				rep.corrupt(r.Key, "%v", err)
+				continue
+			} else if err != nil {
 				return err
 			}
 			rep.RetiredDeleted += n
@@ -424,15 +576,23 @@ func purgeRetired(ctx context.Context, s Store, grace time.Duration, now time.Ti
 
 // deleteCheckpoint deletes a checkpoint's data files, then its manifest,
 // and returns how many objects it deleted. A manifest that is gone was
-// deleted before; one that is corrupt is deleted alone, and garbage
-// collection finds its files.
+// deleted before; one that does not decode is deleted alone, and garbage
+// collection finds its files. A manifest key outside a checkpoint
+// directory, or a manifest naming a file outside its own directory, is
+// ErrCorrupt, and nothing is deleted.
 func deleteCheckpoint(ctx context.Context, s Store, manifest string) (int, error) {
+	if err := checkManifestKeys(manifest, nil); err != nil {
+		return 0, err
+	}
 	m, err := LoadManifest(ctx, s, manifest)
 	if errors.Is(err, ErrNotFound) {
 		return 0, nil
 	}
 	n := 0
 	if err == nil {
+		if err := checkManifestKeys(manifest, m); err != nil {
+			return 0, err
+		}
 		for _, f := range m.Files {
 			if err := s.Delete(ctx, f.Key); err != nil {
 				return n, err

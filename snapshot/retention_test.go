@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/akutan/akutan/snapshot"
+	"github.com/akutan/akutan/snapshot/storetest"
 )
 
 var full = snapshot.Range{}
@@ -102,8 +103,8 @@ func testRetention(t *testing.T, s snapshot.Store) {
 	for _, i := range []uint64{40, 60} {
 		po = append(po, writeCheckpoint(t, s, "dc1", "po", full, i))
 	}
-	now := time.Now()
-	rep, err := snapshot.ApplyRetention(ctx, s, policy(2, "sp", "po"), now)
+	clock := storetest.NewClocked(s)
+	rep, err := snapshot.ApplyRetention(ctx, clock, policy(2, "sp", "po"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,12 +133,14 @@ func testRetention(t *testing.T, s snapshot.Store) {
 			t.Errorf("%s deleted within the grace period", k)
 		}
 	}
-	rep, err = snapshot.ApplyRetention(ctx, s, policy(2, "sp", "po"), now.Add(59*time.Minute))
+	clock.Advance(59 * time.Minute)
+	rep, err = snapshot.ApplyRetention(ctx, clock, policy(2, "sp", "po"))
 	if err != nil || rep.RetiredCheckpoints+rep.RetiredSegments+rep.Purge.RetiredDeleted != 0 {
 		t.Errorf("second run: %+v %v", rep, err)
 	}
 	// After it, retired objects go; the rest stays.
-	rep, err = snapshot.ApplyRetention(ctx, s, policy(2, "sp", "po"), now.Add(61*time.Minute))
+	clock.Advance(2 * time.Minute)
+	rep, err = snapshot.ApplyRetention(ctx, clock, policy(2, "sp", "po"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,7 +199,7 @@ func TestRetentionKeepsLog(t *testing.T) {
 			s, _ := snapshot.NewDirStore(t.TempDir())
 			writeSegments(t, s, 100)
 			c.checkpoint(s)
-			if _, err := snapshot.ApplyRetention(ctx, s, policy(1, c.spaces...), time.Now()); err != nil {
+			if _, err := snapshot.ApplyRetention(ctx, s, policy(1, c.spaces...)); err != nil {
 				t.Fatal(err)
 			}
 			cat, _, _ := snapshot.LoadLogCatalog(ctx, s)
@@ -206,7 +209,7 @@ func TestRetentionKeepsLog(t *testing.T) {
 		})
 	}
 	s, _ := snapshot.NewDirStore(t.TempDir())
-	if _, err := snapshot.ApplyRetention(ctx, s, snapshot.RetentionPolicy{Grace: -1}, time.Now()); err == nil ||
+	if _, err := snapshot.ApplyRetention(ctx, s, snapshot.RetentionPolicy{Grace: -1}); err == nil ||
 		!strings.Contains(err.Error(), "keep") || !strings.Contains(err.Error(), "grace") {
 		t.Errorf("bad policy: %v, want both problems reported", err)
 	}
@@ -232,7 +235,7 @@ func testRetentionRepartition(t *testing.T, s snapshot.Store) {
 	// Another cluster's checkpoints are counted apart.
 	writeCheckpoint(t, s, "dc2", "sp", full, 5)
 
-	if _, err := snapshot.ApplyRetention(ctx, s, policy(2), time.Now()); err != nil {
+	if _, err := snapshot.ApplyRetention(ctx, s, policy(2)); err != nil {
 		t.Fatal(err)
 	}
 	cat, _, _ := snapshot.LoadCheckpointCatalog(ctx, s)
@@ -276,7 +279,8 @@ func testCollectGarbage(t *testing.T, s snapshot.Store) {
 	garbage := append([]string{tornDir + "facts.sst", strayKey}, checkpointKeys(t, s, unlisted)...)
 
 	// Young garbage is kept: it may be an upload in progress.
-	rep, err := snapshot.CollectGarbage(ctx, s, time.Hour, time.Now())
+	clock := storetest.NewClocked(s)
+	rep, err := snapshot.CollectGarbage(ctx, clock, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -284,7 +288,8 @@ func testCollectGarbage(t *testing.T, s snapshot.Store) {
 		t.Errorf("young: %+v, want %d kept", rep, len(garbage))
 	}
 	// Old garbage goes.
-	rep, err = snapshot.CollectGarbage(ctx, s, time.Hour, time.Now().Add(2*time.Hour))
+	clock.Advance(2 * time.Hour)
+	rep, err = snapshot.CollectGarbage(ctx, clock, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -308,13 +313,15 @@ func testCollectGarbage(t *testing.T, s snapshot.Store) {
 	// Retired entries: kept while young, even though no catalog lists
 	// them, and purged once old.
 	newer := writeCheckpoint(t, s, "dc1", "sp", full, 30)
-	if _, err := snapshot.ApplyRetention(ctx, s, policy(1), time.Now()); err != nil {
+	if _, err := snapshot.ApplyRetention(ctx, clock, policy(1)); err != nil {
 		t.Fatal(err)
 	}
-	if rep, err := snapshot.CollectGarbage(ctx, s, time.Hour, time.Now().Add(30*time.Minute)); err != nil || rep.RetiredDeleted+rep.OrphansDeleted != 0 {
+	clock.Advance(30 * time.Minute)
+	if rep, err := snapshot.CollectGarbage(ctx, clock, time.Hour); err != nil || rep.RetiredDeleted+rep.OrphansDeleted != 0 {
 		t.Errorf("collected retired objects within the grace period: %+v %v", rep, err)
 	}
-	rep, err = snapshot.CollectGarbage(ctx, s, time.Hour, time.Now().Add(2*time.Hour))
+	clock.Advance(90 * time.Minute)
+	rep, err = snapshot.CollectGarbage(ctx, clock, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -258,8 +258,9 @@ func (s *S3Store) Put(ctx context.Context, key string, body io.Reader, size int6
 func (s *S3Store) afterPut(ctx context.Context, key, etag string, size int64) (ObjectInfo, error) {
 	info, err := s.Head(ctx, key)
 	if err != nil || info.ETag != etag {
-		// The write landed (and maybe another since); describe ours.
-		return ObjectInfo{Key: key, Size: size, ETag: etag, Modified: time.Now()}, nil
+		// The write landed (and maybe another since); describe ours. Its
+		// time is the store's, unknown here: never the local clock's.
+		return ObjectInfo{Key: key, Size: size, ETag: etag}, nil
 	}
 	return info, nil
 }

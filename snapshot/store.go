@@ -19,10 +19,13 @@ var (
 
 // ObjectInfo describes a stored object.
 type ObjectInfo struct {
-	Key      string
-	Size     int64     // the whole object's size, even for a ranged get
-	ETag     string    // changes whenever the object is written
-	Modified time.Time // when it was last written
+	Key  string
+	Size int64  // the whole object's size, even for a ranged get
+	ETag string // changes whenever the object is written
+	// Modified is when it was last written, by the store's clock (S3's
+	// LastModified, a file's mtime); zero if unknown. Retention judges
+	// ages by it, never by the local clock.
+	Modified time.Time
 }
 
 // Condition makes a PutIf conditional. Exactly one field is set.

@@ -78,9 +78,8 @@ func backupInit(ctx context.Context, args []string, out io.Writer) error {
 			return err
 		}
 	}
-	// Reading the catalogs proves the store answers and holds no garbage
-	// where they belong.
-	if _, _, _, err := backup.Load(ctx, s); err != nil {
+	// Create the catalogs and the marker, refusing a store that lost them.
+	if _, err := snapshot.InitBucket(ctx, s, "akutan backup init"); err != nil {
 		return err
 	}
 	fmt.Fprintln(out, "store ready:", *url)

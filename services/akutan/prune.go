@@ -34,11 +34,11 @@ func backupPrune(ctx context.Context, args []string, out io.Writer) error {
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 		defer cancel()
 		now := time.Now()
-		rep, err := snapshot.ApplyRetention(cctx, s, policy, now)
+		rep, err := snapshot.ApplyRetention(cctx, s, policy)
 		if err != nil {
 			return fmt.Errorf("retention: %w", err)
 		}
-		gc, err := snapshot.CollectGarbage(cctx, s, policy.Grace, now)
+		gc, err := snapshot.CollectGarbage(cctx, s, policy.Grace)
 		if err != nil {
 			return fmt.Errorf("garbage collection: %w", err)
 		}

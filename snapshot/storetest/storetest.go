@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"sync/atomic"
+	"time"
 
 	"github.com/akutan/akutan/snapshot"
 )
@@ -63,4 +64,27 @@ func (f *Flaky) List(ctx context.Context, prefix string, fn func(snapshot.Object
 		return ErrDown
 	}
 	return f.Store.List(ctx, prefix, fn)
+}
+
+// Clocked is a store whose clock (snapshot.Clock) runs Ahead of the real
+// store's, as seen by retention and garbage collection: a test moves time
+// forward without touching the objects' own times, as a store whose
+// objects age would.
+type Clocked struct {
+	snapshot.Store
+	ahead atomic.Int64
+}
+
+var _ snapshot.Clock = (*Clocked)(nil)
+
+// NewClocked wraps s.
+func NewClocked(s snapshot.Store) *Clocked { return &Clocked{Store: s} }
+
+// Advance moves the clock d further ahead.
+func (c *Clocked) Advance(d time.Duration) { c.ahead.Add(int64(d)) }
+
+// Now implements snapshot.Clock: the store's time plus what was advanced.
+func (c *Clocked) Now(ctx context.Context) (time.Time, error) {
+	t, err := snapshot.StoreNow(ctx, c.Store)
+	return t.Add(time.Duration(c.ahead.Load())), err
 }
