@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"math"
 	"time"
 )
 
@@ -76,10 +77,15 @@ func PutManifest(ctx context.Context, s Store, key string, m *Manifest) error {
 
 // LoadManifest reads and verifies a manifest.
 func LoadManifest(ctx context.Context, s Store, key string) (*Manifest, error) {
-	data, _, err := ReadAll(ctx, s, key)
+	data, _, err := readBounded(ctx, s, key, MaxDocumentBytes)
 	if err != nil {
 		return nil, err
 	}
+	return decodeManifest(key, data)
+}
+
+// decodeManifest verifies and decodes a manifest object read from key.
+func decodeManifest(key string, data []byte) (*Manifest, error) {
 	m := &Manifest{}
 	if err := decodeDoc(key, data, m); err != nil {
 		return nil, err
@@ -87,5 +93,30 @@ func LoadManifest(ctx context.Context, s Store, key string) (*Manifest, error) {
 	if m.Format != ManifestFormat {
 		return nil, fmt.Errorf("%s: manifest format %d is not supported (supports %d): %w", key, m.Format, ManifestFormat, ErrCorrupt)
 	}
+	if err := m.validate(); err != nil {
+		return nil, fmt.Errorf("%s: %v: %w", key, err, ErrCorrupt)
+	}
 	return m, nil
+}
+
+// validate checks what a reader of a manifest relies on: every file has a
+// key and no negative size or count, and the sizes add up without
+// overflowing.
+func (m *Manifest) validate() error {
+	if m.End != 0 && m.End <= m.Start {
+		return fmt.Errorf("empty hash range %v", m.Range())
+	}
+	var total int64
+	for i, f := range m.Files {
+		switch {
+		case f.Key == "":
+			return fmt.Errorf("file %d has no key", i)
+		case f.Size < 0 || f.Entries < 0:
+			return fmt.Errorf("file %s has %d bytes and %d entries", f.Key, f.Size, f.Entries)
+		case f.Size > math.MaxInt64-total:
+			return fmt.Errorf("files add up to more than 2^63 bytes")
+		}
+		total += f.Size
+	}
+	return nil
 }

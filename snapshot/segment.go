@@ -31,7 +31,7 @@ type SegmentEntry struct {
 
 var (
 	zstdEncoder, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1))
-	zstdDecoder, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(1<<31))
+	zstdDecoder, _ = zstd.NewReader(nil, append(segmentDecoderOptions(), zstd.WithDecoderConcurrency(0))...)
 )
 
 // EncodeSegment encodes consecutive entries as a segment object. See the
@@ -82,17 +82,31 @@ func SegmentRange(obj []byte) (first, last uint64, err error) {
 	return first, last, nil
 }
 
-// DecodeSegment verifies and decodes a segment object.
+// DecodeSegment verifies and decodes a segment object. Every length its
+// header states is checked before anything is allocated for it: the entry
+// bytes against MaxSegmentRawBytes and against what the payload can expand
+// to, and the entry count against the entry bytes (each entry takes at
+// least its one-byte length). Decompression stops at the stated length.
 func DecodeSegment(obj []byte) ([]SegmentEntry, error) {
 	first, last, err := SegmentRange(obj)
 	if err != nil {
 		return nil, err
 	}
+	payload := obj[segmentHeaderLen : len(obj)-4]
 	rawLen := binary.BigEndian.Uint64(obj[24:])
-	if rawLen > 1<<31 {
-		return nil, fmt.Errorf("segment claims %d bytes of entries: %w", rawLen, ErrCorrupt)
+	if rawLen > MaxSegmentRawBytes {
+		return nil, fmt.Errorf("segment %d..%d claims %d bytes of entries, more than the %d a reader accepts: %w",
+			first, last, rawLen, MaxSegmentRawBytes, ErrCorrupt)
 	}
-	raw, err := zstdDecoder.DecodeAll(obj[segmentHeaderLen:len(obj)-4], make([]byte, 0, rawLen))
+	if rawLen > uint64(len(payload))*maxZstdRatio {
+		return nil, fmt.Errorf("segment %d..%d claims %d bytes of entries, more than its %d compressed bytes can hold: %w",
+			first, last, rawLen, len(payload), ErrCorrupt)
+	}
+	if count := last - first; count >= rawLen {
+		return nil, fmt.Errorf("segment %d..%d claims more entries than its %d bytes of entries can hold: %w",
+			first, last, rawLen, ErrCorrupt)
+	}
+	raw, err := zstdDecoder.DecodeAll(payload, make([]byte, 0, rawLen))
 	if err != nil {
 		return nil, fmt.Errorf("segment %d..%d: decompress: %v: %w", first, last, err, ErrCorrupt)
 	}
@@ -100,13 +114,16 @@ func DecodeSegment(obj []byte) ([]SegmentEntry, error) {
 		return nil, fmt.Errorf("segment %d..%d: entries do not match their checksum: %w", first, last, ErrCorrupt)
 	}
 	entries := make([]SegmentEntry, 0, last-first+1)
-	for index := first; index <= last; index++ {
+	for index := first; ; index++ {
 		n, k := binary.Uvarint(raw)
 		if k <= 0 || n > uint64(len(raw)-k) {
 			return nil, fmt.Errorf("segment %d..%d: entry %d is truncated: %w", first, last, index, ErrCorrupt)
 		}
 		entries = append(entries, SegmentEntry{Index: index, Data: raw[k : k+int(n) : k+int(n)]})
 		raw = raw[k+int(n):]
+		if index == last {
+			break // last may be 2^64-1
+		}
 	}
 	if len(raw) != 0 {
 		return nil, fmt.Errorf("segment %d..%d: %d bytes after the last entry: %w", first, last, len(raw), ErrCorrupt)
@@ -123,7 +140,11 @@ func SegmentKey(first, last uint64) string {
 // against the entry (size, CRC-32C, index range) and its own checksums. A
 // listed segment that is missing is ErrCorrupt too: the catalog promised it.
 func ReadSegment(ctx context.Context, s Store, ref SegmentRef) ([]SegmentEntry, error) {
-	obj, _, err := ReadAll(ctx, s, ref.Key)
+	if ref.Size < segmentHeaderLen+4 || ref.Size > MaxSegmentBytes {
+		return nil, fmt.Errorf("archive segment %s: the catalog says %d bytes, outside %d..%d: %w",
+			ref.Key, ref.Size, segmentHeaderLen+4, int64(MaxSegmentBytes), ErrCorrupt)
+	}
+	obj, _, err := readBounded(ctx, s, ref.Key, ref.Size)
 	if errors.Is(err, ErrNotFound) {
 		return nil, fmt.Errorf("archive segment %s, listed in the catalog, is missing: %w", ref.Key, ErrCorrupt)
 	} else if err != nil {
