@@ -8,7 +8,9 @@
 //     other methods 405.
 //  2. Each request calls the status function once, with the request's
 //     context, and renders what it returns. The page reloads itself every
-//     5 seconds (a meta refresh), so an open tab follows the cluster.
+//     5 seconds (a meta refresh), so an open tab follows the cluster;
+//     "?refresh=N" changes that to N seconds, and "?refresh=0" turns it off
+//     (to read a tooltip, or in a test).
 //  3. An error from the status function, or a nil response, is a 500 whose
 //     body is still a page: it names the error, and it keeps refreshing, so
 //     the tab recovers by itself when the API server does.

@@ -54,6 +54,16 @@ func view(resp *apipb.StatusResponse, addr string) *apipb.ViewStatus {
 // that half of HashPO has no up-to-date view.
 func gapStatus() *apipb.StatusResponse {
 	resp := healthyStatus()
+	catchUpPOUpper(resp)
+	msg := "HashPO [0x8000000000000000, 2^64): 0 up-to-date views, need %d"
+	resp.FullyAvailable = &apipb.Verdict{Missing: []string{fmt.Sprintf(msg, 1)}}
+	resp.Healthy = &apipb.Verdict{Missing: []string{fmt.Sprintf(msg, 3)}}
+	return resp
+}
+
+// catchUpPOUpper puts HashPO's views of [2^63, 2^64) behind: one boots,
+// two catch up.
+func catchUpPOUpper(resp *apipb.StatusResponse) {
 	for dc := 1; dc <= 3; dc++ {
 		v := view(resp, fmt.Sprintf("127.0.0.1:173%d3", dc))
 		v.UpToDate = false
@@ -63,10 +73,6 @@ func gapStatus() *apipb.StatusResponse {
 			v.State, v.LastApplied, v.Lag = "CATCHING_UP", 900, 600
 		}
 	}
-	msg := "HashPO [0x8000000000000000, 2^64): 0 up-to-date views, need %d"
-	resp.FullyAvailable = &apipb.Verdict{Missing: []string{fmt.Sprintf(msg, 1)}}
-	resp.Healthy = &apipb.Verdict{Missing: []string{fmt.Sprintf(msg, 3)}}
-	return resp
 }
 
 // unreachableStatus: dc2's HashSP view of [0, 2^63) stopped answering, and
@@ -93,5 +99,18 @@ func noLeaderStatus() *apipb.StatusResponse {
 	msg := "log: not available for appends and non-stale reads: rpc error: code = Unavailable desc = no leader"
 	resp.FullyAvailable = &apipb.Verdict{Missing: []string{msg}}
 	resp.Healthy = &apipb.Verdict{Missing: []string{msg}}
+	return resp
+}
+
+// degradedStatus is unreachableStatus with gapStatus's HashPO gap too.
+func degradedStatus() *apipb.StatusResponse {
+	resp := unreachableStatus()
+	catchUpPOUpper(resp)
+	gap := "HashPO [0x8000000000000000, 2^64): 0 up-to-date views, need %d"
+	resp.FullyAvailable = &apipb.Verdict{Missing: []string{fmt.Sprintf(gap, 1)}}
+	resp.Healthy = &apipb.Verdict{Missing: []string{
+		"HashSP [0x0, 0x8000000000000000): 2 up-to-date views, need 3",
+		fmt.Sprintf(gap, 3),
+	}}
 	return resp
 }

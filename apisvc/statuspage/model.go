@@ -14,7 +14,7 @@ import (
 // page is what the template draws.
 type page struct {
 	Generated time.Time
-	Refresh   int
+	Refresh   int // seconds; 0 is never
 	// Err, when set, makes the page an error page and nothing else is set.
 	Err      string
 	Log      logView

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"html/template"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/akutan/akutan/proto/apipb"
@@ -47,8 +48,20 @@ func Handler(status func(ctx context.Context) (*apipb.StatusResponse, error)) ht
 		} else {
 			p = build(now, resp)
 		}
+		p.Refresh = refresh(r)
 		render(w, code, p)
 	})
+}
+
+// refresh is the page's reload interval: RefreshSeconds, or the query's
+// "refresh" in seconds, where 0 turns reloading off.
+func refresh(r *http.Request) int {
+	if q := r.URL.Query().Get("refresh"); q != "" {
+		if n, err := strconv.Atoi(q); err == nil && n >= 0 {
+			return n
+		}
+	}
+	return RefreshSeconds
 }
 
 // render executes the template into a buffer first, so a template failure

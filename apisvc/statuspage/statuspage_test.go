@@ -116,7 +116,7 @@ func TestHealthy(t *testing.T) {
 	views := part(t, body, `id="views"`, `</section>`)
 	mustContain(t, "views", views,
 		"<dt>Oldest checkpoint</dt><dd>index 1410, 90 entries behind the log</dd>",
-		`127.0.0.1:17313</td><td>HashPO</td><td class="mono">[0x8000000000000000, 2^64)</td><td>serving</td><td class="num">1500</td><td class="num">0</td><td class="num">1411</td><td>89 behind</td>`,
+		`127.0.0.1:17313</td><td>HashPO</td><td class="mono">[0x8000000000000000, 2^64)</td><td class="nowrap">serving</td><td class="num">1500</td><td class="num">0</td><td class="num">1411</td><td class="nowrap">89 behind</td>`,
 	)
 	for dc := 1; dc <= 3; dc++ {
 		mustContain(t, "API servers", body, fmt.Sprintf(`<span class="dot ok"></span>127.0.0.1:1720%d</td><td>serving`, dc))
@@ -162,7 +162,7 @@ func TestUnreachableView(t *testing.T) {
 	)
 	mustContain(t, "page", body,
 		`<span class="pill bad">1 never answered</span> range unknown: <span class="mono">127.0.0.1:17399</span>`,
-		`<span class="dot bad"></span>127.0.0.1:17399</td><td></td><td class="mono"></td><td>unreachable</td>`,
+		`<span class="dot bad"></span>127.0.0.1:17399</td><td></td><td class="mono"></td><td class="nowrap">unreachable</td>`,
 		"dial: no route to host",
 		`<div class="head">Fully available <span class="pill ok">YES</span>`,
 		`<div class="head">Healthy <span class="pill bad">NO</span>`,
@@ -236,4 +236,14 @@ func TestRoutes(t *testing.T) {
 	if code, _, _ := get(t, http.MethodHead, "/", resp, nil); code != http.StatusOK {
 		t.Errorf("HEAD /: %d", code)
 	}
+}
+
+func TestRefreshQuery(t *testing.T) {
+	resp := healthyStatus()
+	_, _, body := get(t, http.MethodGet, "/?refresh=0", resp, nil)
+	mustNotContain(t, "?refresh=0", body, `http-equiv="refresh"`, "refreshes every")
+	_, _, body = get(t, http.MethodGet, "/?refresh=30", resp, nil)
+	mustContain(t, "?refresh=30", body, `<meta http-equiv="refresh" content="30">`)
+	_, _, body = get(t, http.MethodGet, "/?refresh=-1", resp, nil)
+	mustContain(t, "?refresh=-1", body, `<meta http-equiv="refresh" content="5">`)
 }
