@@ -149,11 +149,16 @@ func (c *CheckpointCatalog) Remove(manifest string) {
 	c.Checkpoints = out
 }
 
-// LoadLogCatalog reads the log catalog; an absent catalog is empty. The
-// ETag is "" when absent.
+// LoadLogCatalog reads the log catalog. An absent catalog is empty (with
+// ETag "") only in a store never initialised (no MarkerKey); in one that
+// was, it was lost, and LoadLogCatalog returns ErrCatalogMissing, so that
+// nothing starts a new catalog over the old segments.
 func LoadLogCatalog(ctx context.Context, s Store) (*LogCatalog, string, error) {
 	c := &LogCatalog{Format: CatalogFormat}
 	etag, err := loadDoc(ctx, s, LogCatalogKey, c)
+	if err == nil && etag == "" {
+		err = loadAbsent(ctx, s, LogCatalogKey)
+	}
 	if err == nil {
 		err = checkFormat(LogCatalogKey, c.Format)
 	}
@@ -173,10 +178,14 @@ func UpdateLogCatalog(ctx context.Context, s Store, fn func(*LogCatalog) error) 
 	return update(ctx, s, LogCatalogKey, LoadLogCatalog, fn)
 }
 
-// LoadCheckpointCatalog reads the checkpoint catalog; absent means empty.
+// LoadCheckpointCatalog reads the checkpoint catalog; absent means empty,
+// or ErrCatalogMissing, as for LoadLogCatalog.
 func LoadCheckpointCatalog(ctx context.Context, s Store) (*CheckpointCatalog, string, error) {
 	c := &CheckpointCatalog{Format: CatalogFormat}
 	etag, err := loadDoc(ctx, s, CheckpointCatalogKey, c)
+	if err == nil && etag == "" {
+		err = loadAbsent(ctx, s, CheckpointCatalogKey)
+	}
 	if err == nil {
 		err = checkFormat(CheckpointCatalogKey, c.Format)
 	}

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"path"
+	"strings"
 
 	"github.com/klauspost/compress/zstd"
 )
@@ -254,4 +256,88 @@ func checkSegment(r io.Reader, size int64) (first, last uint64, err error) {
 		return first, last, fmt.Errorf("segment %d..%d: entries do not match their checksum: %w", first, last, ErrCorrupt)
 	}
 	return first, last, nil
+}
+
+// CheckCheckpoint checks that a catalogued checkpoint is whole before
+// anything counts it (truncation, retention): its manifest reads back
+// (its own CRC-32C), matches ref, names only keys inside its own
+// checkpoint directory, and each data file is present with the size the
+// manifest records (a HEAD each). With deep set, each file's CRC-32C is
+// checked too, by streaming it. It returns the manifest and the manifest
+// object's info (whose Modified is the store's time of the upload).
+//
+// A checkpoint that is not whole gives an error wrapping ErrNotFound or
+// ErrCorrupt; any other error is the store failing to answer.
+func CheckCheckpoint(ctx context.Context, s Store, ref CheckpointRef, deep bool) (*Manifest, ObjectInfo, error) {
+	info, err := s.Head(ctx, ref.Manifest)
+	if err != nil {
+		return nil, info, fmt.Errorf("checkpoint %s: %w", ref.Manifest, err)
+	}
+	m, err := LoadManifest(ctx, s, ref.Manifest)
+	if err != nil {
+		return nil, info, fmt.Errorf("checkpoint %s: %w", ref.Manifest, err)
+	}
+	switch {
+	case m.Cluster != ref.Cluster, m.Space != ref.Space, m.Start != ref.Start, m.End != ref.End, m.Index != ref.Index:
+		return nil, info, fmt.Errorf("checkpoint %s: manifest is of %s %s %v at %d, catalog says %s %s %v at %d: %w",
+			ref.Manifest, m.Cluster, m.Space, m.Range(), m.Index, ref.Cluster, ref.Space, ref.Range(), ref.Index, ErrCorrupt)
+	case m.Bytes() != ref.Bytes:
+		return nil, info, fmt.Errorf("checkpoint %s: manifest lists %d bytes, catalog says %d: %w", ref.Manifest, m.Bytes(), ref.Bytes, ErrCorrupt)
+	}
+	if err := checkManifestKeys(ref.Manifest, m); err != nil {
+		return nil, info, err
+	}
+	for _, f := range m.Files {
+		if deep {
+			if _, err := verifyObject(ctx, s, f.Key, f.Size, f.CRC32C, nil); err != nil {
+				return nil, info, fmt.Errorf("checkpoint %s: file %s: %w", ref.Manifest, f.Key, err)
+			}
+			continue
+		}
+		fi, err := s.Head(ctx, f.Key)
+		if err != nil {
+			return nil, info, fmt.Errorf("checkpoint %s: file %s: %w", ref.Manifest, f.Key, err)
+		}
+		if fi.Size != f.Size {
+			return nil, info, fmt.Errorf("checkpoint %s: file %s has %d bytes, manifest says %d: %w", ref.Manifest, f.Key, fi.Size, f.Size, ErrCorrupt)
+		}
+	}
+	return m, info, nil
+}
+
+// checkManifestKeys refuses a manifest whose key is not a checkpoint's, or
+// that names a file outside its own checkpoint directory (another
+// checkpoint's file, a catalog, a log segment): such a manifest is
+// corrupt, and nothing it lists may be deleted on its account.
+func checkManifestKeys(manifest string, m *Manifest) error {
+	dir, ok := manifestDir(manifest)
+	if !ok {
+		return fmt.Errorf("checkpoint manifest key %q is not of the form %s<space>/<range>/<index>-<nonce>/%s: %w",
+			manifest, CheckpointPrefix, ManifestName, ErrCorrupt)
+	}
+	if m == nil {
+		return nil
+	}
+	for _, f := range m.Files {
+		if !strings.HasPrefix(f.Key, dir) || f.Key == manifest || path.Clean(f.Key) != f.Key || strings.Contains(f.Key[len(dir):], "/") {
+			return fmt.Errorf("checkpoint %s: manifest lists %q, outside its directory %s: %w", manifest, f.Key, dir, ErrCorrupt)
+		}
+	}
+	return nil
+}
+
+// manifestDir is the checkpoint directory of a manifest key,
+// "checkpoints/<space>/<range>/<index>-<nonce>/", and whether the key is a
+// manifest's at all.
+func manifestDir(key string) (string, bool) {
+	parts := strings.Split(key, "/")
+	if len(parts) != 5 || parts[0]+"/" != CheckpointPrefix || parts[4] != ManifestName || path.Clean(key) != key {
+		return "", false
+	}
+	for _, p := range parts[1:4] {
+		if p == "" || p == "." || p == ".." {
+			return "", false
+		}
+	}
+	return strings.Join(parts[:4], "/") + "/", true
 }
