@@ -81,6 +81,10 @@ var conformance = []struct {
 	{"RetentionRepartition", testRetentionRepartition},
 	{"CollectGarbage", testCollectGarbage},
 	{"Verify", testVerify},
+	{"GCOwnPrefix", testGCOwnPrefix},
+	{"CatalogMissing", testCatalogMissing},
+	{"GraceAndStoreClock", testGraceAndStoreClock},
+	{"UnverifiedCheckpoint", testUnverifiedCheckpoint},
 }
 
 func TestConformance(t *testing.T) {

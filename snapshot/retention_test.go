@@ -397,3 +397,223 @@ func testVerify(t *testing.T, s snapshot.Store) {
 		t.Errorf("problems:\n%v", v.Problems)
 	}
 }
+
+// testGCOwnPrefix: a manifest (or a retired log entry) that names keys
+// outside its own kind's prefix is corrupt; nothing it names is deleted.
+// Before the fix, retention deleted log/catalog.json and a segment that a
+// retired checkpoint's manifest listed.
+func testGCOwnPrefix(t *testing.T, s snapshot.Store) {
+	ctx := context.Background()
+	if _, err := snapshot.InitBucket(ctx, s, "test"); err != nil {
+		t.Fatal(err)
+	}
+	segs := writeSegments(t, s, 20)
+	old := writeCheckpoint(t, s, "dc1", "sp", full, 5)
+	// Rewrite the old checkpoint's manifest (same directory, still under
+	// checkpoints/) to list the log catalog and a segment as its files.
+	m, err := snapshot.LoadManifest(ctx, s, old.Manifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	own := m.Files[0].Key
+	m.Files = append(m.Files,
+		snapshot.FileRef{Key: snapshot.LogCatalogKey, Kind: "meta"},
+		snapshot.FileRef{Key: segs[len(segs)-1].Key, Kind: "meta"})
+	if err := s.Delete(ctx, old.Manifest); err != nil {
+		t.Fatal(err)
+	}
+	if err := snapshot.PutManifest(ctx, s, old.Manifest, m); err != nil {
+		t.Fatal(err)
+	}
+	writeCheckpoint(t, s, "dc1", "sp", full, 15)
+	// And a retired log entry naming the catalog.
+	if _, err := snapshot.UpdateLogCatalog(ctx, s, func(c *snapshot.LogCatalog) error {
+		c.Retired = append(c.Retired, snapshot.RetiredRef{Key: snapshot.LogCatalogKey, At: time.Unix(0, 0)})
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	clock := storetest.NewClocked(s)
+	rep, err := snapshot.ApplyRetention(ctx, clock, policy(1))
+	if !errors.Is(err, snapshot.ErrCorrupt) {
+		t.Errorf("retention with corrupt entries: %v, want ErrCorrupt", err)
+	}
+	if rep == nil || rep.RetiredCheckpoints != 1 {
+		t.Fatalf("report %+v, want the old checkpoint retired", rep)
+	}
+	clock.Advance(2 * time.Hour)
+	gc, err := snapshot.CollectGarbage(ctx, clock, time.Hour)
+	if !errors.Is(err, snapshot.ErrCorrupt) || !strings.Contains(err.Error(), old.Manifest) || !strings.Contains(err.Error(), snapshot.LogCatalogKey) {
+		t.Errorf("collect garbage: %v, want ErrCorrupt naming %s and %s", err, old.Manifest, snapshot.LogCatalogKey)
+	}
+	if gc == nil || len(gc.Corrupt) != 2 {
+		t.Errorf("report %+v, want 2 corrupt entries", gc)
+	}
+	for _, k := range []string{snapshot.LogCatalogKey, segs[len(segs)-1].Key, old.Manifest, own, snapshot.MarkerKey} {
+		if !exists(t, s, k) {
+			t.Errorf("%s was deleted", k)
+		}
+	}
+	if _, _, err := snapshot.LoadLogCatalog(ctx, s); err != nil {
+		t.Errorf("log catalog: %v", err)
+	}
+}
+
+// testCatalogMissing: once a store is initialised, an absent catalog is
+// lost, not empty: loading it fails and nothing writes a new one.
+func testCatalogMissing(t *testing.T, s snapshot.Store) {
+	ctx := context.Background()
+	// Never created: empty.
+	if c, etag, err := snapshot.LoadLogCatalog(ctx, s); err != nil || etag != "" || len(c.Segments) != 0 {
+		t.Fatalf("fresh store: %+v %q %v", c, etag, err)
+	}
+	m, err := snapshot.InitBucket(ctx, s, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Format != snapshot.MarkerFormat || m.Created.IsZero() || m.By != "test" {
+		t.Errorf("marker %+v", m)
+	}
+	if _, err := snapshot.InitBucket(ctx, s, "again"); err != nil {
+		t.Errorf("init twice: %v", err)
+	}
+	writeSegments(t, s, 20)
+	writeCheckpoint(t, s, "dc1", "sp", full, 5)
+	for _, key := range []string{snapshot.LogCatalogKey, snapshot.CheckpointCatalogKey} {
+		data, _, err := snapshot.ReadAll(ctx, s, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Delete(ctx, key); err != nil {
+			t.Fatal(err)
+		}
+		_, _, err1 := snapshot.LoadLogCatalog(ctx, s)
+		_, _, err2 := snapshot.LoadCheckpointCatalog(ctx, s)
+		if got := map[string]error{snapshot.LogCatalogKey: err1, snapshot.CheckpointCatalogKey: err2}[key]; !errors.Is(got, snapshot.ErrCatalogMissing) {
+			t.Errorf("%s deleted: load: %v, want ErrCatalogMissing", key, got)
+		}
+		_, err1 = snapshot.UpdateLogCatalog(ctx, s, func(c *snapshot.LogCatalog) error { return nil })
+		_, err2 = snapshot.UpdateCheckpointCatalog(ctx, s, func(c *snapshot.CheckpointCatalog) error { return nil })
+		if got := map[string]error{snapshot.LogCatalogKey: err1, snapshot.CheckpointCatalogKey: err2}[key]; !errors.Is(got, snapshot.ErrCatalogMissing) {
+			t.Errorf("%s deleted: update: %v, want ErrCatalogMissing", key, got)
+		}
+		if exists(t, s, key) {
+			t.Errorf("%s was written again", key)
+		}
+		if _, err := snapshot.InitBucket(ctx, s, "again"); !errors.Is(err, snapshot.ErrCatalogMissing) {
+			t.Errorf("%s deleted: init: %v, want ErrCatalogMissing", key, err)
+		}
+		clock := storetest.NewClocked(s)
+		clock.Advance(48 * time.Hour)
+		if _, err := snapshot.CollectGarbage(ctx, clock, time.Hour); !errors.Is(err, snapshot.ErrCatalogMissing) {
+			t.Errorf("%s deleted: collect garbage: %v, want ErrCatalogMissing", key, err)
+		}
+		put(t, s, key, data)
+	}
+	for _, key := range listKeys(t, s, "log/") {
+		if !exists(t, s, key) {
+			t.Errorf("%s gone", key)
+		}
+	}
+}
+
+// TestCatalogLostWithoutMarker: a store written before markers existed
+// that lost its log catalog is not initialised afresh, and garbage
+// collection does not take its segments for orphans.
+func TestCatalogLostWithoutMarker(t *testing.T) {
+	ctx := context.Background()
+	s, _ := snapshot.NewDirStore(t.TempDir())
+	segs := writeSegments(t, s, 20)
+	if err := s.Delete(ctx, snapshot.LogCatalogKey); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := snapshot.InitBucket(ctx, s, "test"); !errors.Is(err, snapshot.ErrCatalogMissing) {
+		t.Errorf("init: %v, want ErrCatalogMissing", err)
+	}
+	clock := storetest.NewClocked(s)
+	clock.Advance(48 * time.Hour)
+	if _, err := snapshot.CollectGarbage(ctx, clock, time.Hour); !errors.Is(err, snapshot.ErrCatalogMissing) {
+		t.Errorf("collect garbage: %v, want ErrCatalogMissing", err)
+	}
+	for _, r := range segs {
+		if !exists(t, s, r.Key) {
+			t.Errorf("%s deleted", r.Key)
+		}
+	}
+}
+
+// testGraceAndStoreClock: a grace below MinGrace is refused, and ages come
+// from the store: an upload in progress is kept whatever the local clock
+// says, and goes only once the store's clock has moved past the grace.
+func testGraceAndStoreClock(t *testing.T, s snapshot.Store) {
+	ctx := context.Background()
+	for _, g := range []time.Duration{0, time.Minute, snapshot.MinGrace - time.Second} {
+		if _, err := snapshot.CollectGarbage(ctx, s, g); !errors.Is(err, snapshot.ErrGraceTooShort) {
+			t.Errorf("collect garbage with grace %v: %v, want ErrGraceTooShort", g, err)
+		}
+		p := policy(1)
+		p.Grace = g
+		if _, err := snapshot.ApplyRetention(ctx, s, p); !errors.Is(err, snapshot.ErrGraceTooShort) {
+			t.Errorf("retention with grace %v: %v, want ErrGraceTooShort", g, err)
+		}
+	}
+	if _, err := snapshot.InitBucket(ctx, s, "test"); err != nil {
+		t.Fatal(err)
+	}
+	dir := snapshot.CheckpointDir("sp", full, 7)
+	put(t, s, dir+"facts-0000.sst", []byte("uploading"))
+	rep, err := snapshot.CollectGarbage(ctx, s, snapshot.MinGrace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.OrphansKept != 1 || !exists(t, s, dir+"facts-0000.sst") {
+		t.Errorf("an upload in progress was collected: %+v", rep)
+	}
+	if d := time.Since(rep.Now); d < -time.Hour || d > time.Hour {
+		t.Errorf("store time %v is far from now", rep.Now)
+	}
+	clock := storetest.NewClocked(s)
+	clock.Advance(snapshot.MinGrace + time.Minute)
+	if rep, err := snapshot.CollectGarbage(ctx, clock, snapshot.MinGrace); err != nil || rep.OrphansDeleted != 1 {
+		t.Errorf("after the grace period: %+v %v", rep, err)
+	}
+}
+
+// testUnverifiedCheckpoint: a checkpoint missing a file, or with a file of
+// the wrong size, counts for nothing: older ones are not retired on its
+// account, and it does not let the log archive be trimmed.
+func testUnverifiedCheckpoint(t *testing.T, s snapshot.Store) {
+	ctx := context.Background()
+	writeSegments(t, s, 100)
+	writeCheckpoint(t, s, "dc1", "sp", full, 10)
+	writeCheckpoint(t, s, "dc1", "sp", full, 20)
+	bad := writeCheckpoint(t, s, "dc1", "sp", full, 30)
+	short := writeCheckpoint(t, s, "dc1", "sp", full, 40)
+	keys := checkpointKeys(t, s, bad)
+	if err := s.Delete(ctx, keys[1]); err != nil {
+		t.Fatal(err)
+	}
+	put(t, s, checkpointKeys(t, s, short)[2], []byte("x"))
+	rep, err := snapshot.ApplyRetention(ctx, s, policy(2, "sp"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.RetiredCheckpoints != 0 || len(rep.Unverified) != 2 || rep.KeepLogFrom != 10 {
+		t.Errorf("report %+v: want nothing retired, 2 unverified, log kept from 10", rep)
+	}
+	if _, _, err := snapshot.CheckCheckpoint(ctx, s, bad, false); !errors.Is(err, snapshot.ErrNotFound) {
+		t.Errorf("check a checkpoint missing a file: %v", err)
+	}
+	if _, _, err := snapshot.CheckCheckpoint(ctx, s, short, false); !errors.Is(err, snapshot.ErrCorrupt) {
+		t.Errorf("check a checkpoint with a short file: %v", err)
+	}
+
+	// The only checkpoint of a space, not whole: the log stays whole.
+	s2 := storetest.NewClocked(s) // same store, other space
+	only := writeCheckpoint(t, s2, "dc1", "po", full, 90)
+	put(t, s, checkpointKeys(t, s, only)[1], []byte("x"))
+	rep, err = snapshot.ApplyRetention(ctx, s, policy(2, "sp", "po"))
+	if err != nil || rep.KeepLogFrom != 0 {
+		t.Errorf("report %+v %v: want the log kept whole", rep, err)
+	}
+}
