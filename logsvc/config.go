@@ -6,6 +6,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/akutan/akutan/snapshot"
 )
 
@@ -67,6 +69,10 @@ type Config struct {
 	ArchiveInterval time.Duration
 	ArchiveStore    snapshot.Store
 	Segments        SegmentConfig
+
+	// Registerer receives the replica's metrics (docs/metrics.md); nil
+	// registers them on a private registry that nothing reads.
+	Registerer prometheus.Registerer
 
 	// LogLevel is the level of Raft's and the server's logs
 	// (trace, debug, info, warn, error).

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
@@ -24,6 +25,8 @@ type fsm struct {
 	mu     sync.Mutex
 	halted error       // set once; the replica applies nothing after it
 	onHalt func(error) // called once, outside the FSM goroutine's locks
+
+	commits commitClock // when entries were committed, for the archive lag
 }
 
 // appendResult is the response of an applied append command.
@@ -108,7 +111,9 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []interface{} {
 		for i := range resp {
 			resp[i] = err
 		}
+		return resp
 	}
+	f.commits.note(meta.Last, meta.ArchivedThrough, time.Now())
 	return resp
 }
 

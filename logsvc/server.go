@@ -49,6 +49,7 @@ type Server struct {
 	conns    *logclient.ConnPool
 
 	archiveNow chan archiveRequest
+	metrics    *serverMetrics // metrics.go
 
 	closing   chan struct{}
 	closeOnce sync.Once
@@ -153,6 +154,9 @@ func (s *Server) open() error {
 	}
 	if s.raft, err = raft.NewRaft(rc, s.fsm, logs, stable, snaps, s.trans); err != nil {
 		return fmt.Errorf("start raft: %w", err)
+	}
+	if err := s.registerMetrics(); err != nil {
+		return fmt.Errorf("register metrics: %w", err)
 	}
 
 	if s.lis, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {

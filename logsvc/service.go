@@ -62,8 +62,11 @@ func (s *Server) append(ctx context.Context, req *logpb.AppendRequest) (uint64, 
 		}
 		return resp.FirstIndex, nil
 	}
+	start := time.Now()
 	f := s.raft.Apply(encodeAppend(req.Entries, req.GuardSince, req.GuardKeys), s.cfg.ApplyTimeout)
-	if err := f.Error(); err != nil {
+	err := f.Error()
+	s.metrics.observeAppend(start, err)
+	if err != nil {
 		return 0, s.raftErr(err)
 	}
 	switch r := f.Response().(type) {
