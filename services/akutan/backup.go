@@ -2,29 +2,29 @@ package main
 
 import (
 	"context"
-	"encoding/json"
-	"flag"
+	"errors"
 	"fmt"
-	"io"
 	"os"
 	"text/tabwriter"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/akutan/akutan/infra/backup"
+	"github.com/akutan/akutan/proto/apipb"
 	"github.com/akutan/akutan/snapshot"
 )
 
-// defaultStore is the local stack's bucket (localstack/lib.sh).
-const defaultStore = "s3://akutan/stack?endpoint=http://127.0.0.1:17900&region=us-east-1&path_style=true"
-
-// storeFlag adds --store to fs.
-func storeFlag(fs *flag.FlagSet) *string {
-	return fs.String("store", defaultStore, "object store URL: a directory path, or s3://bucket/prefix?endpoint=URL&region=R&path_style=true\n(credentials from the standard AWS chain; the local stack's by default)")
+// openStore opens the store at --store. For the local stack's default
+// bucket it supplies the local MinIO's credentials when none are set.
+func (a *app) openStore(ctx context.Context) (snapshot.Store, error) {
+	return openStoreURL(ctx, a.store)
 }
 
-// openStore opens the store at url. For the local stack's default bucket it
-// supplies the local MinIO's credentials when none are set.
-func openStore(ctx context.Context, url string) (snapshot.Store, error) {
+func openStoreURL(ctx context.Context, url string) (snapshot.Store, error) {
+	if url == "" {
+		return nil, usageError("no store (--store)")
+	}
 	if url == defaultStore && os.Getenv("AWS_ACCESS_KEY_ID") == "" {
 		os.Setenv("AWS_ACCESS_KEY_ID", "akutan-local")
 		os.Setenv("AWS_SECRET_ACCESS_KEY", "akutan-local-secret")
@@ -32,147 +32,274 @@ func openStore(ctx context.Context, url string) (snapshot.Store, error) {
 	return snapshot.OpenStore(ctx, url)
 }
 
-func backupCmd(ctx context.Context, args []string, out io.Writer) error {
-	if len(args) == 0 {
-		return fmt.Errorf("usage: akutan backup init|list|verify|now|prune; see akutan --help")
-	}
-	switch args[0] {
-	case "init":
-		return backupInit(ctx, args[1:], out)
-	case "list":
-		return backupList(ctx, args[1:], out)
-	case "verify":
-		return backupVerify(ctx, args[1:], out)
-	case "now":
-		return backupNow(ctx, args[1:], out)
-	case "prune":
-		return backupPrune(ctx, args[1:], out)
-	}
-	return fmt.Errorf("unknown command \"backup %s\"; see akutan --help", args[0])
+func (a *app) backupCmd() *cobra.Command {
+	return a.group("backup", "the bucket: create it, list and verify what it holds, back up now, prune",
+		a.backupInitCmd(), a.backupListCmd(), a.backupVerifyCmd(), a.backupNowCmd(), a.backupPruneCmd())
 }
 
-func backupFlags(name, synopsis string) (*flag.FlagSet, *string) {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	store := storeFlag(fs)
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: akutan %s\n\nFlags:\n", synopsis)
-		fs.PrintDefaults()
+func (a *app) backupInitCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "init",
+		Short: "create the bucket if needed",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
+			defer cancel()
+			s, err := a.openStore(ctx)
+			if err != nil {
+				return err
+			}
+			if b, ok := s.(interface{ EnsureBucket(context.Context) error }); ok {
+				if err := b.EnsureBucket(ctx); err != nil {
+					return err
+				}
+			}
+			// Reading the catalogs proves the store answers and holds no garbage
+			// where they belong.
+			if _, err := snapshot.InitBucket(ctx, s, "akutan backup init"); err != nil {
+				return err
+			}
+			if a.jsonOut {
+				return a.printJSON(map[string]any{"store": a.store, "ready": true})
+			}
+			fmt.Fprintln(a.stdout, "store ready:", a.store)
+			return nil
+		},
 	}
-	return fs, store
 }
 
-// backupInit creates the bucket if it does not exist.
-func backupInit(ctx context.Context, args []string, out io.Writer) error {
-	fs, url := backupFlags("backup init", "backup init [--store URL]")
-	if err := fs.Parse(args); err != nil {
-		return err
+func (a *app) backupListCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "list",
+		Short: "checkpoints, archive coverage, restorable indexes",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
+			defer cancel()
+			s, err := a.openStore(ctx)
+			if err != nil {
+				return err
+			}
+			inv, _, _, err := backup.Load(ctx, s)
+			if err != nil {
+				return err
+			}
+			if a.jsonOut {
+				if inv.Checkpoints == nil {
+					inv.Checkpoints = []snapshot.CheckpointRef{}
+				}
+				if inv.Restorable == nil {
+					inv.Restorable = []backup.Interval{}
+				}
+				return a.printJSON(inv)
+			}
+			out := a.stdout
+			if inv.Segments == 0 {
+				fmt.Fprintln(out, "archive: empty")
+			} else {
+				fmt.Fprintf(out, "archive: indexes %d..%d in %d segments, %s (%s before compression, ratio %.2f)\n",
+					inv.ArchiveFirst, inv.ArchivedThrough, inv.Segments, humanBytes(inv.ArchiveBytes), humanBytes(inv.ArchiveRawBytes),
+					float64(inv.ArchiveRawBytes)/max(float64(inv.ArchiveBytes), 1))
+			}
+			fmt.Fprintf(out, "checkpoints: %d\n", len(inv.Checkpoints))
+			if len(inv.Checkpoints) > 0 {
+				w := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
+				fmt.Fprintln(w, "  CLUSTER\tSPACE\tRANGE\tINDEX\tSIZE\tCREATED")
+				for _, c := range inv.Checkpoints {
+					fmt.Fprintf(w, "  %s\t%s\t%s\t%d\t%s\t%s\n", orNone(c.Cluster), c.Space, c.Range(), c.Index,
+						humanBytes(c.Bytes), c.Created.UTC().Format(time.RFC3339))
+				}
+				w.Flush()
+			}
+			if len(inv.Restorable) == 0 {
+				fmt.Fprintln(out, "restorable: nothing yet (needs an archive from index 1, or checkpoints covering both spaces plus the archive after them)")
+			}
+			for _, r := range inv.Restorable {
+				fmt.Fprintf(out, "restorable: indexes %d..%d\n", r.First, r.Last)
+			}
+			return nil
+		},
 	}
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	s, err := openStore(ctx, *url)
-	if err != nil {
-		return err
+}
+
+// verifyResult is the JSON of backup verify.
+type verifyResult struct {
+	Segments    int           `json:"segments"`
+	Checkpoints int           `json:"checkpoints"`
+	Files       int           `json:"files"`
+	Bytes       int64         `json:"bytes"`
+	Problems    []problemJSON `json:"problems"`
+	Deep        *deepJSON     `json:"deep,omitempty"`
+	OK          bool          `json:"ok"`
+}
+
+type problemJSON struct {
+	Key    string `json:"key"`
+	Reason string `json:"reason"`
+}
+
+type deepJSON struct {
+	Index uint64     `json:"index"`
+	SP    digestJSON `json:"sp"`
+	PO    digestJSON `json:"po"`
+	OK    bool       `json:"ok"`
+}
+
+type digestJSON struct {
+	Index uint64 `json:"index"`
+	Facts uint64 `json:"facts"`
+	Sum1  uint64 `json:"sum1"`
+	Sum2  uint64 `json:"sum2"`
+}
+
+func (a *app) backupVerifyCmd() *cobra.Command {
+	c := &cobra.Command{
+		Use:   "verify",
+		Short: "check every checksum; exit code 3 if verification found problems",
+		Long: `verify reads every archived segment and every checkpoint file and checks
+their checksums. --deep also restores both spaces at the newest archived
+index into a temporary dir and compares their digests. Exit code 3 when
+verification found problems.`,
+		Args: noArgs,
 	}
-	if b, ok := s.(interface{ EnsureBucket(context.Context) error }); ok {
-		if err := b.EnsureBucket(ctx); err != nil {
+	deep := c.Flags().Bool("deep", false, "also restore the newest restorable index into a temporary dir and compare digests")
+	c.RunE = func(cmd *cobra.Command, _ []string) error {
+		ctx := cmd.Context()
+		s, err := a.openStore(ctx)
+		if err != nil {
 			return err
 		}
-	}
-	// Create the catalogs and the marker, refusing a store that lost them.
-	if _, err := snapshot.InitBucket(ctx, s, "akutan backup init"); err != nil {
-		return err
-	}
-	fmt.Fprintln(out, "store ready:", *url)
-	return nil
-}
-
-func backupList(ctx context.Context, args []string, out io.Writer) error {
-	fs, url := backupFlags("backup list", "backup list [--store URL] [--json]")
-	asJSON := fs.Bool("json", false, "print JSON")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	s, err := openStore(ctx, *url)
-	if err != nil {
-		return err
-	}
-	inv, _, _, err := backup.Load(ctx, s)
-	if err != nil {
-		return err
-	}
-	if *asJSON {
-		enc := json.NewEncoder(out)
-		enc.SetIndent("", "  ")
-		return enc.Encode(inv)
-	}
-	if inv.Segments == 0 {
-		fmt.Fprintln(out, "archive: empty")
-	} else {
-		fmt.Fprintf(out, "archive: indexes %d..%d in %d segments, %s (%s before compression, ratio %.2f)\n",
-			inv.ArchiveFirst, inv.ArchivedThrough, inv.Segments, humanBytes(inv.ArchiveBytes), humanBytes(inv.ArchiveRawBytes),
-			float64(inv.ArchiveRawBytes)/max(float64(inv.ArchiveBytes), 1))
-	}
-	fmt.Fprintf(out, "checkpoints: %d\n", len(inv.Checkpoints))
-	if len(inv.Checkpoints) > 0 {
-		w := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
-		fmt.Fprintln(w, "  CLUSTER\tSPACE\tRANGE\tINDEX\tSIZE\tCREATED")
-		for _, c := range inv.Checkpoints {
-			fmt.Fprintf(w, "  %s\t%s\t%s\t%d\t%s\t%s\n", orNone(c.Cluster), c.Space, c.Range(), c.Index,
-				humanBytes(c.Bytes), c.Created.UTC().Format(time.RFC3339))
+		bar := newProgress(a.progressOut(), "verify", false)
+		rep, err := snapshot.Verify(ctx, s, snapshot.VerifyOptions{Progress: bar.set})
+		bar.done()
+		if err != nil {
+			return err
 		}
-		w.Flush()
+		res := verifyResult{Segments: rep.Segments, Checkpoints: rep.Checkpoints, Files: rep.Files, Bytes: rep.Bytes, Problems: []problemJSON{}, OK: rep.OK()}
+		for _, p := range rep.Problems {
+			res.Problems = append(res.Problems, problemJSON{p.Key, p.Reason})
+		}
+		if !a.jsonOut {
+			fmt.Fprintf(a.stdout, "checked %d segments, %d checkpoints with %d files, %s\n", rep.Segments, rep.Checkpoints, rep.Files, humanBytes(rep.Bytes))
+			for _, p := range rep.Problems {
+				fmt.Fprintf(a.stdout, "PROBLEM %s\n", p)
+			}
+			if !rep.OK() {
+				fmt.Fprintf(a.stdout, "%d problems\n", len(rep.Problems))
+			}
+		}
+		if rep.OK() && *deep {
+			d, err := deepVerify(ctx, s)
+			if err != nil {
+				return err
+			}
+			res.Deep, res.OK = d, d.OK
+			if !a.jsonOut {
+				fmt.Fprintf(a.stdout, "deep: restored both spaces at index %d: HashSP %+v, HashPO %+v\n", d.Index, d.SP, d.PO)
+				if !d.OK {
+					fmt.Fprintln(a.stdout, "PROBLEM the two spaces restore to different facts")
+				}
+			}
+		}
+		if a.jsonOut {
+			if err := a.printJSON(res); err != nil {
+				return err
+			}
+		} else if res.OK {
+			fmt.Fprintln(a.stdout, "ok")
+		}
+		if !res.OK {
+			return problems
+		}
+		return nil
 	}
-	if len(inv.Restorable) == 0 {
-		fmt.Fprintln(out, "restorable: nothing yet (needs an archive from index 1, or checkpoints covering both spaces plus the archive after them)")
-	}
-	for _, r := range inv.Restorable {
-		fmt.Fprintf(out, "restorable: indexes %d..%d\n", r.First, r.Last)
-	}
-	return nil
+	return c
 }
 
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+// nowResult is the JSON of backup now.
+type nowResult struct {
+	Views           []nowView `json:"views"`
+	ArchivedThrough uint64    `json:"archived_through"`
+	Failed          int       `json:"failed"`
+	Error           string    `json:"error,omitempty"`
 }
 
-func backupVerify(ctx context.Context, args []string, out io.Writer) error {
-	fs, url := backupFlags("backup verify", "backup verify [--store URL] [--deep]")
-	deep := fs.Bool("deep", false, "also restore the newest restorable index into a temporary dir and compare digests")
-	if err := fs.Parse(args); err != nil {
+type nowView struct {
+	Address    string `json:"address"`
+	Space      string `json:"space"`
+	RangeStart uint64 `json:"range_start"`
+	RangeEnd   uint64 `json:"range_end"`
+	Index      uint64 `json:"index"`
+	Bytes      int64  `json:"bytes"`
+	Error      string `json:"error,omitempty"`
+}
+
+func (a *app) backupNowCmd() *cobra.Command {
+	c := &cobra.Command{
+		Use:   "now",
+		Short: "checkpoint every view and flush the log archive",
+		Long: `now has every view (found through an API server's status, --api) write a
+checkpoint, two at a time, and then has the log (--log) flush its archive,
+so the bucket holds everything committed so far (infra/backup.Now).`,
+		Args: noArgs,
+	}
+	timeout := c.Flags().Duration("timeout", 5*time.Minute, "how long to wait for the checkpoints")
+	c.RunE = func(cmd *cobra.Command, _ []string) error {
+		ctx, cancel := context.WithTimeout(cmd.Context(), *timeout)
+		defer cancel()
+		client, err := newAPIClient(a.api)
+		if err != nil {
+			return err
+		}
+		defer client.Close()
+		var st *apipb.StatusResponse
+		err = client.read(ctx, 10*time.Second, func(ctx context.Context, c apipb.AkutanClient) error {
+			var err error
+			st, err = c.Status(ctx, &apipb.StatusRequest{})
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		admin, err := a.admin()
+		if err != nil {
+			return err
+		}
+		defer admin.Close()
+		opts := backup.NowOptions{Log: admin}
+		for _, v := range st.Views {
+			opts.Views = append(opts.Views, backup.View{Address: v.Address, Space: v.Space, Start: v.RangeStart, End: v.RangeEnd, Reachable: v.Reachable})
+		}
+		bar := newProgress(a.progressOut(), "checkpoints", true)
+		opts.Progress = bar.set
+		rep, err := backup.Now(ctx, opts)
+		bar.done()
+		if a.jsonOut {
+			res := nowResult{Views: []nowView{}, Error: errString(err)}
+			if rep != nil {
+				res.ArchivedThrough, res.Failed = rep.ArchivedThrough, rep.Failed
+				for _, v := range rep.Views {
+					res.Views = append(res.Views, nowView{v.Address, v.Space, v.Start, v.End, v.Index, v.Bytes, errString(v.Err)})
+				}
+			}
+			if jerr := a.printJSON(res); jerr != nil {
+				return jerr
+			}
+			return err
+		}
+		if rep != nil {
+			for _, v := range rep.Views {
+				if v.Err != nil {
+					fmt.Fprintf(a.stdout, "view %s %s [%#x, %s): checkpoint failed: %v\n", v.Address, v.Space, v.Start, rangeEnd(v.End), v.Err)
+					continue
+				}
+				fmt.Fprintf(a.stdout, "view %s %s [%#x, %s): checkpoint at index %d, %s\n", v.Address, v.Space, v.Start, rangeEnd(v.End), v.Index, humanBytes(v.Bytes))
+			}
+			if err == nil || errors.Is(err, backup.ErrViewsFailed) {
+				fmt.Fprintf(a.stdout, "log: archived through index %d\n", rep.ArchivedThrough)
+			}
+		}
 		return err
 	}
-	s, err := openStore(ctx, *url)
-	if err != nil {
-		return err
-	}
-	bar := newByteProgress(os.Stderr, "verify")
-	rep, err := snapshot.Verify(ctx, s, snapshot.VerifyOptions{Progress: bar.set})
-	bar.done()
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(out, "checked %d segments, %d checkpoints with %d files, %s\n", rep.Segments, rep.Checkpoints, rep.Files, humanBytes(rep.Bytes))
-	for _, p := range rep.Problems {
-		fmt.Fprintf(out, "PROBLEM %s\n", p)
-	}
-	if !rep.OK() {
-		fmt.Fprintf(out, "%d problems\n", len(rep.Problems))
-		return exitError{3}
-	}
-	if *deep {
-		return deepVerify(ctx, s, out)
-	}
-	fmt.Fprintln(out, "ok")
-	return nil
+	return c
 }

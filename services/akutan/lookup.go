@@ -2,11 +2,11 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"strings"
 	"time"
+
+	"github.com/spf13/cobra"
 
 	"github.com/akutan/akutan/apisvc/facttext"
 	"github.com/akutan/akutan/proto/apipb"
@@ -17,79 +17,99 @@ var cmpOps = map[string]apipb.CmpOp{
 	"between": apipb.CmpOp_BETWEEN, "prefix": apipb.CmpOp_PREFIX,
 }
 
-const lookupSynopsis = `lookup [--index N | --at-least N | --recent | --latest] [--json] S [P [O]]
-       akutan lookup [flags] _ P O
-       akutan lookup [flags] _ P OP VALUE [UPPER]     (OP: = < <= > >= between prefix)`
+func (a *app) lookupCmd() *cobra.Command {
+	c := &cobra.Command{
+		Use:   "lookup S [P [O]] | _ P O | _ P OP VALUE [UPPER]",
+		Short: "facts by subject, subject+predicate, all three, or predicate and object",
+		Long: `lookup prints the facts that match, at one log index.
 
-func lookup(ctx context.Context, args []string, out io.Writer) error {
-	fs, addr := apiFlags("lookup", lookupSynopsis)
-	exact := fs.Uint64("index", 0, "read at exactly this log index")
-	atLeast := fs.Uint64("at-least", 0, "read at this index or a later one")
-	recent := fs.Bool("recent", false, "read at a recent index the views have (may be slightly stale)")
-	latest := fs.Bool("latest", false, "read at the log's committed end, confirmed by the leader (the default)")
-	asJSON := fs.Bool("json", false, "print JSON")
-	pos, err := parseMixed(fs, args)
-	if err != nil {
-		return err
+  akutan lookup S [P [O]]               by subject, subject+predicate, or all three
+  akutan lookup _ P O                   by predicate and object
+  akutan lookup _ P OP VALUE [UPPER]    OP is = < <= > >= between prefix
+
+Flags may come before or after the terms; after the first term only
+--name arguments are flags, so values such as -5 stay terms.
+The read goes to the next API server when one is unavailable.`,
+		Example: `  akutan lookup '<alice>' '<knows>'
+  akutan lookup _ '<age>' '>=' 30
+  akutan lookup _ '<name>' prefix '"Ca"' --index 1 --json`,
+		Args: argsBetween(1, 5),
 	}
-	set := 0
-	for _, b := range []bool{*exact > 0, *atLeast > 0, *recent, *latest} {
-		if b {
-			set++
+	f := c.Flags()
+	exact := f.Uint64("index", 0, "read at exactly this log index")
+	atLeast := f.Uint64("at-least", 0, "read at this index or a later one")
+	recent := f.Bool("recent", false, "read at a recent index the views have (may be slightly stale)")
+	latest := f.Bool("latest", false, "read at the log's committed end, confirmed by the leader (the default)")
+	c.RunE = func(cmd *cobra.Command, args []string) error {
+		set := 0
+		for _, b := range []bool{*exact > 0, *atLeast > 0, *recent, *latest} {
+			if b {
+				set++
+			}
 		}
+		if set > 1 {
+			return usageError("give at most one of --index, --at-least, --recent, --latest")
+		}
+		ic := &apipb.IndexConstraint{Kind: &apipb.IndexConstraint_Latest{Latest: true}}
+		switch {
+		case *exact > 0:
+			ic.Kind = &apipb.IndexConstraint_Exact{Exact: *exact}
+		case *atLeast > 0:
+			ic.Kind = &apipb.IndexConstraint_AtLeast{AtLeast: *atLeast}
+		case *recent:
+			ic.Kind = &apipb.IndexConstraint_Recent{Recent: true}
+		}
+		call, err := lookupCall(args, ic)
+		if err != nil {
+			return exitError{code: exitUsage, err: err}
+		}
+		return a.lookup(cmd.Context(), call)
 	}
-	if set > 1 {
-		return fmt.Errorf("give at most one of --index, --at-least, --recent, --latest")
-	}
-	ic := &apipb.IndexConstraint{Kind: &apipb.IndexConstraint_Latest{Latest: true}}
-	switch {
-	case *exact > 0:
-		ic.Kind = &apipb.IndexConstraint_Exact{Exact: *exact}
-	case *atLeast > 0:
-		ic.Kind = &apipb.IndexConstraint_AtLeast{AtLeast: *atLeast}
-	case *recent:
-		ic.Kind = &apipb.IndexConstraint_Recent{Recent: true}
-	}
-	call, err := lookupCall(pos, ic)
+	return c
+}
+
+// lookupResult is the JSON of lookup.
+type lookupResult struct {
+	Index uint64       `json:"index"`
+	Facts []lookupFact `json:"facts"`
+}
+
+type lookupFact struct {
+	ID        uint64 `json:"id"`
+	Subject   string `json:"subject"`
+	Predicate string `json:"predicate"`
+	Object    string `json:"object"`
+	Since     uint64 `json:"since_index"`
+}
+
+func (a *app) lookup(ctx context.Context, call lookupFn) error {
+	client, err := newAPIClient(a.api)
 	if err != nil {
-		fs.Usage()
 		return err
 	}
-	client, closeFn, err := dialAPI(*addr)
-	if err != nil {
-		return err
-	}
-	defer closeFn()
-	cctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer client.Close()
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	resp, err := call(cctx, client)
+	var resp *apipb.LookupResponse
+	err = client.read(ctx, 0, func(ctx context.Context, c apipb.AkutanClient) error {
+		var err error
+		resp, err = call(ctx, c)
+		return err
+	})
 	if err != nil {
 		return err
 	}
-	if *asJSON {
-		type jsonFact struct {
-			ID        uint64 `json:"id"`
-			Subject   string `json:"subject"`
-			Predicate string `json:"predicate"`
-			Object    string `json:"object"`
-			Since     uint64 `json:"since_index"`
-		}
-		res := struct {
-			Index uint64     `json:"index"`
-			Facts []jsonFact `json:"facts"`
-		}{Index: resp.Index, Facts: []jsonFact{}}
+	if a.jsonOut {
+		res := lookupResult{Index: resp.Index, Facts: []lookupFact{}}
 		for _, f := range resp.Facts {
-			res.Facts = append(res.Facts, jsonFact{f.Id, facttext.FormatNode(f.Subject), facttext.FormatNode(f.Predicate), facttext.FormatObject(f.Object), f.Index})
+			res.Facts = append(res.Facts, lookupFact{f.Id, facttext.FormatNode(f.Subject), facttext.FormatNode(f.Predicate), facttext.FormatObject(f.Object), f.Index})
 		}
-		enc := json.NewEncoder(out)
-		enc.SetIndent("", "  ")
-		enc.SetEscapeHTML(false)
-		return enc.Encode(res)
+		return a.printJSON(res)
 	}
 	for _, f := range resp.Facts {
-		fmt.Fprintln(out, facttext.FormatFact(f))
+		fmt.Fprintln(a.stdout, facttext.FormatFact(f))
 	}
-	fmt.Fprintf(out, "# %d facts at index %d\n", len(resp.Facts), resp.Index)
+	fmt.Fprintf(a.stdout, "# %d facts at index %d\n", len(resp.Facts), resp.Index)
 	return nil
 }
 

@@ -3,353 +3,427 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
-	"text/tabwriter"
-	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/encoding/protojson"
-	"google.golang.org/protobuf/proto"
 
-	"github.com/akutan/akutan/logsvc/logclient"
-	"github.com/akutan/akutan/logsvc/logerr"
-	"github.com/akutan/akutan/proto/entrypb"
-	"github.com/akutan/akutan/proto/logpb"
+	"github.com/akutan/akutan/internal/buildinfo"
 )
 
-// The local stack's addresses (localstack/): dc1's API server and the log
-// replicas.
+// The local stack's addresses (localstack/lib.sh): the three API servers
+// and the three log replicas, dc1 first.
+var (
+	defaultAPI = []string{"127.0.0.1:17201", "127.0.0.1:17202", "127.0.0.1:17203"}
+	defaultLog = []string{"127.0.0.1:17101", "127.0.0.1:17102", "127.0.0.1:17103"}
+)
+
+// defaultStore is the local stack's bucket (localstack/lib.sh).
+const defaultStore = "s3://akutan/stack?endpoint=http://127.0.0.1:17900&region=us-east-1&path_style=true"
+
+// Exit codes, as akutan --help documents them.
 const (
-	defaultAPI = "127.0.0.1:17201"
-	defaultLog = "127.0.0.1:17101,127.0.0.1:17102,127.0.0.1:17103"
+	exitOK       = 0
+	exitFailed   = 1
+	exitUsage    = 2
+	exitProblems = 3
 )
 
-const usage = `akutan is the command-line tool for Akutan.
-
-Usage:
-  akutan insert [FILE|-]                         insert the facts in FILE (default stdin)
-  akutan delete [FILE|-]                         delete the facts in FILE (default stdin)
-  akutan lookup S [P [O]]                        facts by subject, subject+predicate, or all three
-  akutan lookup _ P O                            facts by predicate and object
-  akutan lookup _ P OP VALUE [UPPER]             OP is = < <= > >= between prefix
-  akutan status [--json]                         cluster status; exit code 1 unless fully available
-  akutan log info [--linearizable] [--json]      describe the log and its replicas;
-                                                 exit code 3 if a replica is unhealthy
-  akutan log tail [--from N] [--follow]          print log entries (below the log's first
-                                                 index, from the archive)
-  akutan log add-voter ID RAFT-ADDR GRPC-ADDR    add a replica to the Raft cluster
-  akutan log remove ID                           remove a replica from the Raft cluster
-  akutan log transfer-leader [ID]                hand leadership to ID (or any voter)
-  akutan log truncate [--dry-run] [--every D]    discard the log prefix that the archive and
-                                                 checkpoints make unnecessary; says why
-  akutan backup init                             create the bucket if needed
-  akutan backup list [--json]                    checkpoints, archive coverage, restorable indexes
-  akutan backup verify [--deep]                  check every checksum; --deep also restores both
-                                                 spaces into a temporary dir and compares digests
-  akutan backup now                              checkpoint every view and flush the log archive
-  akutan backup prune [--keep K] [--every D]     retention: keep K checkpoints per range and the
-                                                 archive they need; delete torn uploads after --grace
-  akutan restore --to-index N | --latest ...     build a new cluster's log and views at exactly N
-                                                 from the bucket (see akutan restore --help)
+const rootLong = `akutan is the command-line tool for Akutan: facts, cluster status, the log,
+and backup and restore.
 
 Fact syntax: one fact per line, <subject> <predicate> <object>; objects are
 <name>, "text" (optionally "text"@lang), integers, floats, true/false, or
 RFC 3339 timestamps; @123 names a node by ID; # starts a comment.
 
-Fact and status commands take --api host:port (default: the local stack,
-%s); log commands take --log host:port,... (default %s);
-backup and restore commands take --store URL (default: the local stack's
-bucket).
-Run "akutan COMMAND --help" for a command's flags.
-`
+Addresses: --api and --log take lists (comma-separated or repeated) and
+default to the local stack's three API servers and three log replicas. A
+read, a status or an administrative call goes to the next address when one
+cannot be reached or answers Unavailable. A write goes to the next address
+only when it surely never left (the connection could not be made); once it
+may have reached a server, a failure is reported as "outcome unknown" and
+never retried, since the write may have been committed.
+
+Configuration: every flag --name can also be set by the environment variable
+AKUTAN_NAME (upper case, - as _), and --api, --log and --store by a context
+of the config file ($XDG_CONFIG_HOME/akutan/config.yaml, or
+~/.config/akutan/config.yaml; --config or AKUTAN_CONFIG names another). A
+flag beats the environment, which beats the config file. The file holds
+named contexts, like kubectl's:
+
+  current-context: prod
+  contexts:
+    prod:
+      api: [10.0.1.5:7201, 10.0.2.5:7201]
+      log: [10.0.1.4:7101, 10.0.2.4:7101, 10.0.3.4:7101]
+      store: s3://akutan-prod/db?region=eu-west-1
+
+--context NAME (or AKUTAN_CONTEXT) picks one; "akutan context list" and
+"akutan context use NAME" manage them.
+
+Output: --json prints one JSON document per command (snake_case keys,
+numbers as numbers; a command that keeps running, such as log tail --follow,
+prints one document per line). Progress bars are drawn only when stderr is a
+terminal; --quiet turns them off.
+
+Exit codes:
+  0  success
+  1  error (including a write whose outcome is unknown)
+  2  usage error: an unknown command, flag or argument
+  3  done, but problems found: status when the cluster is not fully
+     available, backup verify when verification found problems, log info
+     when a replica is unhealthy`
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
-		var ee exitError
-		if !errors.Is(err, flag.ErrHelp) && !errors.As(err, &ee) {
-			if st, ok := status.FromError(err); ok {
-				fmt.Fprintf(os.Stderr, "akutan: %s (%s)\n", st.Message(), st.Code())
-			} else {
-				fmt.Fprintln(os.Stderr, "akutan:", err)
-			}
-		}
-		os.Exit(exitCode(err))
-	}
+	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr, os.Getenv)
+	stop()
+	os.Exit(code)
 }
 
-type exitError struct{ code int }
+// run executes one command line and returns the exit code.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
+	a := &app{stdin: stdin, stdout: stdout, stderr: stderr, getenv: getenv}
+	root := a.rootCmd()
+	root.SetArgs(mixedArgs(root, args))
+	err := root.ExecuteContext(ctx)
+	return a.report(err)
+}
 
-func (e exitError) Error() string { return fmt.Sprintf("exit %d", e.code) }
+// app is what every command shares: the streams, the environment and the
+// resolved global settings.
+type app struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	getenv         func(string) string
 
-func exitCode(err error) int {
+	api, log    []string
+	store       string
+	configPath  string
+	contextName string
+	jsonOut     bool
+	quiet       bool
+	sources     map[string]string // flag name -> "flag", "env" or "config"
+}
+
+// exitError carries an exit code; err, if set, is printed.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e exitError) Error() string {
+	if e.err != nil {
+		return e.err.Error()
+	}
+	return fmt.Sprintf("exit %d", e.code)
+}
+
+func (e exitError) Unwrap() error { return e.err }
+
+// usageError is a usage mistake: exit code 2.
+func usageError(format string, args ...any) error {
+	return exitError{code: exitUsage, err: fmt.Errorf(format, args...)}
+}
+
+// problems means the command ran and found problems it has printed: exit
+// code 3.
+var problems = exitError{code: exitProblems}
+
+// report prints err and returns the exit code for it.
+func (a *app) report(err error) int {
+	if err == nil {
+		return exitOK
+	}
 	var ee exitError
+	code := exitFailed
 	if errors.As(err, &ee) {
-		return ee.code
+		code, err = ee.code, ee.err
+	} else if isCobraUsage(err) {
+		code = exitUsage
 	}
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
+	if err == nil {
+		return code
 	}
-	return 1
+	msg := err.Error()
+	if st, ok := status.FromError(err); ok {
+		msg = fmt.Sprintf("%s (%s)", st.Message(), st.Code())
+	}
+	fmt.Fprintln(a.stderr, "akutan:", msg)
+	if code == exitUsage {
+		fmt.Fprintln(a.stderr, `Run "akutan --help" or "akutan COMMAND --help" for usage.`)
+	}
+	return code
 }
 
-func run(ctx context.Context, args []string, out io.Writer) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprintf(out, usage, defaultAPI, defaultLog)
-		if len(args) == 0 {
-			return exitError{2}
+// isCobraUsage recognises cobra's own usage errors (unknown commands and
+// bad arguments), which are plain errors.
+func isCobraUsage(err error) bool {
+	msg := err.Error()
+	for _, p := range []string{"unknown command", "unknown flag", "unknown shorthand flag", "accepts ", "requires ", "invalid argument", "flag needs an argument", "required flag"} {
+		if strings.HasPrefix(msg, p) {
+			return true
+		}
+	}
+	return false
+}
+
+func (a *app) rootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "akutan",
+		Short:         "the command-line tool for Akutan",
+		Long:          rootLong,
+		Version:       buildinfo.Get().String(),
+		SilenceErrors: true,
+		SilenceUsage:  true,
+		Args:          noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cmd.SetOut(a.stderr)
+			cmd.Help()
+			return exitError{code: exitUsage}
+		},
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error { return a.resolve(cmd) },
+	}
+	root.SetIn(a.stdin)
+	root.SetOut(a.stdout)
+	root.SetErr(a.stderr)
+	root.SetVersionTemplate("akutan {{.Version}}\n")
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return exitError{code: exitUsage, err: err} })
+	pf := root.PersistentFlags()
+	pf.StringSlice("api", defaultAPI, "gRPC addresses of API servers, tried in order")
+	pf.StringSlice("log", defaultLog, "gRPC addresses of log replicas, tried in order")
+	pf.String("store", defaultStore, "object store URL: a directory path, or s3://bucket/prefix?endpoint=URL&region=R&path_style=true\n(credentials from the standard AWS chain; the local stack's by default)")
+	pf.String("config", "", "config file (default $XDG_CONFIG_HOME/akutan/config.yaml or ~/.config/akutan/config.yaml)")
+	pf.String("context", "", "the config file's context to use (default: its current-context)")
+	pf.Bool("json", false, "print one JSON document (snake_case keys, numbers as numbers)")
+	pf.BoolP("quiet", "q", false, "no progress bars")
+
+	root.AddGroup(&cobra.Group{ID: "facts", Title: "Facts:"}, &cobra.Group{ID: "ops", Title: "Operations:"})
+	for _, c := range []*cobra.Command{a.writeCmd("insert"), a.writeCmd("delete"), a.lookupCmd()} {
+		c.GroupID = "facts"
+		root.AddCommand(c)
+	}
+	for _, c := range []*cobra.Command{a.statusCmd(), a.logCmd(), a.backupCmd(), a.restoreCmd(), a.contextCmd(), a.versionCmd()} {
+		c.GroupID = "ops"
+		root.AddCommand(c)
+	}
+	root.SetHelpCommandGroupID("ops")
+	root.SetCompletionCommandGroupID("ops")
+	root.InitDefaultCompletionCmd()
+	annotateEnv(root)
+	return root
+}
+
+// group returns a command that only holds subcommands: run alone it prints
+// its help and exits 2, like the root.
+func (a *app) group(use, short string, subs ...*cobra.Command) *cobra.Command {
+	c := &cobra.Command{
+		Use:   use,
+		Short: short,
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cmd.SetOut(a.stderr)
+			cmd.Help()
+			return exitError{code: exitUsage}
+		},
+	}
+	c.AddCommand(subs...)
+	return c
+}
+
+// noArgs refuses positional arguments, naming an unknown subcommand.
+func noArgs(cmd *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		if cmd.HasSubCommands() {
+			return usageError("unknown command %q for %q", args[0], cmd.CommandPath())
+		}
+		return usageError("%s takes no arguments", cmd.CommandPath())
+	}
+	return nil
+}
+
+// argsBetween accepts min..max positional arguments.
+func argsBetween(min, max int) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) < min || len(args) > max {
+			if min == max {
+				return usageError("%s takes %d argument(s), got %d; usage: %s", cmd.CommandPath(), min, len(args), cmd.UseLine())
+			}
+			return usageError("%s takes %d to %d arguments, got %d; usage: %s", cmd.CommandPath(), min, max, len(args), cmd.UseLine())
 		}
 		return nil
 	}
-	switch args[0] {
-	case "insert", "delete":
-		return writeFacts(ctx, args[0], args[1:], out)
-	case "lookup":
-		return lookup(ctx, args[1:], out)
-	case "status":
-		return statusCmd(ctx, args[1:], out)
-	case "backup":
-		return backupCmd(ctx, args[1:], out)
-	case "restore":
-		return restoreCmd(ctx, args[1:], out)
-	}
-	if args[0] != "log" || len(args) < 2 {
-		fmt.Fprintf(os.Stderr, usage, defaultAPI, defaultLog)
-		return fmt.Errorf("unknown command %q", strings.Join(args, " "))
-	}
-	switch args[1] {
-	case "info":
-		return logInfo(ctx, args[2:], out)
-	case "tail":
-		return logTail(ctx, args[2:], out)
-	case "add-voter", "remove", "transfer-leader":
-		return logMembership(ctx, args[1], args[2:], out)
-	case "truncate":
-		return logTruncate(args[2:])
-	}
-	return fmt.Errorf("unknown command \"log %s\"; see akutan --help", args[1])
 }
 
-func newFlags(name, synopsis string) (*flag.FlagSet, *string) {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	addrs := fs.String("log", defaultLog, "comma-separated gRPC addresses of log replicas")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: akutan %s\n\nFlags:\n", synopsis)
-		fs.PrintDefaults()
-	}
-	return fs, addrs
+// envName is the environment variable of a flag.
+func envName(flag string) string {
+	return "AKUTAN_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
 }
 
-func splitAddrs(s string) []string {
+// noEnv are flags the environment does not set: asking for help or the
+// version is for the command line only.
+var noEnv = map[string]bool{"help": true, "version": true}
+
+// annotateEnv adds each flag's environment variable to its help.
+func annotateEnv(c *cobra.Command) {
+	add := func(f *pflag.Flag) {
+		if !noEnv[f.Name] && !strings.Contains(f.Usage, "AKUTAN_") {
+			f.Usage += " [$" + envName(f.Name) + "]"
+		}
+	}
+	c.LocalNonPersistentFlags().VisitAll(add)
+	c.PersistentFlags().VisitAll(add)
+	c.Flags().VisitAll(add)
+	for _, sub := range c.Commands() {
+		annotateEnv(sub)
+	}
+}
+
+// resolve applies the environment and the config file to the flags the
+// command line left unset, in that order of precedence, and fills a's
+// globals.
+func (a *app) resolve(cmd *cobra.Command) error {
+	fs := cmd.Flags()
+	a.sources = map[string]string{}
+	var errs []error
+	fs.VisitAll(func(f *pflag.Flag) {
+		if f.Changed {
+			a.sources[f.Name] = "flag"
+			return
+		}
+		if noEnv[f.Name] {
+			return
+		}
+		v, ok := lookupEnv(a.getenv, envName(f.Name))
+		if !ok {
+			return
+		}
+		if err := fs.Set(f.Name, v); err != nil {
+			errs = append(errs, fmt.Errorf("%s=%q: %w", envName(f.Name), v, err))
+			return
+		}
+		a.sources[f.Name] = "env"
+	})
+	if len(errs) > 0 {
+		return exitError{code: exitUsage, err: errors.Join(errs...)}
+	}
+	a.configPath, _ = fs.GetString("config")
+	a.contextName, _ = fs.GetString("context")
+	a.jsonOut, _ = fs.GetBool("json")
+	a.quiet, _ = fs.GetBool("quiet")
+	a.api, _ = fs.GetStringSlice("api")
+	a.log, _ = fs.GetStringSlice("log")
+	a.store, _ = fs.GetString("store")
+	if cmd.Annotations["config"] == "none" {
+		return nil // context commands read the file themselves
+	}
+	ctxCfg, name, err := a.currentContext()
+	if err != nil {
+		return err
+	}
+	if ctxCfg != nil {
+		if a.sources["api"] == "" && len(ctxCfg.API) > 0 {
+			a.api, a.sources["api"] = ctxCfg.API, "config:"+name
+		}
+		if a.sources["log"] == "" && len(ctxCfg.Log) > 0 {
+			a.log, a.sources["log"] = ctxCfg.Log, "config:"+name
+		}
+		if a.sources["store"] == "" && ctxCfg.Store != "" {
+			a.store, a.sources["store"] = ctxCfg.Store, "config:"+name
+		}
+	}
+	a.api, a.log = cleanAddrs(a.api), cleanAddrs(a.log)
+	return nil
+}
+
+// lookupEnv reads an environment variable through getenv; an empty value
+// counts as unset.
+func lookupEnv(getenv func(string) string, name string) (string, bool) {
+	v := getenv(name)
+	return v, v != ""
+}
+
+func cleanAddrs(in []string) []string {
 	var out []string
-	for _, a := range strings.Split(s, ",") {
-		if a = strings.TrimSpace(a); a != "" {
-			out = append(out, a)
+	for _, a := range in {
+		for _, p := range strings.Split(a, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				out = append(out, p)
+			}
 		}
 	}
 	return out
 }
 
-// anyReplica runs call against each replica in turn until one answers.
-func anyReplica[T any](ctx context.Context, addrs []string, call func(context.Context, logpb.LogClient) (T, error)) (T, error) {
-	var zero T
-	var errs []error
-	for _, addr := range addrs {
-		cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-		if err != nil {
-			errs = append(errs, err)
+// mixedArgs lets lookup take values such as -5 as positional arguments:
+// after its first positional argument, only "--name" arguments are flags
+// (and a negative number never is one). It moves lookup's flags first and
+// its positional arguments after a "--", which cobra then parses as meant.
+func mixedArgs(root *cobra.Command, args []string) []string {
+	cmd, _, err := root.Find(args)
+	if err != nil || cmd.Name() != "lookup" {
+		return args
+	}
+	at := -1
+	for i, s := range args {
+		if s == "lookup" {
+			at = i
+			break
+		}
+	}
+	if at < 0 {
+		return args
+	}
+	lookupFlag := func(name string) *pflag.Flag {
+		if f := cmd.Flags().Lookup(name); f != nil {
+			return f
+		}
+		if f := cmd.InheritedFlags().Lookup(name); f != nil {
+			return f
+		}
+		if len(name) == 1 {
+			if f := cmd.Flags().ShorthandLookup(name); f != nil {
+				return f
+			}
+			return cmd.InheritedFlags().ShorthandLookup(name)
+		}
+		return nil
+	}
+	rest := args[at+1:]
+	var flags, pos []string
+	for i := 0; i < len(rest); i++ {
+		s := rest[i]
+		if s == "--" {
+			pos = append(pos, rest[i+1:]...)
+			break
+		}
+		isFlag := strings.HasPrefix(s, "--") || (len(pos) == 0 && strings.HasPrefix(s, "-") && len(s) > 1 && !isNumber(s))
+		if !isFlag {
+			pos = append(pos, s)
 			continue
 		}
-		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		v, err := call(cctx, logpb.NewLogClient(cc))
-		cancel()
-		cc.Close()
-		if err == nil {
-			return v, nil
+		flags = append(flags, s)
+		name := strings.TrimLeft(s, "-")
+		if strings.Contains(name, "=") {
+			continue
 		}
-		errs = append(errs, fmt.Errorf("%s: %w", addr, logerr.FromStatus(err)))
+		if f := lookupFlag(name); f != nil && f.NoOptDefVal == "" && i+1 < len(rest) {
+			flags = append(flags, rest[i+1])
+			i++
+		}
 	}
-	return zero, errors.Join(errs...)
+	out := append(append([]string(nil), args[:at+1]...), flags...)
+	return append(append(out, "--"), pos...)
 }
 
-func logInfo(ctx context.Context, args []string, out io.Writer) error {
-	fs, addrs := newFlags("log info", "log info [--linearizable] [--json]")
-	lin := fs.Bool("linearizable", false, "have the leader confirm its leadership and commit index")
-	asJSON := fs.Bool("json", false, "print JSON")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	in, err := anyReplica(ctx, splitAddrs(*addrs), func(ctx context.Context, c logpb.LogClient) (*logpb.InfoResponse, error) {
-		return c.Info(ctx, &logpb.InfoRequest{Linearizable: *lin})
-	})
-	if err != nil {
-		return err
-	}
-	if *asJSON {
-		b, err := protojson.MarshalOptions{Multiline: true, EmitUnpopulated: true}.Marshal(in)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintln(out, string(b))
-		return membersHealthy(in)
-	}
-	fmt.Fprintf(out, "log: first index %d, last index %d, archived through %d, version %d\n", in.FirstIndex, in.LastIndex, in.ArchivedThrough, in.LogVersion)
-	fmt.Fprintf(out, "leader: %s (%s), term %d; answered by %s\n", orNone(in.LeaderId), orNone(in.LeaderAddress), in.Term, in.NodeId)
-	w := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "MEMBER\tROLE\tRAFT\tGRPC\tAPPLIED\tSUPPORTS\tSTATUS")
-	for _, m := range in.Members {
-		role := "voter"
-		if !m.Voter {
-			role = "nonvoter"
-		}
-		if m.Id == in.LeaderId {
-			role = "leader"
-		}
-		st := "ok"
-		if m.Error != "" {
-			st = m.Error
-		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%d\t%s\n", m.Id, role, m.RaftAddress, orNone(m.GrpcAddress), m.AppliedIndex, m.MaxSupportedVersion, st)
-	}
-	w.Flush()
-	if in.Error != "" {
-		return fmt.Errorf("replica %s: %s", in.NodeId, in.Error)
-	}
-	return membersHealthy(in)
-}
-
-// membersHealthy fails with exit code 3 when a member is unreachable,
-// unregistered or stopped, so scripts can wait for a healthy log.
-func membersHealthy(in *logpb.InfoResponse) error {
-	for _, m := range in.Members {
-		if m.Error != "" {
-			return exitError{3}
-		}
-	}
-	return nil
-}
-
-func orNone(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
-}
-
-func logTail(ctx context.Context, args []string, out io.Writer) error {
-	fs, addrs := newFlags("log tail", "log tail [--from N] [--follow]")
-	from := fs.Uint64("from", 1, "first index to print")
-	follow := fs.Bool("follow", false, "keep printing new entries as they commit")
-	store := fs.String("store", defaultStore, "the log archive, read for entries the log has discarded (\"\" for none)")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	list := splitAddrs(*addrs)
-	var last uint64
-	if !*follow {
-		in, err := anyReplica(ctx, list, func(ctx context.Context, c logpb.LogClient) (*logpb.InfoResponse, error) {
-			return c.Info(ctx, &logpb.InfoRequest{Linearizable: true, LocalOnly: true})
-		})
-		if err != nil {
-			return err
-		}
-		last = in.LastIndex
-		if last < *from {
-			return nil
-		}
-	}
-	r := logclient.NewReader(list)
-	defer r.Close()
-	if *store != "" {
-		archive, err := openStore(ctx, *store)
-		if err != nil {
-			return err
-		}
-		r.UseArchive(archive)
-	}
-	done := errors.New("done")
-	err := r.Stream(ctx, *from, func(es []logclient.Entry) error {
-		for _, e := range es {
-			fmt.Fprintf(out, "%d\t%s\n", e.Index, describe(e.Data))
-			if !*follow && e.Index >= last {
-				return done
-			}
-		}
-		return nil
-	})
-	if errors.Is(err, done) || errors.Is(err, context.Canceled) {
-		return nil
-	}
-	return err
-}
-
-// describe summarizes one entry for people.
-func describe(data []byte) string {
-	var env entrypb.Envelope
-	if err := proto.Unmarshal(data, &env); err != nil {
-		return fmt.Sprintf("undecodable entry (%d bytes): %v", len(data), err)
-	}
-	switch c := env.Command.(type) {
-	case *entrypb.Envelope_Transaction:
-		return fmt.Sprintf("v%d transaction: %d inserts, %d deletes, %d new nodes", env.Version, len(c.Transaction.Inserts), len(c.Transaction.Deletes), c.Transaction.NewNodes)
-	case *entrypb.Envelope_Decision:
-		return fmt.Sprintf("v%d decision: commit=%v for %d", env.Version, c.Decision.Commit, c.Decision.TxIndex)
-	case *entrypb.Envelope_VersionChange:
-		return fmt.Sprintf("v%d version change to %d", env.Version, c.VersionChange.ToVersion)
-	case *entrypb.Envelope_Ping:
-		return fmt.Sprintf("v%d ping %q", env.Version, c.Ping.Nonce)
-	}
-	b, _ := json.Marshal(data)
-	return "unknown command " + string(b)
-}
-
-func logMembership(ctx context.Context, cmd string, args []string, out io.Writer) error {
-	synopsis := map[string]string{
-		"add-voter":       "log add-voter ID RAFT-ADDR GRPC-ADDR",
-		"remove":          "log remove ID",
-		"transfer-leader": "log transfer-leader [ID]",
-	}[cmd]
-	fs, addrs := newFlags("log "+cmd, synopsis)
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	a := fs.Args()
-	want := map[string][2]int{"add-voter": {3, 3}, "remove": {1, 1}, "transfer-leader": {0, 1}}[cmd]
-	if len(a) < want[0] || len(a) > want[1] {
-		fs.Usage()
-		return fmt.Errorf("usage: akutan %s", synopsis)
-	}
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	resp, err := anyReplica(ctx, splitAddrs(*addrs), func(ctx context.Context, c logpb.LogClient) (*logpb.MembershipResponse, error) {
-		switch cmd {
-		case "add-voter":
-			return c.AddVoter(ctx, &logpb.AddVoterRequest{Id: a[0], RaftAddress: a[1], GrpcAddress: a[2]})
-		case "remove":
-			return c.RemoveServer(ctx, &logpb.RemoveServerRequest{Id: a[0]})
-		}
-		id := ""
-		if len(a) == 1 {
-			id = a[0]
-		}
-		return c.TransferLeadership(ctx, &logpb.TransferLeadershipRequest{Id: id})
-	})
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(out, "done; leader is %s\n", orNone(resp.LeaderId))
-	return nil
+func isNumber(s string) bool {
+	s = strings.TrimPrefix(s, "-")
+	return s != "" && (s[0] >= '0' && s[0] <= '9' || s[0] == '.')
 }

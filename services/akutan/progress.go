@@ -7,44 +7,11 @@ import (
 	"time"
 )
 
-// progress draws a progress bar with count, rate and ETA on one line.
+// progress draws a progress bar (done/total, rate and ETA) on one line,
+// redrawn with "\r". It is given a writer only when stderr is a terminal
+// and --quiet is off (app.progressOut); with a nil writer it draws nothing,
+// so no "\r" reaches a log file or CI.
 type progress struct {
-	w       io.Writer
-	unit    string
-	total   int64
-	n       int64
-	start   time.Time
-	enabled bool
-}
-
-func newProgress(w io.Writer, unit string, total int64, enabled bool) *progress {
-	return &progress{w: w, unit: unit, total: total, start: time.Now(), enabled: enabled}
-}
-
-func (p *progress) add(n int64) {
-	p.n += n
-	if !p.enabled {
-		return
-	}
-	frac := float64(p.n) / float64(p.total)
-	width := 30
-	filled := int(frac * float64(width))
-	el := time.Since(p.start).Seconds()
-	rate := float64(p.n) / max(el, 1e-9)
-	eta := time.Duration(float64(p.total-p.n)/max(rate, 1e-9)) * time.Second
-	fmt.Fprintf(p.w, "\r[%s%s] %3.0f%% %d/%d %s, %.0f %s/s, ETA %s   ",
-		strings.Repeat("=", filled), strings.Repeat(" ", width-filled), 100*frac, p.n, p.total, p.unit, rate, p.unit, eta.Round(time.Second))
-}
-
-func (p *progress) done() {
-	if p.enabled {
-		fmt.Fprintln(p.w)
-	}
-}
-
-// byteProgress draws a progress bar for a byte count: done/total, rate and
-// ETA, on stderr when it is a terminal-like stream.
-type byteProgress struct {
 	w     io.Writer
 	step  string
 	start time.Time
@@ -53,12 +20,15 @@ type byteProgress struct {
 	count bool // counts things, not bytes
 }
 
-func newByteProgress(w io.Writer, step string) *byteProgress {
-	return &byteProgress{w: w, step: step, start: time.Now()}
+func newProgress(w io.Writer, step string, count bool) *progress {
+	return &progress{w: w, step: step, start: time.Now(), count: count}
 }
 
 // set records progress; it redraws at most ten times a second.
-func (p *byteProgress) set(done, total int64) {
+func (p *progress) set(done, total int64) {
+	if p == nil || p.w == nil {
+		return
+	}
 	now := time.Now()
 	if done < total && now.Sub(p.last) < 100*time.Millisecond {
 		return
@@ -78,8 +48,10 @@ func (p *byteProgress) set(done, total int64) {
 		unit(done), unit(total), unit(int64(rate)), eta.Round(time.Second))
 }
 
-func (p *byteProgress) done() {
-	if p.drawn {
+// done ends the bar's line.
+func (p *progress) done() {
+	if p != nil && p.drawn {
 		fmt.Fprintln(p.w)
+		p.drawn = false
 	}
 }

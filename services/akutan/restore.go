@@ -3,9 +3,10 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"strings"
+
+	"github.com/spf13/cobra"
 
 	"github.com/akutan/akutan/infra/restore"
 	"github.com/akutan/akutan/logsvc"
@@ -48,90 +49,116 @@ func (v *viewSpecs) Set(s string) error {
 	return nil
 }
 
-func restoreCmd(ctx context.Context, args []string, out io.Writer) error {
-	fs, src := backupFlags("restore", "restore (--to-index N | --latest) --target-store URL --log-dir DIR --log-id ID --log-raft-addr ADDR --view NAME:SPACE:START:END:DIR ... [--store URL]")
-	toIndex := fs.Uint64("to-index", 0, "restore at exactly this log index")
-	latest := fs.Bool("latest", false, "restore at the newest archived index")
-	target := fs.String("target-store", "", "store URL of the new timeline (an empty prefix); the restored cluster archives and checkpoints there (required)")
-	logDir := fs.String("log-dir", "", "data dir of the restored log replica (empty or absent) (required)")
-	logID := fs.String("log-id", "", "Raft server ID of the restored log replica (required)")
-	raftAddr := fs.String("log-raft-addr", "", "Raft address of the restored log replica (required)")
+// Type implements pflag.Value.
+func (v *viewSpecs) Type() string { return "NAME:SPACE:START:END:DIR" }
+
+// restoreResult is the JSON of restore.
+type restoreResult struct {
+	Index       uint64 `json:"index"`
+	LogID       string `json:"log_id"`
+	LogDir      string `json:"log_dir"`
+	Views       int    `json:"views"`
+	TargetStore string `json:"target_store"`
+}
+
+func (a *app) restoreCmd() *cobra.Command {
+	c := &cobra.Command{
+		Use:   "restore (--to-index N | --latest) --target-store URL --log-dir DIR --log-id ID --log-raft-addr ADDR --view NAME:SPACE:START:END:DIR ...",
+		Short: "build a new cluster's log and views at exactly N from the bucket",
+		Long: `restore builds a new cluster's log replica and views at exactly one log
+index from the bucket (--store): every view from the newest checkpoints at or
+below it plus the archive, a consistent cut. The restored cluster gets a new
+timeline (--target-store, an empty prefix) where it archives and
+checkpoints. Data dirs must be empty or absent.`,
+		Args: noArgs,
+	}
+	f := c.Flags()
+	toIndex := f.Uint64("to-index", 0, "restore at exactly this log index")
+	latest := f.Bool("latest", false, "restore at the newest archived index")
+	target := f.String("target-store", "", "store URL of the new timeline (an empty prefix); the restored cluster archives and checkpoints there (required)")
+	logDir := f.String("log-dir", "", "data dir of the restored log replica (empty or absent) (required)")
+	logID := f.String("log-id", "", "Raft server ID of the restored log replica (required)")
+	raftAddr := f.String("log-raft-addr", "", "Raft address of the restored log replica (required)")
 	var views viewSpecs
-	fs.Var(&views, "view", "a view of the new cluster, NAME:SPACE:START:END:DIR (repeat for each view)")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	var missing []string
-	for name, v := range map[string]string{"--target-store": *target, "--log-dir": *logDir, "--log-id": *logID, "--log-raft-addr": *raftAddr} {
-		if v == "" {
-			missing = append(missing, name)
+	f.Var(&views, "view", "a view of the new cluster, NAME:SPACE:START:END:DIR (repeat for each view)")
+	c.RunE = func(cmd *cobra.Command, _ []string) error {
+		ctx := cmd.Context()
+		var missing []string
+		for _, m := range []struct{ name, v string }{{"--target-store", *target}, {"--log-dir", *logDir}, {"--log-id", *logID}, {"--log-raft-addr", *raftAddr}} {
+			if m.v == "" {
+				missing = append(missing, m.name)
+			}
 		}
-	}
-	if len(missing) > 0 {
-		return fmt.Errorf("restore: %s required", strings.Join(missing, ", "))
-	}
-	if *latest == (*toIndex != 0) {
-		return fmt.Errorf("restore: give exactly one of --to-index N and --latest")
-	}
-	if *target == *src {
-		return fmt.Errorf("restore: --target-store must be a new prefix, not the source (--store)")
-	}
-	source, err := openStore(ctx, *src)
-	if err != nil {
-		return err
-	}
-	dst, err := openStore(ctx, *target)
-	if err != nil {
-		return err
-	}
-	bars := map[string]*byteProgress{}
-	n, err := restore.Run(ctx, restore.Options{
-		Source: source,
-		Target: dst,
-		Index:  *toIndex,
-		LogDir: *logDir,
-		Log:    logsvc.RestoreConfig{ID: *logID, RaftAddr: *raftAddr},
-		Views:  views,
-		Progress: func(step string, done, total int64) {
-			b := bars[step]
-			if b == nil {
-				b = newByteProgress(os.Stderr, step)
-				if step == "restore views" || step == "check log" {
-					b.count = true
+		if len(missing) > 0 {
+			return usageError("restore: %s required", strings.Join(missing, ", "))
+		}
+		if *latest == (*toIndex != 0) {
+			return usageError("restore: give exactly one of --to-index N and --latest")
+		}
+		if *target == a.store {
+			return usageError("restore: --target-store must be a new prefix, not the source (--store)")
+		}
+		source, err := a.openStore(ctx)
+		if err != nil {
+			return err
+		}
+		dst, err := openStoreURL(ctx, *target)
+		if err != nil {
+			return err
+		}
+		bars := map[string]*progress{}
+		logf := func(format string, args ...any) { fmt.Fprintf(a.stdout, format+"\n", args...) }
+		if a.jsonOut {
+			logf = func(format string, args ...any) {
+				if !a.quiet {
+					fmt.Fprintf(a.stderr, format+"\n", args...)
 				}
-				bars[step] = b
 			}
-			b.set(done, total)
-			if done >= total {
-				b.done()
-			}
-		},
-		Logf: func(format string, args ...any) { fmt.Fprintf(out, format+"\n", args...) },
-	})
-	if err != nil {
-		return err
+		}
+		n, err := restore.Run(ctx, restore.Options{
+			Source: source,
+			Target: dst,
+			Index:  *toIndex,
+			LogDir: *logDir,
+			Log:    logsvc.RestoreConfig{ID: *logID, RaftAddr: *raftAddr},
+			Views:  views,
+			Progress: func(step string, done, total int64) {
+				b := bars[step]
+				if b == nil {
+					b = newProgress(a.progressOut(), step, step == "restore views" || step == "check log")
+					bars[step] = b
+				}
+				b.set(done, total)
+				if done >= total {
+					b.done()
+				}
+			},
+			Logf: logf,
+		})
+		if err != nil {
+			return err
+		}
+		if a.jsonOut {
+			return a.printJSON(restoreResult{n, *logID, *logDir, len(views), *target})
+		}
+		fmt.Fprintf(a.stdout, "restored at index %d: log replica %s in %s, %d views; the new timeline is %s\n", n, *logID, *logDir, len(views), *target)
+		return nil
 	}
-	fmt.Fprintf(out, "restored at index %d: log replica %s in %s, %d views; the new timeline is %s\n", n, *logID, *logDir, len(views), *target)
-	return nil
+	return c
 }
 
 // deepVerify restores both spaces at the newest archived index into a
 // temporary dir and compares their digests.
-func deepVerify(ctx context.Context, s snapshot.Store, out io.Writer) error {
+func deepVerify(ctx context.Context, s snapshot.Store) (*deepJSON, error) {
 	dir, err := os.MkdirTemp("", "akutan-verify-")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer os.RemoveAll(dir)
 	res, err := restore.VerifyDeep(ctx, s, 0, dir)
 	if err != nil {
-		return fmt.Errorf("deep verify: %w", err)
+		return nil, fmt.Errorf("deep verify: %w", err)
 	}
-	fmt.Fprintf(out, "deep: restored both spaces at index %d: HashSP %v, HashPO %v\n", res.Index, res.SP, res.PO)
-	if !res.OK() {
-		fmt.Fprintln(out, "PROBLEM the two spaces restore to different facts")
-		return exitError{3}
-	}
-	fmt.Fprintln(out, "ok")
-	return nil
+	d := func(x viewsvc.Digest) digestJSON { return digestJSON{x.Index, x.Facts, x.Sum1, x.Sum2} }
+	return &deepJSON{Index: res.Index, SP: d(res.SP), PO: d(res.PO), OK: res.OK()}, nil
 }

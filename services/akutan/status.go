@@ -7,47 +7,53 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"google.golang.org/protobuf/encoding/protojson"
+	"github.com/spf13/cobra"
 
 	"github.com/akutan/akutan/proto/apipb"
 )
 
-// statusCmd prints the cluster status and exits non-zero unless the cluster is
-// fully available.
-func statusCmd(ctx context.Context, args []string, out io.Writer) error {
-	fs, addr := apiFlags("status", "status [--json]")
-	asJSON := fs.Bool("json", false, "print JSON")
-	pos, err := parseMixed(fs, args)
-	if err != nil {
-		return err
+func (a *app) statusCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "status",
+		Short: "cluster status; exit code 3 unless fully available",
+		Long: `status prints the cluster's verdicts (fully available, healthy) and what
+is missing, the log, every view and every API server, as one API server
+sees them; it asks the next API server when one is unavailable.
+Exit code 0 when the cluster is fully available, 3 when it is not, 1 when
+no API server answered.`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			client, err := newAPIClient(a.api)
+			if err != nil {
+				return err
+			}
+			defer client.Close()
+			ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
+			defer cancel()
+			var st *apipb.StatusResponse
+			err = client.read(ctx, 10*time.Second, func(ctx context.Context, c apipb.AkutanClient) error {
+				var err error
+				st, err = c.Status(ctx, &apipb.StatusRequest{})
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			if a.jsonOut {
+				out := protoJSON(st)
+				out["answered_by"] = client.addrs[client.next]
+				if err := a.printJSON(out); err != nil {
+					return err
+				}
+			} else {
+				printStatus(a.stdout, st)
+			}
+			if !st.FullyAvailable.GetOk() {
+				return problems
+			}
+			return nil
+		},
 	}
-	if len(pos) > 0 {
-		return fmt.Errorf("status takes no arguments")
-	}
-	client, closeFn, err := dialAPI(*addr)
-	if err != nil {
-		return err
-	}
-	defer closeFn()
-	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	defer cancel()
-	st, err := client.Status(cctx, &apipb.StatusRequest{})
-	if err != nil {
-		return err
-	}
-	if *asJSON {
-		b, err := protojson.MarshalOptions{Multiline: true, EmitUnpopulated: true}.Marshal(st)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintln(out, string(b))
-	} else {
-		printStatus(out, st)
-	}
-	if !st.FullyAvailable.GetOk() {
-		return exitError{1}
-	}
-	return nil
 }
 
 func verdict(v *apipb.Verdict) string {
@@ -103,11 +109,4 @@ func printStatus(out io.Writer, st *apipb.StatusResponse) {
 	for _, a := range st.ApiServers {
 		fmt.Fprintf(out, "  %s\t%s\n", a.Address, okOr(a.Error))
 	}
-}
-
-func okOr(err string) string {
-	if err == "" {
-		return "ok"
-	}
-	return err
 }
