@@ -79,6 +79,7 @@ func (v *View) Run(ctx context.Context, log LogReader) error {
 	items := make(chan []item, 16)
 	prog := &progress{}
 	go v.watchCaughtUp(ctx, log, prog)
+	go v.watchLog(ctx, log, prog)
 	applyErr := make(chan error, 1)
 	go func() {
 		err := v.applyLoop(ctx, items)

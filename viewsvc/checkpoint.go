@@ -66,6 +66,7 @@ func (v *View) CheckpointNow(ctx context.Context) (snapshot.CheckpointRef, error
 		v.checkpointIndex = ref.Index
 	}
 	v.mu.Unlock()
+	v.met.checkpointed(ref, err)
 	if err != nil {
 		if ctx.Err() != nil {
 			return ref, fmt.Errorf("checkpoint: %w", ctx.Err())

@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/akutan/akutan/snapshot"
 )
 
@@ -76,6 +78,10 @@ type Config struct {
 	// of restoring a cluster to a point. A view booting from the bucket uses
 	// checkpoints at or below StopAt only.
 	StopAt uint64
+
+	// Registerer receives the view's metrics (docs/metrics.md); nil
+	// registers them on a private registry that nothing reads.
+	Registerer prometheus.Registerer
 
 	// Logger receives operational messages. Defaults to slog.Default().
 	Logger *slog.Logger

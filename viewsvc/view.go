@@ -98,6 +98,8 @@ type View struct {
 	ckMu            sync.Mutex // one checkpoint at a time
 	closeCtx        context.Context
 	closeCancel     context.CancelFunc
+
+	met *viewMetrics // metrics.go
 }
 
 // Open opens or creates the view's data directory. A directory made for
@@ -135,6 +137,7 @@ func Open(cfg Config) (*View, error) {
 		_ = db.Close()
 		return nil, err
 	}
+	v.registerMetrics()
 	// Working directories of checkpoints and boots a crash left behind.
 	for _, pattern := range []string{"checkpoint-export-*", "checkpoint-boot"} {
 		stale, _ := filepath.Glob(filepath.Join(cfg.Dir, pattern))
