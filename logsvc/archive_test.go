@@ -465,3 +465,130 @@ func testArchiveNowDiscardAndReadThrough(t *testing.T, store snapshot.Store) {
 	}
 	t.Logf("corrupt segment: %v", err)
 }
+
+// The archiver never overwrites a segment: a key that holds another
+// history's object stops it with ErrArchiveConflict, naming the key, and
+// the object stays; the same bytes already there (a retry) are no
+// conflict. Before the fix, an unconditional put replaced the segment.
+func TestArchiveConflict(t *testing.T) {
+	for name, store := range testStores(t) {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			store = snapshot.Prefixed(store, "conflict-"+strconv.Itoa(int(time.Now().UnixNano()%1e9)))
+			cfg := SegmentConfig{SegmentBytes: 1 << 20, SegmentAge: time.Hour}
+			if _, err := snapshot.InitBucket(ctx, store, "test"); err != nil {
+				t.Fatal(err)
+			}
+			// Another history's segment 1..10, uploaded but not catalogued.
+			other, err := snapshot.EncodeSegment(segEntries(entriesOf(1, 10, 50)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			key := snapshot.SegmentKey(1, 10)
+			if _, err := store.Put(ctx, key, bytes.NewReader(other), int64(len(other))); err != nil {
+				t.Fatal(err)
+			}
+			a := NewSegmentArchiver(store, cfg)
+			if _, err := a.Archive(ctx, entriesOf(1, 10, 60)); err != nil {
+				t.Fatal(err)
+			}
+			through, err := a.Flush(ctx)
+			if !errors.Is(err, ErrArchiveConflict) || !strings.Contains(err.Error(), key) || through != 0 {
+				t.Fatalf("flush over another history's segment: through %d, %v; want ErrArchiveConflict naming %s", through, err, key)
+			}
+			if have, _, _ := snapshot.ReadAll(ctx, store, key); !bytes.Equal(have, other) {
+				t.Fatal("the other history's segment was overwritten")
+			}
+			if cat, _, err := snapshot.LoadLogCatalog(ctx, store); err != nil || len(cat.Segments) != 0 {
+				t.Fatalf("catalog %+v %v, want it empty", cat, err)
+			}
+
+			// The same bytes already there: a retry after a lost answer.
+			mine, err := snapshot.EncodeSegment(segEntries(entriesOf(11, 20, 50)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := store.Put(ctx, snapshot.SegmentKey(11, 20), bytes.NewReader(mine), int64(len(mine))); err != nil {
+				t.Fatal(err)
+			}
+			if err := store.Delete(ctx, key); err != nil {
+				t.Fatal(err)
+			}
+			b := NewSegmentArchiver(store, SegmentConfig{SegmentBytes: 500, SegmentAge: time.Hour})
+			if through, err := b.Archive(ctx, entriesOf(1, 20, 50)); err != nil || through != 20 {
+				t.Fatalf("archive over an identical segment: through %d, %v", through, err)
+			}
+			if got := archivedEntries(t, store); len(got) != 20 {
+				t.Fatalf("archive holds %d entries", len(got))
+			}
+		})
+	}
+}
+
+// An archiver whose segment another history's catalogued segments cover
+// does not count its entries as archived: it checks them and stops with
+// ErrArchiveMismatch. Before the fix it reported them durable.
+func TestArchiveLoserNotDurable(t *testing.T) {
+	ctx := context.Background()
+	store := newDirStore(t)
+	cfg := SegmentConfig{SegmentBytes: 1 << 20, SegmentAge: time.Hour}
+	a := NewSegmentArchiver(store, cfg)
+	if _, err := a.Archive(ctx, entriesOf(1, 5, 60)); err != nil { // loads the empty catalog
+		t.Fatal(err)
+	}
+	x := NewSegmentArchiver(store, cfg)
+	if _, err := x.Archive(ctx, entriesOf(1, 10, 50)); err != nil {
+		t.Fatal(err)
+	}
+	if through, err := x.Flush(ctx); err != nil || through != 10 {
+		t.Fatalf("other history: through %d, %v", through, err)
+	}
+	through, err := a.Flush(ctx)
+	if !errors.Is(err, ErrArchiveMismatch) || through != 0 {
+		t.Fatalf("losing archiver: through %d, %v; want ErrArchiveMismatch", through, err)
+	}
+}
+
+// A log catalog lost from an initialised store stops archiving with
+// snapshot.ErrCatalogMissing; no new catalog is started over the old
+// segments. Before the fix, the archiver read it as empty and began a new
+// one.
+func TestArchiveCatalogLost(t *testing.T) {
+	for name, store := range testStores(t) {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			store = snapshot.Prefixed(store, "lost-"+strconv.Itoa(int(time.Now().UnixNano()%1e9)))
+			cfg := SegmentConfig{SegmentBytes: 500, SegmentAge: time.Hour}
+			a := NewSegmentArchiver(store, cfg)
+			if through, err := a.Archive(ctx, entriesOf(1, 20, 50)); err != nil || through != 20 {
+				t.Fatalf("archive: through %d, %v", through, err)
+			}
+			// The first archiver on an empty store initialised it.
+			if _, err := snapshot.ReadMarker(ctx, store); err != nil {
+				t.Fatalf("marker: %v", err)
+			}
+			if err := store.Delete(ctx, snapshot.LogCatalogKey); err != nil {
+				t.Fatal(err)
+			}
+			b := NewSegmentArchiver(store, cfg) // a new leader
+			through, err := b.Archive(ctx, entriesOf(21, 40, 50))
+			if !errors.Is(err, snapshot.ErrCatalogMissing) || !strings.Contains(err.Error(), "archiving stopped") || through != 0 {
+				t.Fatalf("archive after the catalog was lost: through %d, %v", through, err)
+			}
+			if _, err := b.Flush(ctx); !errors.Is(err, snapshot.ErrCatalogMissing) {
+				t.Fatalf("flush after the catalog was lost: %v", err)
+			}
+			if _, err := store.Head(ctx, snapshot.LogCatalogKey); !errors.Is(err, snapshot.ErrNotFound) {
+				t.Fatalf("a new catalog was written: %v", err)
+			}
+		})
+	}
+}
+
+func segEntries(es []Entry) []snapshot.SegmentEntry {
+	out := make([]snapshot.SegmentEntry, len(es))
+	for i, e := range es {
+		out[i] = snapshot.SegmentEntry{Index: e.Index, Data: e.Data}
+	}
+	return out
+}

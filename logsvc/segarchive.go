@@ -94,6 +94,14 @@ var errArchiveGap = errors.New("entries do not follow the archive")
 // one. The archiver stops rather than count the log's entries as archived.
 var ErrArchiveMismatch = errors.New("the archive holds a different history than this log")
 
+// ErrArchiveConflict: a segment key the archiver is about to write holds
+// another object already: another history (a second cluster archiving
+// under the same prefix, say) owns it. The archiver never overwrites a
+// segment, and stops rather than count its entries as archived. An
+// identical object there (a retry whose first answer was lost) is no
+// conflict.
+var ErrArchiveConflict = errors.New("the archive's segment key holds another history's object")
+
 // verifyArchived checks that the archive's entry at e.Index is e, reading
 // the segment that holds it (and keeping it for the next entries). It runs
 // only for entries an earlier leader archived, so rarely.
@@ -192,12 +200,23 @@ func (a *SegmentArchiver) reported() uint64 {
 }
 
 // load reads the catalog's end unless already known, dropping buffered
-// entries the catalog holds.
+// entries the catalog holds. A store never initialised is initialised
+// (snapshot.InitBucket: both catalogs, then the marker); a catalog that
+// was lost (snapshot.ErrCatalogMissing) stops archiving until an operator
+// restores it: a new catalog would orphan every archived segment.
 func (a *SegmentArchiver) load(ctx context.Context) error {
 	if a.loaded {
 		return nil
 	}
-	cat, _, err := snapshot.LoadLogCatalog(ctx, a.store)
+	cat, etag, err := snapshot.LoadLogCatalog(ctx, a.store)
+	if err == nil && etag == "" {
+		if _, err = snapshot.InitBucket(ctx, a.store, "log archiver"); err == nil {
+			cat, _, err = snapshot.LoadLogCatalog(ctx, a.store)
+		}
+	}
+	if errors.Is(err, snapshot.ErrCatalogMissing) {
+		return fmt.Errorf("archiving stopped: %w", err)
+	}
 	if err != nil {
 		return fmt.Errorf("load log catalog: %w", err)
 	}
@@ -239,11 +258,11 @@ func (a *SegmentArchiver) cut(ctx context.Context, all bool) error {
 		return err
 	}
 	key := snapshot.SegmentKey(first, last)
-	info, err := a.store.Put(ctx, key, bytes.NewReader(obj), int64(len(obj)))
-	if err != nil {
+	if err := a.upload(ctx, key, obj); err != nil {
+		a.loaded = false
 		return fmt.Errorf("upload segment %d..%d: %w", first, last, err)
 	}
-	ref := snapshot.SegmentRef{First: first, Last: last, Key: key, Size: info.Size, CRC32C: snapshot.CRC32C(obj), RawBytes: int64(size)}
+	ref := snapshot.SegmentRef{First: first, Last: last, Key: key, Size: int64(len(obj)), CRC32C: snapshot.CRC32C(obj), RawBytes: int64(size)}
 	var raced bool
 	cat, err := snapshot.UpdateLogCatalog(ctx, a.store, func(c *snapshot.LogCatalog) error {
 		raced = false
@@ -267,8 +286,42 @@ func (a *SegmentArchiver) cut(ctx context.Context, all bool) error {
 		a.loaded = false
 		return fmt.Errorf("segment %d..%d: %w, which ends at %d", first, last, errArchiveGap, end)
 	}
+	if got, ok := cat.Find(first); !ok || got != ref {
+		// Another archiver's segments hold (some of) these entries: count
+		// them archived only once they are known to be these entries.
+		for _, e := range seg {
+			if e.Index > end {
+				break
+			}
+			if err := a.verifyArchived(ctx, Entry{Index: e.Index, Data: e.Data}); err != nil {
+				a.loaded = false
+				return err
+			}
+		}
+	}
 	// Either our segment is in, or another archiver's reach the same or
 	// a point inside ours: follow the catalog and cut again from there.
 	a.setDurable(end)
+	return nil
+}
+
+// upload writes a segment only if its key is free (If-None-Match), so it
+// never overwrites one: segments are immutable, and two archivers of the
+// same history write the same bytes under the same key. A key that holds
+// exactly obj already (an earlier try, or another archiver of this
+// history) is fine; one that holds anything else is ErrArchiveConflict.
+func (a *SegmentArchiver) upload(ctx context.Context, key string, obj []byte) error {
+	_, err := a.store.PutIf(ctx, key, obj, snapshot.Condition{IfAbsent: true})
+	if !errors.Is(err, snapshot.ErrPrecondition) {
+		return err
+	}
+	have, _, err := snapshot.ReadAll(ctx, a.store, key)
+	if err != nil {
+		return fmt.Errorf("read the object already at %s: %w", key, err)
+	}
+	if !bytes.Equal(have, obj) {
+		return fmt.Errorf("%s holds %d bytes with CRC-32C %08x, this log's segment has %d bytes with %08x: %w (a restored cluster must archive under a new prefix)",
+			key, len(have), snapshot.CRC32C(have), len(obj), snapshot.CRC32C(obj), ErrArchiveConflict)
+	}
 	return nil
 }
