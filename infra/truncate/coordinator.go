@@ -2,7 +2,10 @@ package truncate
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/akutan/akutan/logsvc/logclient"
@@ -20,13 +23,25 @@ type Log interface {
 }
 
 // Coordinator plans and performs log truncation.
+//
+// It judges every age by the store's clock (snapshot.StoreNow) and the
+// time the store stamped on each checkpoint's manifest, which is uploaded
+// last, never by the local clock or the view's. It counts a checkpoint
+// only once it is whole: its manifest reads back and matches the catalog,
+// and every data file is there with the manifest's size (a HEAD each, on
+// every plan); the checkpoints a plan relies on (the newest at each point
+// of each space) also have every file's CRC-32C checked, once per
+// coordinator, since objects are immutable. And it plans twice, the
+// second time right before DiscardPrefix, and discards only the lower of
+// the two, so a checkpoint that went meanwhile cannot be counted on.
 type Coordinator struct {
 	Config Config
 	// Store holds both catalogs (the cluster's bucket or prefix).
 	Store snapshot.Store
 	Log   Log
-	// Now is the clock; nil means time.Now.
-	Now func() time.Time
+
+	mu       sync.Mutex
+	checksum map[string]bool // manifests whose files' CRC-32C were checked
 }
 
 // Plan gathers the catalogs and the log's state and computes the plan
@@ -49,18 +64,137 @@ func (c *Coordinator) Plan(ctx context.Context) (*Plan, error) {
 	if err != nil {
 		return nil, fmt.Errorf("log catalog: %w", err)
 	}
-	now := time.Now
-	if c.Now != nil {
-		now = c.Now
+	now, err := snapshot.StoreNow(ctx, c.Store)
+	if err != nil {
+		return nil, err
 	}
-	return Compute(c.Config, now(), cps, logCat, log), nil
+	whole, problems, err := c.wholeCheckpoints(ctx, cps, now)
+	if err != nil {
+		return nil, err
+	}
+	p := Compute(c.Config, now, whole, logCat, log)
+	p.Unverified = problems
+	return p, nil
 }
 
-// Once plans and, unless dryRun, discards.
+// wholeCheckpoints returns the critical clusters' checkpoints that are
+// whole, each with Created set to its manifest's time by the store's
+// clock, and a problem for each that is not.
+func (c *Coordinator) wholeCheckpoints(ctx context.Context, cat *snapshot.CheckpointCatalog, now time.Time) (*snapshot.CheckpointCatalog, []snapshot.Problem, error) {
+	critical := map[string]bool{}
+	for _, cl := range c.Config.Clusters {
+		critical[cl] = true
+	}
+	var problems []snapshot.Problem
+	bad := func(ref snapshot.CheckpointRef, err error) error {
+		if errors.Is(err, snapshot.ErrNotFound) || errors.Is(err, snapshot.ErrCorrupt) {
+			problems = append(problems, snapshot.Problem{Key: ref.Manifest, Reason: err.Error()})
+			return nil
+		}
+		return fmt.Errorf("check checkpoint: %w", err)
+	}
+	// Present with the right sizes.
+	out := &snapshot.CheckpointCatalog{Format: cat.Format}
+	for _, ref := range cat.Checkpoints {
+		if !critical[ref.Cluster] {
+			continue
+		}
+		_, info, err := snapshot.CheckCheckpoint(ctx, c.Store, ref, false)
+		if err != nil {
+			if err := bad(ref, err); err != nil {
+				return nil, nil, err
+			}
+			continue
+		}
+		ref.Created = info.Modified
+		if ref.Created.IsZero() {
+			ref.Created = now // unknown: too new to count
+		}
+		out.Checkpoints = append(out.Checkpoints, ref)
+	}
+	// Checksums of the ones the plan relies on: the newest old-enough
+	// checkpoint at every point. One that fails drops out, and the next
+	// newest is checked in its place.
+	cutoff := now.Add(-c.Config.Delay)
+	for {
+		var dropped []string
+		for _, cl := range c.Config.Clusters {
+			eligible := &snapshot.CheckpointCatalog{}
+			for _, ref := range out.Checkpoints {
+				if ref.Cluster == cl && !ref.Created.After(cutoff) {
+					eligible.Checkpoints = append(eligible.Checkpoints, ref)
+				}
+			}
+			for _, space := range Spaces {
+				chosen := newestAtEveryPoint(eligible, space)
+				for _, ref := range chosen {
+					if c.checked(ref.Manifest) {
+						continue
+					}
+					if _, _, err := snapshot.CheckCheckpoint(ctx, c.Store, ref, true); err != nil {
+						if err := bad(ref, err); err != nil {
+							return nil, nil, err
+						}
+						dropped = append(dropped, ref.Manifest)
+						continue
+					}
+					c.setChecked(ref.Manifest)
+				}
+			}
+		}
+		if len(dropped) == 0 {
+			return out, problems, nil
+		}
+		out.Checkpoints = slices.DeleteFunc(out.Checkpoints, func(r snapshot.CheckpointRef) bool { return slices.Contains(dropped, r.Manifest) })
+	}
+}
+
+// newestAtEveryPoint is the newest checkpoint at every covered point of a
+// space: the ones a plan relies on.
+func newestAtEveryPoint(cat *snapshot.CheckpointCatalog, space string) []snapshot.CheckpointRef {
+	var out []snapshot.CheckpointRef
+	seen := map[string]bool{}
+	for _, lim := range spacePieces(space, cat.Checkpoints) {
+		if lim.Covered && !seen[lim.Checkpoint.Manifest] {
+			seen[lim.Checkpoint.Manifest] = true
+			out = append(out, lim.Checkpoint)
+		}
+	}
+	return out
+}
+
+func (c *Coordinator) checked(manifest string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.checksum[manifest]
+}
+
+func (c *Coordinator) setChecked(manifest string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.checksum == nil {
+		c.checksum = map[string]bool{}
+	}
+	c.checksum[manifest] = true
+}
+
+// Once plans and, unless dryRun, discards. It plans again right before
+// the discard and discards only below the lower of the two plans.
 func (c *Coordinator) Once(ctx context.Context, dryRun bool) (*Plan, error) {
 	p, err := c.Plan(ctx)
 	if err != nil || dryRun || !p.Act() {
 		return p, err
+	}
+	again, err := c.Plan(ctx)
+	if err != nil {
+		return p, fmt.Errorf("re-check before discarding: %w", err)
+	}
+	if again.Discard > p.Discard {
+		again.Discard, again.Reason = p.Discard, p.Reason
+	}
+	p = again
+	if !p.Act() {
+		return p, nil
 	}
 	first, err := c.Log.DiscardPrefix(ctx, p.Discard)
 	if err != nil {

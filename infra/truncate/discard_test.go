@@ -12,6 +12,7 @@ import (
 	"github.com/akutan/akutan/logsvc/logclient"
 	"github.com/akutan/akutan/proto/entrypb"
 	"github.com/akutan/akutan/snapshot"
+	"github.com/akutan/akutan/snapshot/storetest"
 )
 
 func freeAddr(t *testing.T) string {
@@ -59,13 +60,14 @@ func TestCoordinatorDiscardsRealLog(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, c := range []snapshot.CheckpointRef{cp("dc1", "sp", 0, half, 320, time.Hour), cp("dc1", "sp", half, 0, 450, time.Hour), cp("dc1", "po", 0, 0, 400, time.Hour)} {
-		if _, err := snapshot.UpdateCheckpointCatalog(ctx, store, func(cat *snapshot.CheckpointCatalog) error { cat.Add(c); return nil }); err != nil {
-			t.Fatal(err)
-		}
+		putCheckpoint(t, store, c)
 	}
 	log := NewGRPCLog([]string{cfg.GRPCAddr})
 	defer log.Close()
-	c := &Coordinator{Config: Config{Clusters: []string{"dc1"}, Delay: time.Minute}, Store: store, Log: log}
+	// The checkpoints are an hour old by the store's clock.
+	clocked := storetest.NewClocked(store)
+	clocked.Advance(time.Hour)
+	c := &Coordinator{Config: Config{Clusters: []string{"dc1"}, Delay: time.Minute}, Store: clocked, Log: log}
 	// Wait for the archive to hold everything, then discard.
 	var p *Plan
 	for deadline := time.Now().Add(30 * time.Second); ; {

@@ -8,14 +8,18 @@
 //     up to M are not needed: the log may start at M+1. Coverage is computed
 //     point by point, by splitting each space at every checkpoint boundary.
 //     A cluster with an uncovered point allows nothing (D_c = 0).
-//  2. Only checkpoints created at least Delay ago count, so the global step
-//     runs "a few minutes behind" what the views have just written.
+//  2. Only whole checkpoints (the manifest and every file present, with
+//     the right sizes, and checksums for those the plan relies on; see
+//     Coordinator) uploaded at least Delay ago by the store's clock count,
+//     so the global step runs "a few minutes behind" what the views have
+//     just written, and never on the pruner's or a view's clock.
 //  3. The global index is the minimum of D_c over the critical clusters,
 //     capped so that the archive already holds everything below it (both
 //     the log's replicated watermark and the archive catalog's end) and the
 //     log holds it (at most last+1).
-//  4. If it is above the log's first index, DiscardPrefix(D) is sent to the
-//     log; the log itself refuses anything not archived.
+//  4. If it is above the log's first index, the plan is made again, and
+//     DiscardPrefix(min of both) is sent to the log; the log itself
+//     refuses anything not archived.
 //
 // Plan explains each step: per cluster, the limiting range and the
 // checkpoint at its index (or the uncovered range), and the archive and
@@ -111,6 +115,9 @@ type Plan struct {
 	Discard uint64
 	// Reason says which bound set Discard.
 	Reason string
+	// Unverified lists the critical clusters' checkpoints left out for
+	// not being whole (a file missing, a size or checksum wrong).
+	Unverified []snapshot.Problem
 	// Done is set once the log has discarded; FirstAfter is its new
 	// first index.
 	Done       bool
@@ -121,7 +128,9 @@ type Plan struct {
 func (p *Plan) Act() bool { return p.Discard > p.Log.First }
 
 // Compute makes the plan from the checkpoint catalog, the archive's log
-// catalog and the log's state.
+// catalog and the log's state. now and each checkpoint's Created must be
+// the store's times; the catalog must hold only whole checkpoints
+// (Coordinator.Plan sees to both).
 func Compute(cfg Config, now time.Time, cps *snapshot.CheckpointCatalog, logCat *snapshot.LogCatalog, log LogInfo) *Plan {
 	p := &Plan{At: now, Delay: cfg.Delay, Log: log, ArchiveFirst: logCat.FirstArchived(), ArchiveLast: logCat.ArchivedThrough()}
 	cutoff := now.Add(-cfg.Delay)
@@ -193,6 +202,31 @@ func less(a, b Limit) bool {
 // newest covering checkpoint is oldest (or the first uncovered piece),
 // merged with its neighbours that share that checkpoint.
 func spaceLimit(space string, cps []snapshot.CheckpointRef) Limit {
+	pieces := spacePieces(space, cps)
+	best := 0
+	for i, l := range pieces {
+		if less(l, pieces[best]) {
+			best = i
+		}
+	}
+	// Widen the limiting piece over neighbours limited the same way, so
+	// the plan names a whole range rather than a sliver.
+	lim := pieces[best]
+	same := func(l Limit) bool {
+		return l.Covered == lim.Covered && l.Checkpoint.Manifest == lim.Checkpoint.Manifest
+	}
+	for i := best - 1; i >= 0 && same(pieces[i]); i-- {
+		lim.Range.Start = pieces[i].Range.Start
+	}
+	for i := best + 1; i < len(pieces) && same(pieces[i]); i++ {
+		lim.Range.End = pieces[i].Range.End
+	}
+	return lim
+}
+
+// spacePieces splits the space at every boundary and gives each piece its
+// newest covering checkpoint, if any.
+func spacePieces(space string, cps []snapshot.CheckpointRef) []Limit {
 	var in []snapshot.CheckpointRef
 	points := []uint64{0}
 	for _, c := range cps {
@@ -226,25 +260,7 @@ func spaceLimit(space string, cps []snapshot.CheckpointRef) Limit {
 		}
 		pieces = append(pieces, lim)
 	}
-	best := 0
-	for i, l := range pieces {
-		if less(l, pieces[best]) {
-			best = i
-		}
-	}
-	// Widen the limiting piece over neighbours limited the same way, so
-	// the plan names a whole range rather than a sliver.
-	lim := pieces[best]
-	same := func(l Limit) bool {
-		return l.Covered == lim.Covered && l.Checkpoint.Manifest == lim.Checkpoint.Manifest
-	}
-	for i := best - 1; i >= 0 && same(pieces[i]); i-- {
-		lim.Range.Start = pieces[i].Range.Start
-	}
-	for i := best + 1; i < len(pieces) && same(pieces[i]); i++ {
-		lim.Range.End = pieces[i].Range.End
-	}
-	return lim
+	return pieces
 }
 
 // String prints the plan for an operator.
@@ -256,7 +272,7 @@ func (p *Plan) String() string {
 	} else {
 		fmt.Fprintf(&b, "archive: entries %d..%d\n", p.ArchiveFirst, p.ArchiveLast)
 	}
-	fmt.Fprintf(&b, "checkpoints counted: created before %s (delay %v)\n", p.At.Add(-p.Delay).UTC().Format(time.RFC3339), p.Delay)
+	fmt.Fprintf(&b, "checkpoints counted: whole, uploaded before %s by the store's clock (delay %v)\n", p.At.Add(-p.Delay).UTC().Format(time.RFC3339), p.Delay)
 	for _, c := range p.Clusters {
 		fmt.Fprintf(&b, "  cluster %s: ", c.Cluster)
 		if c.Limit.Covered {
@@ -266,6 +282,9 @@ func (p *Plan) String() string {
 			fmt.Fprintf(&b, "can discard nothing; %s %s has no checkpoint old enough", c.Limit.Space, c.Limit.Range)
 		}
 		fmt.Fprintf(&b, " [%d checkpoints counted, %d too new]\n", c.Eligible, c.TooNew)
+	}
+	for _, u := range p.Unverified {
+		fmt.Fprintf(&b, "  not counted, not whole: %s\n", u)
 	}
 	switch {
 	case p.Done:

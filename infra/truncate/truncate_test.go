@@ -1,6 +1,7 @@
 package truncate
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/akutan/akutan/snapshot"
+	"github.com/akutan/akutan/snapshot/storetest"
 )
 
 var t0 = time.Date(2025, 1, 1, 12, 0, 0, 0, time.UTC)
@@ -95,24 +97,56 @@ func (f *fakeLog) DiscardPrefix(_ context.Context, before uint64) (uint64, error
 	return before, nil
 }
 
-func TestCoordinatorOnce(t *testing.T) {
+// putCheckpoint uploads a checkpoint of one file and lists it, as a view
+// does, with ref's Created as the view's clock has it.
+func putCheckpoint(t *testing.T, store snapshot.Store, ref snapshot.CheckpointRef) snapshot.CheckpointRef {
+	t.Helper()
 	ctx := context.Background()
+	dir := snapshot.CheckpointDir(ref.Space, ref.Range(), ref.Index)
+	data := []byte(fmt.Sprintf("%s %s %d", ref.Cluster, ref.Space, ref.Index))
+	key := dir + "facts-0000.sst"
+	if _, err := store.Put(ctx, key, bytes.NewReader(data), int64(len(data))); err != nil {
+		t.Fatal(err)
+	}
+	m := &snapshot.Manifest{Cluster: ref.Cluster, Space: ref.Space, Start: ref.Start, End: ref.End, Index: ref.Index, Created: ref.Created,
+		Files: []snapshot.FileRef{{Key: key, Kind: "facts", HashStart: ref.Start, HashEnd: ref.End, Size: int64(len(data)), CRC32C: snapshot.CRC32C(data)}}}
+	ref.Manifest, ref.Bytes = dir+snapshot.ManifestName, m.Bytes()
+	if err := snapshot.PutManifest(ctx, store, ref.Manifest, m); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := snapshot.UpdateCheckpointCatalog(ctx, store, func(cat *snapshot.CheckpointCatalog) error { cat.Add(ref); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	return ref
+}
+
+func putArchive(t *testing.T, store snapshot.Store, last uint64) {
+	t.Helper()
+	if _, err := snapshot.UpdateLogCatalog(context.Background(), store, func(cat *snapshot.LogCatalog) error {
+		return cat.Add(snapshot.SegmentRef{First: 1, Last: last, Key: snapshot.SegmentKey(1, last)})
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func newStore(t *testing.T) *storetest.Clocked {
+	t.Helper()
 	store, err := snapshot.NewDirStore(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range []snapshot.CheckpointRef{cp("dc1", "sp", 0, 0, 300, time.Hour), cp("dc1", "po", 0, 0, 400, time.Hour)} {
-		if _, err := snapshot.UpdateCheckpointCatalog(ctx, store, func(cat *snapshot.CheckpointCatalog) error { cat.Add(c); return nil }); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := snapshot.UpdateLogCatalog(ctx, store, func(cat *snapshot.LogCatalog) error {
-		return cat.Add(snapshot.SegmentRef{First: 1, Last: 500, Key: snapshot.SegmentKey(1, 500)})
-	}); err != nil {
-		t.Fatal(err)
-	}
+	return storetest.NewClocked(store)
+}
+
+func TestCoordinatorOnce(t *testing.T) {
+	ctx := context.Background()
+	store := newStore(t)
+	putCheckpoint(t, store, cp("dc1", "sp", 0, 0, 300, time.Hour))
+	putCheckpoint(t, store, cp("dc1", "po", 0, 0, 400, time.Hour))
+	putArchive(t, store, 500)
+	store.Advance(2 * time.Minute)
 	log := &fakeLog{info: LogInfo{First: 1, Last: 600, ArchivedThrough: 500}}
-	c := &Coordinator{Config: Config{Clusters: []string{"dc1"}, Delay: time.Minute}, Store: store, Log: log, Now: func() time.Time { return t0 }}
+	c := &Coordinator{Config: Config{Clusters: []string{"dc1"}, Delay: time.Minute}, Store: store, Log: log}
 	p, err := c.Once(ctx, true)
 	if err != nil || p.Discard != 301 || p.Done || log.discarded != 0 {
 		t.Fatalf("dry run: %v %v", p, err)
@@ -127,5 +161,118 @@ func TestCoordinatorOnce(t *testing.T) {
 	}
 	if !strings.Contains(p.String(), "nothing to discard") {
 		t.Fatalf("plan: %s", p)
+	}
+}
+
+// Ages come from the store, not from the clock of the view that wrote a
+// checkpoint nor of the coordinator: a checkpoint just uploaded is too new
+// however old its Created says it is. Before the fix, a view's (or the
+// coordinator's) skewed clock made it count at once.
+func TestCoordinatorStoreClock(t *testing.T) {
+	ctx := context.Background()
+	store := newStore(t)
+	putCheckpoint(t, store, cp("dc1", "sp", 0, 0, 300, 2*time.Hour)) // Created 2 h "ago"
+	putCheckpoint(t, store, cp("dc1", "po", 0, 0, 400, 2*time.Hour))
+	putArchive(t, store, 500)
+	log := &fakeLog{info: LogInfo{First: 1, Last: 600, ArchivedThrough: 500}}
+	c := &Coordinator{Config: Config{Clusters: []string{"dc1"}, Delay: 3 * time.Minute}, Store: store, Log: log}
+	p, err := c.Once(ctx, false)
+	if err != nil || p.Act() || log.discarded != 0 || p.Clusters[0].TooNew != 2 {
+		t.Fatalf("fresh checkpoints counted:\n%v %v", p, err)
+	}
+	store.Advance(4 * time.Minute)
+	if p, err = c.Once(ctx, false); err != nil || !p.Done || log.discarded != 301 {
+		t.Fatalf("after the delay by the store's clock:\n%v %v", p, err)
+	}
+}
+
+// A checkpoint counts only when whole: a file missing, of the wrong size,
+// or (for the checkpoints the plan relies on) with the wrong checksum
+// leaves it out, and the plan falls back to older ones.
+func TestCoordinatorCountsOnlyWhole(t *testing.T) {
+	ctx := context.Background()
+	for _, breakIt := range []string{"missing", "size", "checksum"} {
+		t.Run(breakIt, func(t *testing.T) {
+			store := newStore(t)
+			putCheckpoint(t, store, cp("dc1", "sp", 0, 0, 100, 0))
+			newer := putCheckpoint(t, store, cp("dc1", "sp", 0, 0, 300, 0))
+			putCheckpoint(t, store, cp("dc1", "po", 0, 0, 400, 0))
+			putArchive(t, store, 500)
+			store.Advance(time.Hour)
+			m, err := snapshot.LoadManifest(ctx, store, newer.Manifest)
+			if err != nil {
+				t.Fatal(err)
+			}
+			key := m.Files[0].Key
+			data, _, err := snapshot.ReadAll(ctx, store, key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch breakIt {
+			case "missing":
+				err = store.Delete(ctx, key)
+			case "size":
+				_, err = store.Put(ctx, key, bytes.NewReader(data[1:]), int64(len(data)-1))
+			case "checksum":
+				data[0] ^= 1
+				_, err = store.Put(ctx, key, bytes.NewReader(data), int64(len(data)))
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			log := &fakeLog{info: LogInfo{First: 1, Last: 600, ArchivedThrough: 500}}
+			c := &Coordinator{Config: Config{Clusters: []string{"dc1"}, Delay: time.Minute}, Store: store, Log: log}
+			p, err := c.Once(ctx, false)
+			if err != nil || !p.Done || log.discarded != 101 || len(p.Unverified) != 1 || p.Unverified[0].Key != newer.Manifest {
+				t.Fatalf("want a discard below 101 only, %s not counted:\n%v %v", newer.Manifest, p, err)
+			}
+			if !strings.Contains(p.String(), "not whole") {
+				t.Fatalf("plan does not say what it left out:\n%s", p)
+			}
+		})
+	}
+}
+
+// recheckLog deletes a checkpoint file when the coordinator asks for the
+// log's state the second time, as retention (or an operator) might
+// between a plan and its discard.
+type recheckLog struct {
+	fakeLog
+	calls  int
+	before func()
+}
+
+func (r *recheckLog) Info(ctx context.Context) (LogInfo, error) {
+	r.calls++
+	if r.calls == 2 {
+		r.before()
+	}
+	return r.fakeLog.Info(ctx)
+}
+
+// Coverage is checked again right before the discard, which goes only as
+// far as both plans allow. Before the fix, the first plan was acted on.
+func TestCoordinatorRechecksBeforeDiscard(t *testing.T) {
+	ctx := context.Background()
+	store := newStore(t)
+	putCheckpoint(t, store, cp("dc1", "sp", 0, 0, 100, 0))
+	newer := putCheckpoint(t, store, cp("dc1", "sp", 0, 0, 300, 0))
+	putCheckpoint(t, store, cp("dc1", "po", 0, 0, 400, 0))
+	putArchive(t, store, 500)
+	store.Advance(time.Hour)
+	log := &recheckLog{fakeLog: fakeLog{info: LogInfo{First: 1, Last: 600, ArchivedThrough: 500}}}
+	log.before = func() {
+		m, err := snapshot.LoadManifest(ctx, store, newer.Manifest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := store.Delete(ctx, m.Files[0].Key); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := &Coordinator{Config: Config{Clusters: []string{"dc1"}, Delay: time.Minute}, Store: store, Log: log}
+	p, err := c.Once(ctx, false)
+	if err != nil || log.calls != 2 || log.discarded != 101 {
+		t.Fatalf("discarded below %d after %d plans, want 101 after 2:\n%v %v", log.discarded, log.calls, p, err)
 	}
 }
