@@ -504,6 +504,10 @@ type applier struct {
 	val     []byte
 	last    uint64 // last entry in the batch
 	version uint32 // new log version, 0 if unchanged
+	// rejected is the view's record of invalid entries, including those of
+	// this batch; it reaches the view when the batch commits.
+	rejected      Rejected
+	rejectedDirty bool
 }
 
 func newApplier(v *View) (*applier, error) {
@@ -511,7 +515,10 @@ func newApplier(v *View) (*applier, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &applier{v: v, cache: cache, pending: map[uint64][]byte{}, records: map[uint64][]byte{}}, nil
+	v.mu.Lock()
+	rej := v.rejected
+	v.mu.Unlock()
+	return &applier{v: v, cache: cache, pending: map[uint64][]byte{}, records: map[uint64][]byte{}, rejected: rej}, nil
 }
 
 func (a *applier) close() {
@@ -531,6 +538,10 @@ func (a *applier) applyItem(it *item) error {
 	case itemNoop:
 	case itemError:
 		return it.err
+	case itemRejected:
+		a.rejected = Rejected{Count: a.rejected.Count + 1, LastIndex: it.index, LastReason: it.err.Error()}
+		a.rejectedDirty = true
+		a.v.log.Warn("log entry rejected: applied as a no-op", "index", it.index, "reason", it.err)
 	case itemVersion:
 		a.version = it.version
 	case itemTx:
@@ -677,6 +688,9 @@ func (a *applier) commit() error {
 		binary.BigEndian.PutUint32(vb[:], a.version)
 		a.w.set(metaLogVersion, vb[:])
 	}
+	if a.rejectedDirty {
+		a.w.set(metaRejected, a.rejected.marshal())
+	}
 	if a.b == nil {
 		a.b = a.v.db.NewBatch(pebble.WithMaxRetainedSizeBytes(2 * a.v.cfg.MaxBatchBytes))
 	}
@@ -696,6 +710,7 @@ func (a *applier) commit() error {
 	if a.version != 0 {
 		v.logVersion = a.version
 	}
+	v.rejected = a.rejected
 	v.broadcastLocked()
 	v.mu.Unlock()
 	a.reset()
@@ -708,4 +723,5 @@ func (a *applier) reset() {
 	clear(a.pending)
 	clear(a.records)
 	a.last, a.version = 0, 0
+	a.rejectedDirty = false
 }

@@ -30,14 +30,12 @@ func waitStopped(t *testing.T, v *View) Status {
 	return Status{}
 }
 
-// TestBadEntries: every kind of entry the view must not apply stops it at
-// that entry with a clear error, reported by Status and every RPC, and the
-// view keeps answering at the indexes it applied. A restart stops at the same
-// entry again.
+// TestBadEntries: an entry of a log version the view does not support stops
+// it at that entry with a clear error, reported by Status and every RPC, and
+// the view keeps answering at the indexes it applied. A restart stops at the
+// same entry again.
 func TestBadEntries(t *testing.T) {
 	good := newTx(1).insert(newRef(1), idRef(100), intObj(1)).bytes()
-	unknownField := protowire.AppendTag(envBytes(&entrypb.Envelope{Version: 1}), 9, protowire.BytesType)
-	unknownField = protowire.AppendBytes(unknownField, []byte("future command"))
 	cases := []struct {
 		name    string
 		max     uint32
@@ -52,30 +50,6 @@ func TestBadEntries(t *testing.T) {
 			"unsupported log version 2 (supports up to 1)", "UNSUPPORTED_VERSION"},
 		{"after a supported version change", 2, [][]byte{good, versionEntry(1, 2), pingEntry(2), pingEntry(1), good, versionEntry(2, 3)}, 6,
 			"unsupported log version 3 (supports up to 2)", "UNSUPPORTED_VERSION"},
-		{"envelope above the log version", 2, [][]byte{good, pingEntry(2)}, 2,
-			"envelope version 2 is above the log version 1", "MALFORMED_ENTRY"},
-		{"version change that does not raise", 2, [][]byte{good, versionEntry(1, 1)}, 2,
-			"version change to 1 does not raise the log version 1", "MALFORMED_ENTRY"},
-		{"version 0", 1, [][]byte{good, pingEntry(0)}, 2, "envelope version is 0", "MALFORMED_ENTRY"},
-		{"garbage", 1, [][]byte{good, good, []byte("\xff\xff\xff not protobuf")}, 3, "malformed log entry: not an envelope", "MALFORMED_ENTRY"},
-		{"no command", 1, [][]byte{good, envBytes(&entrypb.Envelope{Version: 1})}, 2, "unknown log command", "UNKNOWN_COMMAND"},
-		{"unknown command", 1, [][]byte{good, unknownField}, 2, "unknown log command", "UNKNOWN_COMMAND"},
-		{"new node out of range", 1, [][]byte{good, newTx(1).insert(newRef(2), idRef(1), intObj(1)).bytes()}, 2,
-			"insert 0: subject: new node 2 of 1", "MALFORMED_ENTRY"},
-		{"insert without object", 1, [][]byte{good, newTx(0).insert(idRef(1), idRef(1), nil).bytes()}, 2,
-			"insert 0: invalid object: missing object", "MALFORMED_ENTRY"},
-		{"held transaction is checked at its index", 1, [][]byte{good, newTx(0).insert(idRef(1), nil, intObj(1)).held().bytes()}, 2,
-			"insert 0: predicate: node reference is empty", "MALFORMED_ENTRY"},
-		{"bad timestamp", 1, [][]byte{good, newTx(0).insert(idRef(1), idRef(1), tsObj(0, -1, 0)).bytes()}, 2,
-			"timestamp nanos -1", "MALFORMED_ENTRY"},
-		{"node from a later index", 1, [][]byte{good, newTx(0).insert(idRef(5<<20|1), idRef(1), intObj(1)).bytes()}, 2,
-			"insert 0: subject: node id 5242881 is from index 5, not before this entry", "MALFORMED_ENTRY"},
-		{"fact from this index", 1, [][]byte{good, newTx(0).deleteID(2<<20 | 1).bytes()}, 2,
-			"delete 0: fact id 2097153 is from index 2", "MALFORMED_ENTRY"},
-		{"decision for a later index", 1, [][]byte{good, decisionEntry(5, true)}, 2,
-			"decision for index 5, which is not before it", "MALFORMED_ENTRY"},
-		{"delete of nothing", 1, [][]byte{good, envBytes(&entrypb.Envelope{Version: 1, Command: &entrypb.Envelope_Transaction{
-			Transaction: &entrypb.Transaction{Deletes: []*entrypb.Delete{{}}}}})}, 2, "delete 0 names no fact", "MALFORMED_ENTRY"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -117,6 +91,84 @@ func TestBadEntries(t *testing.T) {
 				if err := v.Close(); err != nil {
 					t.Fatal(err)
 				}
+			}
+		})
+	}
+}
+
+// TestRejectedEntries: the log accepted every entry, so no invalid entry
+// may stop a view. Each is applied as a no-op, recorded with its reason in
+// Status, and the view goes on: it ends with the same digest as a view whose
+// log held a ping in that place, and the record survives a restart.
+func TestRejectedEntries(t *testing.T) {
+	good := newTx(1).insert(newRef(1), idRef(100), intObj(1)).bytes()
+	after := newTx(1).insert(newRef(1), idRef(100), intObj(2)).bytes()
+	unknownField := protowire.AppendTag(envBytes(&entrypb.Envelope{Version: 1}), 9, protowire.BytesType)
+	unknownField = protowire.AppendBytes(unknownField, []byte("future command"))
+	cases := []struct {
+		name string
+		max  uint32
+		bad  []byte
+		want string
+	}{
+		{"envelope above the log version", 2, pingEntry(2), "envelope version 2 is above the log version 1"},
+		{"version change that does not raise", 2, versionEntry(1, 1), "version change to 1 does not raise the log version 1"},
+		{"version 0", 1, pingEntry(0), "envelope version is 0"},
+		{"garbage", 1, []byte("\xff\xff\xff not protobuf"), "malformed log entry: not an envelope"},
+		{"no command", 1, envBytes(&entrypb.Envelope{Version: 1}), "unknown log command"},
+		{"unknown command", 1, unknownField, "unknown log command"},
+		{"new node out of range", 1, newTx(1).insert(newRef(2), idRef(1), intObj(1)).bytes(), "insert 0: subject: new node 2 of 1"},
+		{"insert without object", 1, newTx(0).insert(idRef(1), idRef(1), nil).bytes(), "insert 0: invalid object: missing object"},
+		{"held transaction is checked at its index", 1, newTx(0).insert(idRef(1), nil, intObj(1)).held().bytes(), "insert 0: predicate: node reference is empty"},
+		{"bad timestamp", 1, newTx(0).insert(idRef(1), idRef(1), tsObj(0, -1, 0)).bytes(), "timestamp nanos -1"},
+		{"node from a later index", 1, newTx(0).insert(idRef(5<<20|1), idRef(1), intObj(1)).bytes(), "insert 0: subject: node id 5242881 is from index 5, not before this entry"},
+		{"fact from this index", 1, newTx(0).deleteID(2<<20 | 1).bytes(), "delete 0: fact id 2097153 is from index 2"},
+		{"decision for a later index", 1, decisionEntry(5, true), "decision for index 5, which is not before it"},
+		{"delete of nothing", 1, envBytes(&entrypb.Envelope{Version: 1, Command: &entrypb.Envelope_Transaction{
+			Transaction: &entrypb.Transaction{Deletes: []*entrypb.Delete{{}}}}}), "delete 0 names no fact"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			log, clean := NewMemLog(), NewMemLog()
+			log.Append(good, c.bad, after)
+			clean.Append(good, pingEntry(1), after)
+			cfg := testConfig(t, SpaceSP, FullRange)
+			cfg.MaxSupportedVersion = c.max
+			for restart := range 2 {
+				v := openView(t, cfg)
+				r := start(t, v, log)
+				waitApplied(t, v, 3)
+				st := v.Status()
+				if st.Err != nil || st.Rejected.Count != 1 || st.Rejected.LastIndex != 2 || !strings.Contains(st.Rejected.LastReason, c.want) {
+					t.Fatalf("restart %d: status %+v; want one rejected entry at 2 with %q", restart, st, c.want)
+				}
+				client := serve(t, v)
+				status, err := client.Status(t.Context(), &viewpb.StatusRequest{})
+				if err != nil || status.Error != "" || status.RejectedEntries != 1 || status.LastRejectedIndex != 2 ||
+					!strings.Contains(status.LastRejectedReason, c.want) {
+					t.Errorf("Status RPC: %v %v", status, err)
+				}
+				r.stop()
+				if err := v.Close(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			v := openView(t, cfg)
+			defer v.Close()
+			cfg2 := testConfig(t, SpaceSP, FullRange)
+			cfg2.MaxSupportedVersion = c.max
+			w := openView(t, cfg2)
+			defer w.Close()
+			r := start(t, w, clean)
+			defer r.stop()
+			waitApplied(t, w, 3)
+			a, err := v.Digest(t.Context(), 3)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := w.Digest(t.Context(), 3)
+			if err != nil || a != b || a.Facts != 2 {
+				t.Fatalf("digest with the rejected entry %+v, with a ping %+v (%v)", a, b, err)
 			}
 		})
 	}

@@ -25,6 +25,7 @@ const (
 	itemPending                  // transaction held for a decision
 	itemDecision                 // decision on a pending transaction
 	itemVersion                  // version change
+	itemRejected                 // an invalid entry: applied as a no-op, recorded with its reason
 	itemError                    // the view must stop before this entry
 )
 
@@ -37,7 +38,7 @@ type item struct {
 	txIndex uint64 // itemDecision
 	commit  bool   // itemDecision
 	version uint32 // itemVersion
-	err     error  // itemError
+	err     error  // itemError, itemRejected
 }
 
 // txOps is a transaction resolved for one view: every delete (a delete by
@@ -83,10 +84,7 @@ func entryErr(_ uint64, kind error, format string, args ...any) error {
 // view stops at the same entry.
 func (d *decoder) decode(e LogEntry) item {
 	it := item{index: e.Index}
-	fail := func(err error) item {
-		it.kind, it.err = itemError, err
-		return it
-	}
+	fail := func(err error) item { return failed(it, err) }
 	// Transactions, nearly every entry, skip the generic decoder.
 	tx := &d.tx
 	if v, ok := parseRawTx(e.Data, tx); ok {
@@ -132,6 +130,20 @@ func (d *decoder) decode(e LogEntry) item {
 	return it
 }
 
+// failed marks it as an entry the view cannot apply. The log accepted it,
+// so it must not stop the view: only a version this view does not support
+// does, since applying past it would be a guess. Anything else invalid is a
+// no-op with a recorded reason. Every check is a function of the entry and
+// the log before it, so every view rejects the same entries.
+func failed(it item, err error) item {
+	it.kind, it.err = itemRejected, err
+	var unsupported *UnsupportedVersionError
+	if errors.As(err, &unsupported) {
+		it.kind = itemError
+	}
+	return it
+}
+
 func (d *decoder) checkVersion(v uint32) error {
 	switch {
 	case v > d.maxVersion:
@@ -149,16 +161,14 @@ func (d *decoder) decodeTx(it item, data []byte, tx *rawTx) item {
 		// Check it now so a bad transaction stops the view at its own
 		// index; resolve it again when it is decided.
 		if _, err := d.resolve(tx, it.index, false); err != nil {
-			it.kind, it.err = itemError, err
-			return it
+			return failed(it, err)
 		}
 		it.kind, it.raw = itemPending, data
 		return it
 	}
 	ops, err := d.resolve(tx, it.index, true)
 	if err != nil {
-		it.kind, it.err = itemError, err
-		return it
+		return failed(it, err)
 	}
 	it.kind, it.ops = itemTx, ops
 	return it

@@ -24,11 +24,16 @@
 //     version above the log version in force, or one that does not decode
 //     is malformed. A version above Config.MaxSupportedVersion, or a
 //     VersionChange to one, is unsupported. An envelope without a known
-//     command is an unknown command. In all these cases the view stops
-//     before the entry, with an error that Status and every RPC report
-//     (e.g. "unsupported log version 2 (supports up to 1)"); it never skips
-//     an entry. Every such check depends only on the log, never on the
-//     view's range, so all views stop at the same entry.
+//     command is an unknown command. Only an unsupported version stops the
+//     view, before the entry, with an error that Status and every RPC
+//     report (e.g. "unsupported log version 2 (supports up to 1)"): applying
+//     past it would be a guess. Every other invalid entry — malformed, an
+//     unknown command, or a transaction that fails the checks of step 3 —
+//     was accepted by the log, so it must not stop the view: it is applied
+//     as a no-op, counted with its index and reason in Status
+//     (rejected_entries) and logged. Every such check depends only on the
+//     log, never on the view's range, so all views stop at, or reject, the
+//     same entries.
 //  2. Ping changes nothing. VersionChange must raise the log version.
 //  3. A Transaction is checked whole, then applied at its own index: first
 //     its deletes in order, then its inserts in order. New node k gets id

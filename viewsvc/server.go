@@ -129,6 +129,7 @@ func (s *Server) Status(context.Context, *viewpb.StatusRequest) (*viewpb.StatusR
 	if st.CheckpointErr != nil {
 		resp.CheckpointError = st.CheckpointErr.Error()
 	}
+	resp.RejectedEntries, resp.LastRejectedIndex, resp.LastRejectedReason = st.Rejected.Count, st.Rejected.LastIndex, st.Rejected.LastReason
 	return resp, nil
 }
 

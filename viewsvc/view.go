@@ -29,6 +29,8 @@ var (
 	metaIdentity   = keys.MetaKey("identity")
 	metaApplied    = keys.MetaKey("applied")
 	metaLogVersion = keys.MetaKey("log_version")
+	// metaRejected is the view's Rejected record.
+	metaRejected = keys.MetaKey("rejected")
 	// metaBooting marks a directory created to boot from the bucket whose
 	// boot has not finished; Run boots it (again) before applying.
 	metaBooting = keys.MetaKey("booting")
@@ -68,6 +70,30 @@ type Status struct {
 	// CheckpointErr is why the last checkpoint attempt failed; nil after a
 	// success.
 	CheckpointErr error
+	// Rejected counts the invalid entries this view applied as no-ops.
+	Rejected Rejected
+}
+
+// Rejected records the log entries a view applied as no-ops because they
+// were invalid (see the package doc), since its data dir was created or
+// booted from the bucket.
+type Rejected struct {
+	Count      uint64
+	LastIndex  uint64
+	LastReason string
+}
+
+func (r Rejected) marshal() []byte {
+	b := binary.BigEndian.AppendUint64(nil, r.Count)
+	b = binary.BigEndian.AppendUint64(b, r.LastIndex)
+	return append(b, r.LastReason...)
+}
+
+func unmarshalRejected(b []byte) (Rejected, error) {
+	if len(b) < 16 {
+		return Rejected{}, fmt.Errorf("rejected-entries record of %d bytes", len(b))
+	}
+	return Rejected{Count: binary.BigEndian.Uint64(b), LastIndex: binary.BigEndian.Uint64(b[8:]), LastReason: string(b[16:])}, nil
 }
 
 // View is one DiskView: the facts of one hash range of one space, stored in
@@ -82,6 +108,7 @@ type View struct {
 	logVersion uint32
 	state      State
 	stopErr    error
+	rejected   Rejected
 	running    bool
 	closed     bool
 	advanced   chan struct{} // closed and replaced when applied, stopErr or closed change
@@ -232,6 +259,13 @@ func (v *View) load(boot bool) error {
 	} else if len(raw) == 4 {
 		v.logVersion = binary.BigEndian.Uint32(raw)
 	}
+	if raw, err := v.get(metaRejected); err != nil {
+		return err
+	} else if raw != nil {
+		if v.rejected, err = unmarshalRejected(raw); err != nil {
+			return err
+		}
+	}
 	if raw, err := v.get(metaCheckpoint); err != nil {
 		return err
 	} else if len(raw) == 8 {
@@ -284,6 +318,7 @@ func (v *View) Status() Status {
 		BootBytesDone:       v.bootDone,
 		BootBytesTotal:      v.bootTotal,
 		CheckpointErr:       v.checkpointErr,
+		Rejected:            v.rejected,
 	}
 }
 

@@ -990,8 +990,16 @@ type StatusResponse struct {
 	// checkpoint_error says why the last checkpoint attempt failed; empty
 	// after a success. Applying and serving go on either way.
 	CheckpointError string `protobuf:"bytes,11,opt,name=checkpoint_error,json=checkpointError,proto3" json:"checkpoint_error,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// rejected_entries counts the log entries this view applied as no-ops
+	// because they were invalid (a malformed envelope or transaction: the log
+	// accepted it, so it must not stop the view); last_rejected_index and
+	// last_rejected_reason name the newest one. Counted since the data dir was
+	// created or booted from the bucket.
+	RejectedEntries    uint64 `protobuf:"varint,12,opt,name=rejected_entries,json=rejectedEntries,proto3" json:"rejected_entries,omitempty"`
+	LastRejectedIndex  uint64 `protobuf:"varint,13,opt,name=last_rejected_index,json=lastRejectedIndex,proto3" json:"last_rejected_index,omitempty"`
+	LastRejectedReason string `protobuf:"bytes,14,opt,name=last_rejected_reason,json=lastRejectedReason,proto3" json:"last_rejected_reason,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *StatusResponse) Reset() {
@@ -1097,6 +1105,27 @@ func (x *StatusResponse) GetBootBytesTotal() int64 {
 func (x *StatusResponse) GetCheckpointError() string {
 	if x != nil {
 		return x.CheckpointError
+	}
+	return ""
+}
+
+func (x *StatusResponse) GetRejectedEntries() uint64 {
+	if x != nil {
+		return x.RejectedEntries
+	}
+	return 0
+}
+
+func (x *StatusResponse) GetLastRejectedIndex() uint64 {
+	if x != nil {
+		return x.LastRejectedIndex
+	}
+	return 0
+}
+
+func (x *StatusResponse) GetLastRejectedReason() string {
+	if x != nil {
+		return x.LastRejectedReason
 	}
 	return ""
 }
@@ -1380,7 +1409,7 @@ const file_viewpb_view_proto_rawDesc = "" +
 	"\tpredicate\x18\x04 \x01(\x04R\tpredicate\x12/\n" +
 	"\x06object\x18\x05 \x01(\v2\x17.akutan.entry.v1.ObjectR\x06object\x12\x14\n" +
 	"\x05index\x18\x06 \x01(\x04R\x05index\"\x0f\n" +
-	"\rStatusRequest\"\xd1\x03\n" +
+	"\rStatusRequest\"\xde\x04\n" +
 	"\x0eStatusResponse\x12+\n" +
 	"\x05space\x18\x01 \x01(\x0e2\x15.akutan.view.v1.SpaceR\x05space\x12/\n" +
 	"\x05range\x18\x02 \x01(\v2\x19.akutan.view.v1.HashRangeR\x05range\x12!\n" +
@@ -1394,7 +1423,10 @@ const file_viewpb_view_proto_rawDesc = "" +
 	"\x0fboot_bytes_done\x18\t \x01(\x03R\rbootBytesDone\x12(\n" +
 	"\x10boot_bytes_total\x18\n" +
 	" \x01(\x03R\x0ebootBytesTotal\x12)\n" +
-	"\x10checkpoint_error\x18\v \x01(\tR\x0fcheckpointError\"\x13\n" +
+	"\x10checkpoint_error\x18\v \x01(\tR\x0fcheckpointError\x12)\n" +
+	"\x10rejected_entries\x18\f \x01(\x04R\x0frejectedEntries\x12.\n" +
+	"\x13last_rejected_index\x18\r \x01(\x04R\x11lastRejectedIndex\x120\n" +
+	"\x14last_rejected_reason\x18\x0e \x01(\tR\x12lastRejectedReason\"\x13\n" +
 	"\x11CheckpointRequest\"\\\n" +
 	"\x12CheckpointResponse\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x1a\n" +
