@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -173,12 +174,14 @@ func setCurrentContext(path, name string) error {
 			{Kind: yaml.ScalarNode, Value: name},
 		}, m.Content...)
 	}
-	out, err := yaml.Marshal(&doc)
-	if err != nil {
+	var out bytes.Buffer
+	enc := yaml.NewEncoder(&out)
+	enc.SetIndent(2)
+	if err := enc.Encode(&doc); err != nil {
 		return err
 	}
 	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, out, 0o600); err != nil {
+	if err := os.WriteFile(tmp, out.Bytes(), 0o600); err != nil {
 		return err
 	}
 	return os.Rename(tmp, path)

@@ -77,7 +77,37 @@ func (a *app) contextCmd() *cobra.Command {
 			return nil
 		},
 	}
-	return a.group("context", "manage the config file's named contexts (deployments)", list, use)
+	show := &cobra.Command{
+		Use:   "show",
+		Short: "print the effective addresses and store, and where each came from",
+		Long: `show prints the API servers, log replicas and store that other commands
+would use, and where each came from: "flag", "env" (an AKUTAN_* variable),
+"config:NAME" (a context of the config file), or "default" (the local
+stack). A flag beats the environment, which beats the config file.`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			src := func(name string) string {
+				if s := a.sources[name]; s != "" {
+					return s
+				}
+				return "default"
+			}
+			_, ctxName, _ := a.currentContext()
+			path, _ := a.configFilePath()
+			if a.jsonOut {
+				return a.printJSON(map[string]any{
+					"config_file": path, "context": ctxName,
+					"api": orEmpty(a.api), "log": orEmpty(a.log), "store": a.store,
+					"sources": map[string]string{"api": src("api"), "log": src("log"), "store": src("store")},
+				})
+			}
+			fmt.Fprintf(a.stdout, "config file: %s\ncontext:     %s\n", path, orNone(ctxName))
+			fmt.Fprintf(a.stdout, "api:   %s (%s)\nlog:   %s (%s)\nstore: %s (%s)\n",
+				strings.Join(a.api, ","), src("api"), strings.Join(a.log, ","), src("log"), a.store, src("store"))
+			return nil
+		},
+	}
+	return a.group("context", "manage the config file's named contexts (deployments)", list, use, show)
 }
 
 func orEmpty(l []string) []string {
