@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/akutan/akutan/apisvc/internal/fanout"
 )
 
@@ -28,6 +30,9 @@ type Config struct {
 	WriteAttempts int
 	// DefaultTimeout bounds calls whose context has no deadline.
 	DefaultTimeout time.Duration
+	// Registerer receives the server's metrics (docs/metrics.md); nil
+	// registers them on a private registry that nothing reads.
+	Registerer prometheus.Registerer
 }
 
 // DefaultConfig returns a configuration with every tunable set.

@@ -44,6 +44,7 @@ type Server struct {
 	grpc   *grpc.Server
 	health *health.Server
 	lis    net.Listener
+	met    *serverMetrics // metrics.go
 }
 
 // Start connects to the log and the views and serves the API.
@@ -56,6 +57,10 @@ func Start(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("view fanout: %w", err)
 	}
 	s := &Server{cfg: cfg, views: fan, fan: fan, app: logclient.NewAppender(cfg.Log, logclient.DefaultAppenderConfig())}
+	if s.met, err = newMetrics(cfg.Registerer, fan); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("register metrics: %w", err)
+	}
 	if s.lis, err = net.Listen("tcp", cfg.Listen); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)

@@ -23,7 +23,9 @@ const maxPosition = 1<<20 - 1
 func (s *Server) Write(ctx context.Context, req *apipb.WriteRequest) (*apipb.WriteResponse, error) {
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
+	start := time.Now()
 	resp, err := s.write(ctx, req)
+	s.met.observeWrite(start, err)
 	return resp, toStatus(err)
 }
 
@@ -107,12 +109,14 @@ func (s *Server) write(ctx context.Context, req *apipb.WriteRequest) (*apipb.Wri
 			}
 		}
 		var index uint64
+		appendStart := time.Now()
 		if len(keys) == 0 {
 			// Coalesced with concurrent writes into one log append.
 			index, err = s.app.Append(ctx, data)
 		} else {
 			index, err = s.app.AppendGuarded(ctx, [][]byte{data}, r, keys)
 		}
+		s.met.observeAppend(len(keys) > 0, appendStart, err)
 		var le *logerr.Error
 		switch {
 		case err == nil:

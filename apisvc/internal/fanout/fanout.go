@@ -21,6 +21,7 @@ type Fanout struct {
 	log      *slog.Logger
 	resolver Resolver
 	lat      *latencies
+	met      *metrics
 
 	ctx    context.Context // ends at Close; parent of every background call
 	stop   context.CancelFunc
@@ -66,6 +67,7 @@ func New(cfg Config) (*Fanout, error) {
 		log:      cfg.Logger,
 		resolver: cfg.Resolver,
 		lat:      newLatencies(cfg.HedgeFloor, cfg.HedgePercentile),
+		met:      newMetrics(),
 		replicas: map[string]*replica{},
 		resolved: map[string][]string{},
 		changed:  make(chan struct{}),

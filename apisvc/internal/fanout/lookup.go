@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"time"
 	"unicode/utf8"
 
 	"google.golang.org/grpc"
@@ -19,6 +20,7 @@ type lookupStream = grpc.ServerStreamingClient[viewpb.LookupResponse]
 // lookupOp is one kind of lookup over the caller's lookups.
 type lookupOp struct {
 	space viewpb.Space
+	rpc   string // the view RPC's name, for metrics
 	// open starts the RPC for the lookups sel (offsets into the caller's
 	// lookups).
 	open func(ctx context.Context, c viewpb.ViewClient, index uint64, sel []int) (lookupStream, error)
@@ -67,7 +69,7 @@ func (f *Fanout) LookupSP(ctx context.Context, index uint64, lookups []*viewpb.S
 	for i, l := range lookups {
 		hashes[i] = hashSP(l.GetSubject(), l.GetPredicate())
 	}
-	op := &lookupOp{space: viewpb.Space_HASH_SP,
+	op := &lookupOp{space: viewpb.Space_HASH_SP, rpc: "LookupSP",
 		open: func(ctx context.Context, c viewpb.ViewClient, index uint64, sel []int) (lookupStream, error) {
 			return c.LookupSP(ctx, &viewpb.LookupSPRequest{Index: index, Lookups: pick(lookups, sel)})
 		}}
@@ -87,7 +89,7 @@ func (f *Fanout) LookupSPO(ctx context.Context, index uint64, lookups []*viewpb.
 		}
 		hashes[i] = hashSP(l.GetSubject(), l.GetPredicate())
 	}
-	op := &lookupOp{space: viewpb.Space_HASH_SP,
+	op := &lookupOp{space: viewpb.Space_HASH_SP, rpc: "LookupSPO",
 		open: func(ctx context.Context, c viewpb.ViewClient, index uint64, sel []int) (lookupStream, error) {
 			return c.LookupSPO(ctx, &viewpb.LookupSPORequest{Index: index, Lookups: pick(lookups, sel)})
 		}}
@@ -111,7 +113,7 @@ func (f *Fanout) LookupPO(ctx context.Context, index uint64, lookups []*viewpb.P
 		}
 		hashes[i] = h
 	}
-	op := &lookupOp{space: viewpb.Space_HASH_PO,
+	op := &lookupOp{space: viewpb.Space_HASH_PO, rpc: "LookupPO",
 		open: func(ctx context.Context, c viewpb.ViewClient, index uint64, sel []int) (lookupStream, error) {
 			return c.LookupPO(ctx, &viewpb.LookupPORequest{Index: index, Lookups: pick(lookups, sel)})
 		}}
@@ -121,7 +123,7 @@ func (f *Fanout) LookupPO(ctx context.Context, index uint64, lookups []*viewpb.P
 // LookupS finds the facts of each subject, from the whole HashSP space: one
 // slice per subject, in input order, each by (predicate, object).
 func (f *Fanout) LookupS(ctx context.Context, index uint64, subjects []uint64) ([][]*viewpb.LookupFact, error) {
-	op := &lookupOp{space: viewpb.Space_HASH_SP,
+	op := &lookupOp{space: viewpb.Space_HASH_SP, rpc: "LookupS",
 		open: func(ctx context.Context, c viewpb.ViewClient, index uint64, sel []int) (lookupStream, error) {
 			return c.LookupS(ctx, &viewpb.LookupSRequest{Index: index, Subjects: pick(subjects, sel)})
 		},
@@ -143,7 +145,7 @@ func (f *Fanout) LookupPOCmp(ctx context.Context, index uint64, lookups []*viewp
 			return nil, err
 		}
 	}
-	op := &lookupOp{space: viewpb.Space_HASH_PO,
+	op := &lookupOp{space: viewpb.Space_HASH_PO, rpc: "LookupPOCmp",
 		open: func(ctx context.Context, c viewpb.ViewClient, index uint64, sel []int) (lookupStream, error) {
 			return c.LookupPOCmp(ctx, &viewpb.LookupPOCmpRequest{Index: index, Lookups: pick(lookups, sel)})
 		},
@@ -155,7 +157,9 @@ func (f *Fanout) LookupPOCmp(ctx context.Context, index uint64, lookups []*viewp
 
 // fetch runs the lookups sel on m and returns their facts, one slice per
 // lookup of sel. With keep set it drops the facts whose hash is outside it.
-func (r *request) fetch(ctx context.Context, op *lookupOp, m *member, sel []int, keep intervals) ([][]*viewpb.LookupFact, error) {
+func (r *request) fetch(ctx context.Context, op *lookupOp, m *member, sel []int, keep intervals) (_ [][]*viewpb.LookupFact, err error) {
+	start := time.Now()
+	defer func() { r.f.met.observeRPC(op.rpc, start, err) }()
 	stream, err := op.open(ctx, m.rep.client, r.index, sel)
 	if err != nil {
 		return nil, err
@@ -203,6 +207,7 @@ func (f *Fanout) pointLookup(ctx context.Context, index uint64, op *lookupOp, ha
 		return nil, err
 	}
 	defer r.cancel()
+	r.rpc = op.rpc
 	all := make([]int, len(hashes))
 	for i := range all {
 		all[i] = i
@@ -296,6 +301,7 @@ func (f *Fanout) spaceLookup(ctx context.Context, index uint64, op *lookupOp, n 
 		return nil, err
 	}
 	defer r.cancel()
+	r.rpc = op.rpc
 	segs := make([]int, len(r.top.bounds))
 	for i := range segs {
 		segs[i] = i

@@ -22,6 +22,7 @@ type request struct {
 	now    time.Time
 	delay  time.Duration // hedge delay; negative: no hedging
 	record bool          // record latencies for the hedge delay
+	rpc    string        // the lookup RPC, for metrics
 
 	wg sync.WaitGroup
 
@@ -247,6 +248,7 @@ func hedge[T any](r *request, first *member, next func(tried map[*member]bool) *
 		case <-hedgeC:
 			hedgeC = nil
 			if m := next(tried); m != nil {
+				r.f.met.hedges.WithLabelValues(r.rpc).Inc()
 				launch(m)
 			}
 		case <-r.ctx.Done():
