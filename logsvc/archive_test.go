@@ -592,3 +592,23 @@ func segEntries(es []Entry) []snapshot.SegmentEntry {
 	}
 	return out
 }
+
+// A store written before markers existed (a catalog, no marker) is marked
+// by the archiver, so that losing its catalog later is detected.
+func TestArchiverMarksOldStore(t *testing.T) {
+	ctx := context.Background()
+	store := newDirStore(t)
+	if _, err := snapshot.UpdateLogCatalog(ctx, store, func(c *snapshot.LogCatalog) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := snapshot.ReadMarker(ctx, store); !errors.Is(err, snapshot.ErrNotFound) {
+		t.Fatalf("marker before: %v", err)
+	}
+	a := NewSegmentArchiver(store, SegmentConfig{SegmentBytes: 500, SegmentAge: time.Hour})
+	if through, err := a.Archive(ctx, entriesOf(1, 20, 50)); err != nil || through != 20 {
+		t.Fatalf("archive: through %d, %v", through, err)
+	}
+	if _, err := snapshot.ReadMarker(ctx, store); err != nil {
+		t.Fatalf("marker after: %v", err)
+	}
+}

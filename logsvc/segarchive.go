@@ -18,6 +18,11 @@ import (
 // each segment it uploads the object, then adds it to the log catalog with
 // a conditional write, and only then reports it durable.
 //
+// Segments are uploaded create-only (If-None-Match): a key that holds
+// another object stops the archiver with ErrArchiveConflict, never an
+// overwrite. A log catalog lost from an initialised store
+// (snapshot.ErrCatalogMissing) stops it too: it never starts a new one.
+//
 // It tolerates what a leader change brings: entries it has buffered or the
 // catalog already holds are skipped (an earlier leader archived them but
 // the watermark had not replicated), and a catalog that another archiver
@@ -31,6 +36,7 @@ type SegmentArchiver struct {
 	checked []snapshot.SegmentEntry
 
 	mu      sync.Mutex
+	marked  bool                    // the store's marker is known to be there
 	loaded  bool                    // durable reflects the catalog
 	durable uint64                  // the catalog's last index
 	buf     []snapshot.SegmentEntry // durable+1, durable+2, …
@@ -209,8 +215,12 @@ func (a *SegmentArchiver) load(ctx context.Context) error {
 		return nil
 	}
 	cat, etag, err := snapshot.LoadLogCatalog(ctx, a.store)
-	if err == nil && etag == "" {
+	if err == nil && (etag == "" || !a.marked) {
+		// A store never initialised, or one written before markers
+		// existed (a catalog but no marker): initialise it, so that a
+		// catalog lost from now on is told from one never created.
 		if _, err = snapshot.InitBucket(ctx, a.store, "log archiver"); err == nil {
+			a.marked = true
 			cat, _, err = snapshot.LoadLogCatalog(ctx, a.store)
 		}
 	}

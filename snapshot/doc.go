@@ -36,6 +36,8 @@
 //
 // # Bucket layout (format 1)
 //
+//	akutan-bucket.json                  marker: the store was initialised (format, time)
+//	akutan-clock                        written to read the store's clock (StoreNow)
 //	log/catalog.json                    log catalog
 //	log/segments/<first>-<last>.seg     log segment, indexes zero-padded to 20 digits
 //	checkpoints/catalog.json            checkpoint catalog
@@ -53,6 +55,15 @@
 // with conditional puts (If-Match on the ETag read, or If-None-Match for the
 // first version), in a read-modify-write loop, so concurrent writers never
 // lose each other's changes and a reader never sees a torn catalog.
+//
+// The marker (MarkerKey) is written by InitBucket, from `akutan backup init`
+// or the first log archiver on a store, after both catalogs, and never
+// deleted. It tells "never created" from "lost": in a store without it an
+// absent catalog is empty; in one with it, loading or updating an absent
+// catalog fails with ErrCatalogMissing, and the archiver, retention and
+// garbage collection stop and say so rather than start a new catalog over
+// the old objects. InitBucket also refuses a store with segments but no log
+// catalog (a store from before markers that lost its catalog).
 //
 // The log catalog lists segments in index order, consecutive and without
 // gaps, from the oldest retained one; a reader finds the segment holding any
@@ -77,8 +88,10 @@
 //	           uvarint(length) ‖ entry (an encoded entrypb.Envelope)
 //	trailer    uint32 big-endian: CRC-32C of every byte before it
 //
-// Segments are immutable. Two archivers that write the same range write the
-// same bytes, so a retried upload is harmless.
+// Segments are immutable and uploaded create-only (If-None-Match). Two
+// archivers of one history that write the same range write the same bytes,
+// so a retried upload finds its own object and goes on; a key holding other
+// bytes belongs to another history, and the archiver stops.
 //
 // # Checkpoints (format 1)
 //
@@ -94,24 +107,41 @@
 //
 // # Retention and garbage collection
 //
+// Every age is judged by the store's clock (StoreNow: the modification time
+// the store gives an object written now) against the times it stamped on
+// objects and retirements, never by the local clock. The grace period is at
+// least MinGrace (15 minutes). A checkpoint counts, for retention and for
+// truncation, only once CheckCheckpoint finds it whole: its manifest reads
+// back and matches the catalog, and every file is there with its size
+// (HEAD); its files' CRC-32C too where asked (truncation checks those of
+// the checkpoints its plan relies on, once each).
+//
 // ApplyRetention runs in steady state and never lists:
 //
 //  1. Keep, at every point of each (cluster, space)'s hash space, the K
-//     newest checkpoints covering it (with an unchanged partitioning: the
-//     newest K of each range); retire the others.
+//     newest whole checkpoints covering it (with an unchanged
+//     partitioning: the newest K of each range), and any newer that are
+//     not whole; retire the others.
 //  2. Keep the log archive back to the oldest retained checkpoint: retire
 //     the segments that end below the least retained index. Keep it all if
-//     there is no checkpoint, or if a cluster's retained checkpoints do
-//     not cover a required space (RetentionPolicy.Spaces) over the whole
-//     hash range. The newest segment always stays, so the catalog still
-//     says how far the archive reaches.
+//     there is no whole checkpoint, or if a cluster's retained whole
+//     checkpoints do not cover a required space (RetentionPolicy.Spaces)
+//     over the whole hash range. The newest segment always stays, so the
+//     catalog still says how far the archive reaches.
 //  3. Delete the objects of entries retired more than the grace period ago
 //     (a checkpoint's files before its manifest), then drop the entries.
 //
+// Each kind is deleted only under its own prefix: a retired segment only
+// under log/segments/, a checkpoint's objects only inside its own
+// directory. A retired entry or manifest that names any other key is
+// corrupt: it is reported (GarbageReport.Corrupt, and an error wrapping
+// ErrCorrupt) and nothing it names is deleted.
+//
 // CollectGarbage is the only code that lists. It does step 3, then deletes
-// objects under log/segments/ and checkpoints/ that no catalog references,
-// listed or retired, directly or through a manifest, and that are older
-// than the grace period: torn uploads. A checkpoint directory goes whole,
+// objects under log/segments/ and in checkpoint directories that no
+// catalog references, listed or retired, directly or through a manifest,
+// and that are older than the grace period: torn uploads. It collects
+// nothing of a kind whose catalog is absent while objects of it exist. A checkpoint directory goes whole,
 // and only once its newest object is older than the grace period, so an
 // upload in progress is never touched.
 //
