@@ -44,6 +44,7 @@ var codeTable = []struct {
 	{fanout.ErrWrongInput, codes.InvalidArgument},
 	{fanout.ErrNoTiling, codes.FailedPrecondition},
 	{fanout.ErrClosed, codes.Unavailable},
+	{fanout.ErrBeyondLog, codes.OutOfRange},
 	{fanout.ErrBadResponse, codes.Internal},
 	{logerr.ErrUnknownOutcome, codes.Unknown},
 	{logerr.ErrEntryTooLarge, codes.InvalidArgument},

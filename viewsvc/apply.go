@@ -42,6 +42,7 @@ func (v *View) Run(ctx context.Context, log LogReader) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	v.running, v.cancelRun, v.runDone = true, cancel, make(chan struct{})
+	v.tail, _ = log.(LogTail)
 	done := v.runDone
 	v.mu.Unlock()
 	defer func() {

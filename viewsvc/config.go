@@ -44,6 +44,14 @@ type Config struct {
 
 	// MaxLookups is the most lookups one request may carry.
 	MaxLookups int
+	// MaxAhead bounds how far past the log's committed end a read may ask:
+	// a lookup or digest at a later index fails at once with ErrBeyondLog
+	// (OutOfRange) instead of waiting out its deadline for an index that
+	// may never come. Reads within it wait, since the log moves on.
+	MaxAhead uint64
+	// MaxWaiters bounds the reads waiting for the view to apply their
+	// index; more fail at once with ErrTooManyWaiters (ResourceExhausted).
+	MaxWaiters int
 	// MaxFactsPerChunk bounds the facts in one streamed response message.
 	MaxFactsPerChunk int
 
@@ -99,6 +107,8 @@ func DefaultConfig() Config {
 		RetryMin:            100 * time.Millisecond,
 		RetryMax:            5 * time.Second,
 		MaxLookups:          10_000,
+		MaxAhead:            100_000,
+		MaxWaiters:          10_000,
 		MaxFactsPerChunk:    1000,
 		CacheSize:           1 << 30,
 		MemTableSize:        64 << 20,
@@ -141,6 +151,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxLookups < 1 {
 		errs = append(errs, errors.New("max lookups must be positive"))
+	}
+	if c.MaxWaiters < 1 {
+		errs = append(errs, errors.New("max waiters must be positive"))
 	}
 	if c.MaxFactsPerChunk < 1 {
 		errs = append(errs, errors.New("max facts per chunk must be positive"))

@@ -41,7 +41,7 @@ func (d Digest) String() string {
 // scans the whole view.
 func (v *View) Digest(ctx context.Context, index uint64) (Digest, error) {
 	d := Digest{Index: index}
-	if err := v.WaitApplied(ctx, index); err != nil {
+	if err := v.waitReadable(ctx, index); err != nil {
 		return d, err
 	}
 	if err := v.acquire(); err != nil {

@@ -51,7 +51,13 @@ var (
 	ErrCheckpointFailed = errors.New("checkpoint failed")
 	// ErrNotEmpty means a restore was asked for over an existing data
 	// directory.
-	ErrNotEmpty = errors.New("data directory is not empty: booting from the bucket happens only into an empty directory")
+	// ErrBeyondLog means a read asked for an index further past the log's
+	// committed end than Config.MaxAhead.
+	ErrBeyondLog = errors.New("index beyond the log's end")
+	// ErrTooManyWaiters means Config.MaxWaiters reads already wait for
+	// the view to apply their index.
+	ErrTooManyWaiters = errors.New("too many reads waiting for the view")
+	ErrNotEmpty       = errors.New("data directory is not empty: booting from the bucket happens only into an empty directory")
 )
 
 // UnsupportedVersionError says which version was met and which is
@@ -88,6 +94,8 @@ var reasons = []struct {
 	{ErrNoStore, "NO_STORE", codes.FailedPrecondition},
 	{ErrCheckpointFailed, "CHECKPOINT_FAILED", codes.Unavailable},
 	{ErrNotEmpty, "NOT_EMPTY", codes.FailedPrecondition},
+	{ErrBeyondLog, "BEYOND_LOG", codes.OutOfRange},
+	{ErrTooManyWaiters, "TOO_MANY_WAITERS", codes.ResourceExhausted},
 }
 
 // ToStatus converts err into a gRPC status error: view errors get their code

@@ -87,7 +87,7 @@ func (v *View) Lookup(ctx context.Context, index uint64, lookups []Lookup, fn fu
 	if err != nil {
 		return err
 	}
-	if err := v.WaitApplied(ctx, index); err != nil {
+	if err := v.waitReadable(ctx, index); err != nil {
 		return err
 	}
 	if err := v.acquire(); err != nil {

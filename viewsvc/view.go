@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
@@ -109,6 +110,8 @@ type View struct {
 	state      State
 	stopErr    error
 	rejected   Rejected
+	tail       LogTail // the running log reader's end, if it tells one
+	waiters    int     // reads in waitReadable
 	running    bool
 	closed     bool
 	advanced   chan struct{} // closed and replaced when applied, stopErr or closed change
@@ -356,6 +359,40 @@ func (v *View) WaitApplied(ctx context.Context, index uint64) error {
 			return fmt.Errorf("index %d not applied in time (applied through %d): %w", index, applied, ctx.Err())
 		}
 	}
+}
+
+// waitReadable is WaitApplied for a client's read, bounded: an index more
+// than Config.MaxAhead past the log's committed end fails at once with
+// ErrBeyondLog, and at most Config.MaxWaiters reads wait at a time. The
+// log's end is asked for only when index is that far past the view's own
+// applied index, so ordinary reads cost nothing more.
+func (v *View) waitReadable(ctx context.Context, index uint64) error {
+	v.mu.Lock()
+	applied, tail := v.applied, v.tail
+	if index <= applied {
+		v.mu.Unlock()
+		return nil
+	}
+	if v.waiters >= v.cfg.MaxWaiters {
+		v.mu.Unlock()
+		return fmt.Errorf("%w: %d reads wait already", ErrTooManyWaiters, v.cfg.MaxWaiters)
+	}
+	v.waiters++
+	v.mu.Unlock()
+	defer func() {
+		v.mu.Lock()
+		v.waiters--
+		v.mu.Unlock()
+	}()
+	if index-applied > v.cfg.MaxAhead && tail != nil {
+		tctx, cancel := context.WithTimeout(ctx, time.Second)
+		last, err := tail.LastIndex(tctx)
+		cancel()
+		if err == nil && index-last > v.cfg.MaxAhead && index > last {
+			return fmt.Errorf("%w: index %d, the log ends at %d (a read may ask at most %d past it)", ErrBeyondLog, index, last, v.cfg.MaxAhead)
+		}
+	}
+	return v.WaitApplied(ctx, index)
 }
 
 // acquire registers a reader of the database; release with v.readers.Done.

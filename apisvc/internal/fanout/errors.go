@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -27,6 +28,9 @@ var (
 	// contract (an unknown lookup offset, another index). The view is
 	// treated as failed and the request is retried elsewhere.
 	ErrBadResponse = errors.New("bad view response")
+	// ErrBeyondLog means the index asked for is further past the log's
+	// end than views wait for (viewsvc.Config.MaxAhead).
+	ErrBeyondLog = errors.New("index beyond the log's end")
 	// ErrClosed means the Fanout is closed.
 	ErrClosed = errors.New("fanout closed")
 )
@@ -54,6 +58,13 @@ func classify(ctx context.Context, addr string, err error) (error, errorClass) {
 		// The view rejected the lookups themselves (INVALID_LOOKUP,
 		// EMPTY_BATCH, BATCH_TOO_LARGE); every view would.
 		return fmt.Errorf("%w: view %s: %s", ErrWrongInput, addr, st.Message()), final
+	case codes.OutOfRange:
+		// The index is far past the log's end: every view would say so.
+		// (A hash outside the view's range is OutOfRange too, but a
+		// routing error: retried elsewhere.)
+		if reason(st) == "BEYOND_LOG" {
+			return fmt.Errorf("%w: view %s: %s", ErrBeyondLog, addr, st.Message()), final
+		}
 	case codes.DeadlineExceeded:
 		// The view waited for the index until the deadline we sent it. Our
 		// own deadline is the same instant, give or take the network.
@@ -62,6 +73,16 @@ func classify(ctx context.Context, addr string, err error) (error, errorClass) {
 		}
 	}
 	return fmt.Errorf("view %s: %w", addr, err), retryable
+}
+
+// reason is the ErrorInfo reason a view attached to st, or "".
+func reason(st *status.Status) string {
+	for _, d := range st.Details() {
+		if info, ok := d.(*errdetails.ErrorInfo); ok {
+			return info.GetReason()
+		}
+	}
+	return ""
 }
 
 // uncovered is ErrUncovered for the hash interval [lo, last] of space.

@@ -2,6 +2,7 @@ package fanout
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -184,6 +185,29 @@ func TestRealViews(t *testing.T) {
 		}
 		if dpo.Facts != full.Facts || dpo.Sum1 != full.Sum1 || dpo.Sum2 != full.Sum2 {
 			t.Errorf("HashPO digest at %d: %v, HashSP %+v", index, dpo, full)
+		}
+	}
+}
+
+// A lookup far past the log's end fails at once with ErrBeyondLog, and the
+// views that said so stay healthy.
+func TestBeyondLog(t *testing.T) {
+	log, _ := writeLog(t, makeFacts(5))
+	cfg := testConfig()
+	for _, space := range []viewsvc.Space{viewsvc.SpaceSP, viewsvc.SpacePO} {
+		_, addr := realView(t, log, space, 0, 0, true)
+		cfg.Static = append(cfg.Static, addr)
+	}
+	f := open(t, cfg)
+	ctx := ctxT(t)
+	t0 := time.Now()
+	_, err := f.LookupS(ctx, 1<<40, []uint64{1})
+	if !errors.Is(err, ErrBeyondLog) || time.Since(t0) > 5*time.Second {
+		t.Fatalf("lookup far past the log: %v after %v", err, time.Since(t0))
+	}
+	for _, v := range f.Views() {
+		if !v.Healthy {
+			t.Fatalf("view %s unhealthy after refusing: %v", v.Addr, v.Err)
 		}
 	}
 }
