@@ -370,6 +370,7 @@ func TestLocalStack(t *testing.T) {
 		if code != 0 || len(lines(got)) != 5 {
 			t.Fatalf("read with dc1 down: %s", got)
 		}
+		t.Run("the CLI with no --api goes through dc2 or dc3", func(t *testing.T) { cliWithDC1Down(t, s) })
 		s.mustRun("dc.sh", "up", "dc1")
 		// dc1's views catch up and hold what dc2's hold.
 		for n := 1; n <= 4; n++ {
