@@ -26,7 +26,8 @@ type RetiredRef struct {
 // lets garbage collection delete a checkpoint's files while they upload.
 const MinGrace = 15 * time.Minute
 
-// minGrace is MinGrace; tests lower it (export_test.go), nothing else can.
+// minGrace is MinGrace; only tests lower it (SetMinGrace in
+// retention_export_test.go), never a flag or a setting.
 var minGrace = MinGrace
 
 // RetentionPolicy says which checkpoints and log segments to keep.

@@ -617,3 +617,16 @@ func testUnverifiedCheckpoint(t *testing.T, s snapshot.Store) {
 		t.Errorf("report %+v %v: want the log kept whole", rep, err)
 	}
 }
+
+// Only a test can go below MinGrace.
+func TestMinGraceOverride(t *testing.T) {
+	ctx := context.Background()
+	s, _ := snapshot.NewDirStore(t.TempDir())
+	if _, err := snapshot.CollectGarbage(ctx, s, time.Second); !errors.Is(err, snapshot.ErrGraceTooShort) {
+		t.Fatalf("grace 1s: %v", err)
+	}
+	snapshot.SetMinGrace(t, 0)
+	if _, err := snapshot.CollectGarbage(ctx, s, time.Second); err != nil {
+		t.Fatalf("grace 1s with the test override: %v", err)
+	}
+}
