@@ -3,10 +3,12 @@ package logsvc
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
 
 	"github.com/akutan/akutan/snapshot"
 )
@@ -74,9 +76,23 @@ type Config struct {
 	// registers them on a private registry that nothing reads.
 	Registerer prometheus.Registerer
 
-	// LogLevel is the level of Raft's and the server's logs
-	// (trace, debug, info, warn, error).
+	// Logger receives the server's and Raft's events (Raft's hclog output
+	// is routed into it). When nil, the server logs text to stderr at
+	// LogLevel (trace, debug, info, warn, error).
+	Logger   *slog.Logger
 	LogLevel string
+
+	// ReadyMaxLag bounds how far this replica's applied index may be behind
+	// the commit index it knows for Ready to pass.
+	ReadyMaxLag uint64
+
+	// GRPCOptions are added to the gRPC server's options (the lifecycle's
+	// interceptors, limits and keepalive); the server adds its own receive
+	// limit, MaxBatchBytes + 1 MiB. GRPCRegister, when set, is called with
+	// the server after the log service is registered and before it serves
+	// (the health service and reflection).
+	GRPCOptions  []grpc.ServerOption
+	GRPCRegister func(*grpc.Server)
 }
 
 // DefaultConfig returns a configuration with every tunable set; callers fill
@@ -99,6 +115,7 @@ func DefaultConfig() Config {
 		ArchiveInterval:     time.Second,
 		Segments:            DefaultSegmentConfig(),
 		LogLevel:            "warn",
+		ReadyMaxLag:         1000,
 	}
 }
 

@@ -5,12 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 
-	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 
+	"github.com/akutan/akutan/internal/lifecycle/hclogslog"
 	"github.com/akutan/akutan/logsvc/internal/entrystore"
 	"github.com/akutan/akutan/snapshot"
 )
@@ -28,6 +29,9 @@ type RestoreConfig struct {
 	LogVersion uint32
 	// MaxSupportedVersion is the replica's; 0 means this build's.
 	MaxSupportedVersion uint32
+	// Logger receives Raft's events while the data dir is built; nil logs
+	// warnings and errors as text to stderr.
+	Logger *slog.Logger
 }
 
 // RestoreDataDir builds, in the empty directory dir, the data dir of a
@@ -103,7 +107,11 @@ func RestoreDataDir(ctx context.Context, dir string, cfg RestoreConfig, store sn
 	// Raft state: term 1 and a snapshot at Raft index 1 holding the store
 	// and a configuration of this one voter. A joining replica whose log
 	// is behind it installs the snapshot, which gives it the same store.
-	logger := hclog.New(&hclog.LoggerOptions{Name: "restore", Level: hclog.Warn, Output: os.Stderr})
+	slogger := cfg.Logger
+	if slogger == nil {
+		slogger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	logger := hclogslog.New(slogger, "restore")
 	logs, stable, closer, err := openRaftStore(cfg.RaftStore, filepath.Join(dir, "raft-"+cfg.RaftStore), logger)
 	if err != nil {
 		return err

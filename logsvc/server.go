@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -19,6 +21,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
 
+	"github.com/akutan/akutan/internal/lifecycle/hclogslog"
 	"github.com/akutan/akutan/logsvc/internal/entrystore"
 	"github.com/akutan/akutan/logsvc/internal/raftpebble"
 	"github.com/akutan/akutan/logsvc/logclient"
@@ -63,7 +66,7 @@ func Start(cfg Config) (*Server, error) {
 	}
 	s := &Server{
 		cfg:        cfg,
-		logger:     hclog.New(&hclog.LoggerOptions{Name: "log/" + cfg.ID, Level: hclog.LevelFromString(cfg.LogLevel), Output: os.Stderr}),
+		logger:     hclogslog.New(serverLogger(cfg).With("replica", cfg.ID), ""),
 		conns:      &logclient.ConnPool{},
 		closing:    make(chan struct{}),
 		archiveNow: make(chan archiveRequest),
@@ -162,8 +165,12 @@ func (s *Server) open() error {
 	if s.lis, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
 		return fmt.Errorf("grpc listen on %s: %w", cfg.GRPCAddr, err)
 	}
-	s.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(cfg.MaxBatchBytes + 1<<20))
+	opts := append(append([]grpc.ServerOption(nil), cfg.GRPCOptions...), grpc.MaxRecvMsgSize(cfg.MaxBatchBytes+1<<20))
+	s.grpc = grpc.NewServer(opts...)
 	logpb.RegisterLogServer(s.grpc, s)
+	if cfg.GRPCRegister != nil {
+		cfg.GRPCRegister(s.grpc)
+	}
 	go s.grpc.Serve(s.lis)
 	return nil
 }
@@ -236,6 +243,46 @@ func (cs closers) Close() error {
 		errs = append(errs, c.Close())
 	}
 	return errors.Join(errs...)
+}
+
+// serverLogger is cfg.Logger, or text on stderr at cfg.LogLevel.
+func serverLogger(cfg Config) *slog.Logger {
+	if cfg.Logger != nil {
+		return cfg.Logger
+	}
+	level := slog.LevelWarn
+	switch strings.ToLower(cfg.LogLevel) {
+	case "trace":
+		level = hclogslog.LevelTrace
+	case "debug":
+		level = slog.LevelDebug
+	case "info":
+		level = slog.LevelInfo
+	case "error":
+		level = slog.LevelError
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+}
+
+// Ready reports nil when the replica is useful: it knows a leader, and its
+// applied index is within ReadyMaxLag of the commit index it knows.
+// Otherwise it says why not.
+func (s *Server) Ready(context.Context) error {
+	if s.raft == nil {
+		return errors.New("raft is not running")
+	}
+	if st := s.raft.State(); st == raft.Shutdown {
+		return errors.New("raft is shut down")
+	}
+	_, id := s.raft.LeaderWithID()
+	if id == "" {
+		return errors.New("no known leader")
+	}
+	commit, applied := s.raft.CommitIndex(), s.raft.AppliedIndex()
+	if commit > applied+s.cfg.ReadyMaxLag {
+		return fmt.Errorf("applied raft index %d is %d behind the commit index %d (bound %d)", applied, commit-applied, commit, s.cfg.ReadyMaxLag)
+	}
+	return nil
 }
 
 // GRPCAddr returns the address the gRPC service listens on.

@@ -3,6 +3,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -11,7 +12,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/akutan/akutan/internal/debugserver"
+	"github.com/akutan/akutan/internal/lifecycle"
 	"github.com/akutan/akutan/logsvc"
 	"github.com/akutan/akutan/snapshot"
 )
@@ -31,59 +32,77 @@ A replica started without --bootstrap and an empty data dir waits to be
 added with the AddVoter RPC. A restarted replica recovers from its data dir;
 --bootstrap is ignored when the data dir already holds Raft state.
 
+It is ready (/readyz on --http-addr, gRPC health SERVING) while it knows a
+leader and has applied to within --ready-max-lag of the commit index.
+Once serving it logs msg=serving with its addresses. SIGTERM or SIGINT
+stops it gracefully.
+
 Flags:
 `
 
+// options are the parsed flags.
+type options struct {
+	proc       *lifecycle.Process
+	cfg        logsvc.Config
+	archiveURL string
+}
+
 func main() {
-	cfg, archiveURL, debugAddr, err := parseFlags(os.Args[1:])
-	if err != nil {
+	o, err := parseFlags(os.Args[1:])
+	switch {
+	case errors.Is(err, flag.ErrHelp) || errors.Is(err, lifecycle.ErrExit):
+		os.Exit(0)
+	case err != nil:
 		fmt.Fprintln(os.Stderr, "akutan-log:", err)
 		os.Exit(2)
 	}
-	if debugAddr != "" {
-		dbg, err := debugserver.Start(debugAddr)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "akutan-log:", err)
-			os.Exit(1)
-		}
-		defer dbg.Close()
-		fmt.Fprintf(os.Stderr, "akutan-log: profiles on http://%s/debug/pprof/\n", dbg.Addr())
-	}
-	if archiveURL != "" {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		store, err := snapshot.OpenStore(ctx, archiveURL)
-		cancel()
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "akutan-log: archive:", err)
-			os.Exit(1)
-		}
-		cfg.ArchiveStore = store
-	}
-	srv, err := logsvc.Start(cfg)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "akutan-log:", err)
-		os.Exit(1)
-	}
-	fmt.Fprintf(os.Stderr, "akutan-log %s: raft on %s, grpc on %s\n", cfg.ID, srv.RaftAddr(), srv.GRPCAddr())
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
-	<-sig
-	fmt.Fprintf(os.Stderr, "akutan-log %s: shutting down\n", cfg.ID)
-	if err := srv.Close(); err != nil {
-		fmt.Fprintln(os.Stderr, "akutan-log: shutdown:", err)
+	if err := run(o); err != nil {
+		o.proc.Logger.Error("exiting", "err", err)
 		os.Exit(1)
 	}
 }
 
-func parseFlags(args []string) (cfg logsvc.Config, archiveURL, debugAddr string, err error) {
-	cfg = logsvc.DefaultConfig()
-	fs := flag.NewFlagSet("akutan-log", flag.ContinueOnError)
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), usage)
-		fs.PrintDefaults()
+func run(o options) error {
+	p, cfg := o.proc, o.cfg
+	log := p.Logger
+	if o.archiveURL != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		store, err := snapshot.OpenStore(ctx, o.archiveURL)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("archive: %w", err)
+		}
+		cfg.ArchiveStore = store
 	}
+	cfg.Logger = log
+	cfg.Registerer = p.Registry
+	cfg.GRPCOptions = p.ServerOptions()
+	cfg.GRPCRegister = p.RegisterGRPC
+	srv, err := logsvc.Start(cfg)
+	if err != nil {
+		return err
+	}
+	p.SetReady(srv.Ready)
+	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer cancel()
+	if err := p.Start(ctx); err != nil {
+		_ = srv.Close()
+		return err
+	}
+	log.Info("serving", "id", cfg.ID, "raft", srv.RaftAddr(), "grpc", srv.GRPCAddr(), "http", p.HTTPAddr())
+	<-ctx.Done()
+	log.Info("shutting down")
+	_ = p.Close()
+	if err := srv.Close(); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	return nil
+}
+
+func parseFlags(args []string) (options, error) {
+	o := options{proc: lifecycle.New("akutan-log", "log", usage), cfg: logsvc.DefaultConfig()}
+	fs, cfg := o.proc.Flags, &o.cfg
 	var peers string
-	fs.StringVar(&debugAddr, "debug-addr", "", "host:port to serve Go profiles (/debug/pprof/) on; off when empty")
 	var maxVersion uint
 	fs.StringVar(&cfg.ID, "id", "", "replica ID, unique in the cluster and stable across restarts (required)")
 	fs.StringVar(&cfg.RaftAddr, "raft-addr", "", "host:port for Raft traffic between replicas (required)")
@@ -93,7 +112,7 @@ func parseFlags(args []string) (cfg logsvc.Config, archiveURL, debugAddr string,
 	fs.StringVar(&peers, "peers", "", "initial members for --bootstrap, as id=raft-host:port,...; empty means this replica alone")
 	fs.StringVar(&cfg.RaftStore, "raft-store", cfg.RaftStore, "Raft log store: pebble, wal or bolt (see logsvc/DESIGN.md)")
 	fs.IntVar(&cfg.MaxEntryBytes, "max-entry-bytes", cfg.MaxEntryBytes, "largest accepted entry, in bytes")
-	fs.IntVar(&cfg.MaxBatchBytes, "max-batch-bytes", cfg.MaxBatchBytes, "largest accepted append batch, in bytes")
+	fs.IntVar(&cfg.MaxBatchBytes, "max-batch-bytes", cfg.MaxBatchBytes, "largest accepted append batch, in bytes (the gRPC receive limit is this + 1 MiB)")
 	fs.UintVar(&maxVersion, "max-supported-version", uint(cfg.MaxSupportedVersion), "highest log version to apply; lower it only to test upgrades")
 	fs.DurationVar(&cfg.HeartbeatTimeout, "heartbeat-timeout", cfg.HeartbeatTimeout, "Raft heartbeat timeout")
 	fs.DurationVar(&cfg.ElectionTimeout, "election-timeout", cfg.ElectionTimeout, "Raft election timeout")
@@ -101,28 +120,26 @@ func parseFlags(args []string) (cfg logsvc.Config, archiveURL, debugAddr string,
 	fs.Uint64Var(&cfg.SnapshotThreshold, "snapshot-threshold", cfg.SnapshotThreshold, "Raft entries between snapshots")
 	fs.DurationVar(&cfg.SnapshotInterval, "snapshot-interval", cfg.SnapshotInterval, "how often to check whether to snapshot")
 	fs.Uint64Var(&cfg.TrailingLogs, "trailing-logs", cfg.TrailingLogs, "Raft entries kept after a snapshot for slow followers")
-	fs.StringVar(&archiveURL, "archive", "", "object store to archive the log into before its prefix may be discarded: s3://bucket/prefix, file:///dir or a directory; empty: no archive")
+	fs.StringVar(&o.archiveURL, "archive", "", "object store to archive the log into before its prefix may be discarded: s3://bucket/prefix, file:///dir or a directory; empty: no archive")
 	fs.IntVar(&cfg.Segments.SegmentBytes, "segment-bytes", cfg.Segments.SegmentBytes, "cut an archive segment at this many bytes of entries (before compression)")
 	fs.DurationVar(&cfg.Segments.SegmentAge, "segment-age", cfg.Segments.SegmentAge, "cut an archive segment once its oldest entry has waited this long")
 	fs.DurationVar(&cfg.ArchiveInterval, "archive-interval", cfg.ArchiveInterval, "how often the leader hands new entries to the archive")
-	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "trace, debug, info, warn or error")
-	if err := fs.Parse(args); err != nil {
-		return cfg, "", "", err
-	}
-	if fs.NArg() > 0 {
-		return cfg, "", "", fmt.Errorf("unexpected arguments %q", fs.Args())
+	fs.Uint64Var(&cfg.ReadyMaxLag, "ready-max-lag", cfg.ReadyMaxLag, "Raft entries the applied index may be behind the commit index while ready")
+	if err := o.proc.Parse(args); err != nil {
+		return o, err
 	}
 	cfg.MaxSupportedVersion = uint32(maxVersion)
+	var err error
 	if cfg.Peers, err = parsePeers(peers); err != nil {
-		return cfg, "", "", err
+		return o, err
 	}
-	if archiveURL != "" {
+	if o.archiveURL != "" {
 		// Validate checks segment sizes only when a store is set.
 		if err := cfg.Segments.Validate(); err != nil {
-			return cfg, "", "", err
+			return o, err
 		}
 	}
-	return cfg, archiveURL, debugAddr, cfg.Validate()
+	return o, cfg.Validate()
 }
 
 func parsePeers(s string) ([]logsvc.Peer, error) {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"log/slog"
 	"net"
 	"os"
 	"os/signal"
@@ -15,7 +14,8 @@ import (
 
 	"google.golang.org/grpc"
 
-	"github.com/akutan/akutan/internal/debugserver"
+	"github.com/akutan/akutan/internal/lifecycle"
+	"github.com/akutan/akutan/internal/lifecycle/rpcconf"
 	"github.com/akutan/akutan/logsvc/logclient"
 	"github.com/akutan/akutan/proto/viewpb"
 	"github.com/akutan/akutan/snapshot"
@@ -41,47 +41,46 @@ Checkpoint RPC), and a view started on an empty data dir boots from the newest
 checkpoints covering its range, then replays the log after them; entries the
 log has discarded are read from the log archive in the same store (or the
 one --archive names; a view without --store may still read the archive). --stop-at N
-applies exactly to index N and stays there (restore to a point). Once
-listening it prints "akutan-view: serving ... on HOST:PORT" to stderr. SIGTERM
-or SIGINT stops it gracefully.
+applies exactly to index N and stays there (restore to a point).
+
+It is ready (/readyz on --http-addr, gRPC health SERVING) while it is
+SERVING and within --max-lag entries of the log's last index. Once
+listening it logs msg=serving with grpc=HOST:PORT. SIGTERM or SIGINT stops
+it gracefully.
 
 Flags:
 `
 
 // options are the parsed flags.
 type options struct {
+	proc     *lifecycle.Process
 	cfg      viewsvc.Config
 	store    string
 	archive  string
 	logAddrs []string
 	listen   string
-	debug    string
-	logLevel slog.Level
+	maxLag   uint64
 }
 
 func main() {
 	opts, err := parseFlags(os.Args[1:])
-	if errors.Is(err, flag.ErrHelp) {
+	switch {
+	case errors.Is(err, flag.ErrHelp) || errors.Is(err, lifecycle.ErrExit):
 		os.Exit(0)
-	}
-	if err != nil {
+	case err != nil:
 		fmt.Fprintln(os.Stderr, "akutan-view:", err)
 		os.Exit(2)
 	}
 	if err := run(opts); err != nil {
-		fmt.Fprintln(os.Stderr, "akutan-view:", err)
+		opts.proc.Logger.Error("exiting", "err", err)
 		os.Exit(1)
 	}
 }
 
 func parseFlags(args []string) (options, error) {
-	o := options{cfg: viewsvc.DefaultConfig()}
-	fs := flag.NewFlagSet("akutan-view", flag.ContinueOnError)
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), usage)
-		fs.PrintDefaults()
-	}
-	var space, start, end, logs, level string
+	o := options{proc: lifecycle.New("akutan-view", "view", usage), cfg: viewsvc.DefaultConfig()}
+	fs := o.proc.Flags
+	var space, start, end, logs string
 	var maxVersion uint
 	fs.StringVar(&space, "space", "", "hash space: sp (HashSP, for LookupS/SP/SPO) or po (HashPO, for LookupPO/POCmp) (required)")
 	fs.StringVar(&start, "range-start", "0", "first hash of the range, inclusive: a uint64 in decimal or 0x hex")
@@ -89,24 +88,20 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.cfg.Dir, "data-dir", "", "Pebble data directory; created if missing (required)")
 	fs.StringVar(&logs, "log", "", "gRPC addresses of the log replicas, comma-separated; the view fails over between them (required)")
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:0", "host:port for the gRPC view service; port 0 picks a free port")
-	fs.StringVar(&o.debug, "debug-addr", "", "host:port to serve Go profiles (/debug/pprof/) on; off when empty")
 	fs.UintVar(&maxVersion, "max-supported-version", uint(viewsvc.MaxSupportedVersion), "highest log version to apply; lower it only to test upgrades")
 	fs.Int64Var(&o.cfg.CacheSize, "cache-bytes", o.cfg.CacheSize, "Pebble block cache size in bytes")
 	fs.IntVar(&o.cfg.MaxLookups, "max-lookups", o.cfg.MaxLookups, "most lookups one request may carry")
-	fs.StringVar(&level, "log-level", "info", "debug, info, warn or error")
+	fs.Uint64Var(&o.maxLag, "max-lag", viewsvc.DefaultMaxLag, "log entries the view may be behind the log's last index and still be ready (/readyz, gRPC health)")
 	fs.StringVar(&o.archive, "archive", "", "log archive to read the entries the log has discarded from (default: the --store)")
 	fs.StringVar(&o.store, "store", "", "object store for checkpoints: a directory, or s3://bucket/prefix?endpoint=URL&path_style=true; an empty data dir boots from it")
 	fs.StringVar(&o.cfg.Cluster, "cluster", "", "name of this view cluster (datacenter), recorded in its checkpoints")
 	fs.DurationVar(&o.cfg.CheckpointInterval, "checkpoint-interval", 0, "write a checkpoint this often (0: only on request); needs --store")
 	fs.Uint64Var(&o.cfg.CheckpointEntries, "checkpoint-entries", 0, "and only once this many entries were applied since the last checkpoint")
 	fs.Uint64Var(&o.cfg.StopAt, "stop-at", 0, "apply the log to exactly this index and stay there (0: follow the log)")
-	if err := fs.Parse(args); err != nil {
+	if err := o.proc.Parse(args); err != nil {
 		return o, err
 	}
 	var errs []error
-	if fs.NArg() > 0 {
-		errs = append(errs, fmt.Errorf("unexpected arguments %q", fs.Args()))
-	}
 	if space == "" {
 		errs = append(errs, errors.New("--space is required"))
 	} else if s, err := viewsvc.ParseSpace(space); err != nil {
@@ -134,9 +129,6 @@ func parseFlags(args []string) (options, error) {
 	if len(o.logAddrs) == 0 {
 		errs = append(errs, errors.New("--log is required"))
 	}
-	if err := o.logLevel.UnmarshalText([]byte(level)); err != nil {
-		errs = append(errs, fmt.Errorf("--log-level: %w", err))
-	}
 	o.cfg.MaxSupportedVersion = uint32(maxVersion)
 	if o.cfg.Dir == "" {
 		errs = append(errs, errors.New("--data-dir is required"))
@@ -155,16 +147,9 @@ func parseFlags(args []string) (options, error) {
 
 // run opens the view, applies the log and serves until SIGTERM or SIGINT.
 func run(o options) error {
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: o.logLevel}))
+	p := o.proc
+	logger := p.Logger
 	o.cfg.Logger = logger
-	if o.debug != "" {
-		dbg, err := debugserver.Start(o.debug)
-		if err != nil {
-			return err
-		}
-		defer dbg.Close()
-		fmt.Fprintf(os.Stderr, "akutan-view: profiles on http://%s/debug/pprof/\n", dbg.Addr())
-	}
 	if o.store != "" {
 		store, err := snapshot.OpenStore(context.Background(), o.store)
 		if err != nil {
@@ -196,24 +181,33 @@ func run(o options) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", o.listen, err)
 	}
-	srv := grpc.NewServer()
+	srv := grpc.NewServer(append(p.ServerOptions(), grpc.MaxRecvMsgSize(rpcconf.ViewMaxRecvBytes))...)
 	viewpb.RegisterViewServer(srv, viewsvc.NewServer(view))
+	p.RegisterGRPC(srv)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(lis) }()
 
 	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer cancel()
+	tail := logReader{reader}
+	p.SetReady(func(ctx context.Context) error { return viewsvc.Ready(ctx, view, tail, o.maxLag) })
+	if err := p.Start(ctx); err != nil {
+		srv.Stop()
+		return err
+	}
 	applied := make(chan error, 1)
-	go func() { applied <- view.Run(ctx, logReader{reader}) }()
-	fmt.Fprintf(os.Stderr, "akutan-view: serving %v %v on %s (applied through %d)\n",
-		o.cfg.Space, o.cfg.Range, lis.Addr(), view.LastApplied())
+	go func() { applied <- view.Run(ctx, tail) }()
+	logger.Info("serving", "space", o.cfg.Space.String(), "range", o.cfg.Range.String(),
+		"grpc", lis.Addr().String(), "http", p.HTTPAddr(), "applied", view.LastApplied())
 
 	select {
 	case <-ctx.Done():
 	case err := <-served:
+		_ = p.Close()
 		return fmt.Errorf("grpc server: %w", err)
 	}
 	logger.Info("shutting down")
+	_ = p.Close()
 	stopped := make(chan struct{})
 	go func() { srv.GracefulStop(); close(stopped) }()
 	select {

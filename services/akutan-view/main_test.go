@@ -105,7 +105,7 @@ func TestCrashResume(t *testing.T) {
 	go func() { _ = twin.Run(ctx, mem) }()
 
 	dir := filepath.Join(t.TempDir(), "view")
-	args := []string{"--space", "sp", "--range-start", "0x4000000000000000", "--data-dir", dir, "--log", logAddr, "--log-level", "warn"}
+	args := []string{"--space", "sp", "--range-start", "0x4000000000000000", "--data-dir", dir, "--log", logAddr, "--log-level", "info"}
 	var killedAt []uint64
 	for kill := 1; kill <= 3; kill++ {
 		p := startView(t, bin, args)
@@ -202,7 +202,7 @@ func (p *viewProc) status(t *testing.T) *viewpb.StatusResponse {
 	return st
 }
 
-var servingRE = regexp.MustCompile(`akutan-view: serving .* on (\S+) `)
+var servingRE = regexp.MustCompile(`msg=serving .*grpc=(\S+)`)
 
 func startView(t *testing.T, bin string, args []string) *viewProc {
 	t.Helper()
