@@ -11,10 +11,32 @@
 //	@1048577 <name> "x\"y"          # a node by numeric ID
 //
 // A term is a node (<name>, a bare prefixed name such as wd:Q42, or @ID),
-// a string in double quotes with \" \\ \n \t \r escapes and an optional
-// @lang tag, an integer, a float, true or false, or an RFC 3339 timestamp or
-// date. '#' outside a string starts a comment. Parse reports the line and
-// column of the first syntax error and returns no facts then.
+// a string in double quotes with an optional @lang tag, an integer, a float,
+// true or false, or a timestamp. '#' outside a string or name starts a
+// comment. Parse reports the line and column of the first syntax error and
+// returns no facts then.
+//
+// Escapes: in a string, \" \\ \n \t \r; in a <name>, \< \> \\ \t \n \r;
+// in both, \uXXXX and \UXXXXXXXX for any character. A raw tab or '<' in a
+// name is an error.
+//
+// Integers are decimal and must fit in 64 bits: a longer one is an error,
+// never a float. A float has a '.', an exponent, or both; infinities and NaN
+// are errors.
+//
+// A timestamp's precision is how it is written, and its value never has
+// more detail than its precision: 1990- (year: 1990 alone is an integer),
+// 1990-03 (month), 1990-03-04 (day), 1990-03-04T05Z (hour),
+// 1990-03-04T05:06Z (minute), 1990-03-04T05:06:07Z (second) and
+// 1990-03-04T05:06:07.5Z (nanosecond: any fraction, even .0). Times may
+// carry an offset (+02:00) and are stored in UTC; an hour whose offset has
+// minutes is an error.
+//
+// The syntax round-trips: FormatLine(f) parses back to f for every fact
+// whose names, strings and language tags it can hold (a tag is letters,
+// digits and '-') and whose timestamp is in years 0000..9999 at a precision
+// its value agrees with; and formatting a parsed canonical line (one
+// FormatLine could have written) gives the line back.
 package facttext
 
 import (
@@ -163,15 +185,10 @@ func (l *lexer) term() (*apipb.Object, error) {
 	start := l.pos
 	switch c := l.s[l.pos]; {
 	case c == '<':
-		end := strings.IndexByte(l.s[l.pos:], '>')
-		if end < 0 {
-			return nil, l.errAt(start, "unterminated <name>")
+		name, err := l.name()
+		if err != nil {
+			return nil, err
 		}
-		name := l.s[l.pos+1 : l.pos+end]
-		if name == "" || strings.ContainsAny(name, "<\t") {
-			return nil, l.errAt(start, "bad name <%s>", name)
-		}
-		l.pos += end + 1
 		return nodeObj(&apipb.Node{Ref: &apipb.Node_Name{Name: name}}), nil
 	case c == '"':
 		return l.str()
@@ -193,12 +210,15 @@ func (l *lexer) term() (*apipb.Object, error) {
 			return nil, l.errAt(start, "bad timestamp %s: %v", word, err)
 		}
 		return &apipb.Object{Value: &apipb.Object_Timestamp{Timestamp: ts}}, nil
-	case isNumber(word):
-		if i, err := strconv.ParseInt(word, 10, 64); err == nil {
-			return &apipb.Object{Value: &apipb.Object_Int64{Int64: i}}, nil
+	case isInteger(word):
+		i, err := strconv.ParseInt(word, 10, 64)
+		if err != nil {
+			return nil, l.errAt(start, "integer %s does not fit in 64 bits", word)
 		}
+		return &apipb.Object{Value: &apipb.Object_Int64{Int64: i}}, nil
+	case isNumber(word):
 		f, err := strconv.ParseFloat(word, 64)
-		if err != nil || math.IsInf(f, 0) {
+		if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
 			return nil, l.errAt(start, "bad number %s", word)
 		}
 		return &apipb.Object{Value: &apipb.Object_Float64{Float64: f}}, nil
@@ -230,15 +250,11 @@ func (l *lexer) str() (*apipb.Object, error) {
 			break
 		}
 		if c == '\\' {
-			if l.pos+1 >= len(l.s) {
-				return nil, l.errAt(l.pos, "unterminated escape")
+			r, err := l.escape(stringEscapes)
+			if err != nil {
+				return nil, err
 			}
-			esc := map[byte]byte{'"': '"', '\\': '\\', 'n': '\n', 't': '\t', 'r': '\r'}[l.s[l.pos+1]]
-			if esc == 0 {
-				return nil, l.errAt(l.pos, "unknown escape \\%c", l.s[l.pos+1])
-			}
-			b.WriteByte(esc)
-			l.pos += 2
+			b.WriteRune(r)
 			continue
 		}
 		b.WriteByte(c)
@@ -249,14 +265,88 @@ func (l *lexer) str() (*apipb.Object, error) {
 		at := l.pos
 		l.pos++
 		ls.Lang = l.word()
-		if ls.Lang == "" || strings.ContainsAny(ls.Lang, "\"<>@") {
-			return nil, l.errAt(at, "bad language tag")
+		if ls.Lang == "" || strings.Trim(ls.Lang, langChars) != "" {
+			return nil, l.errAt(at, "bad language tag @%s: letters, digits and '-'", ls.Lang)
 		}
 	}
 	return &apipb.Object{Value: &apipb.Object_String_{String_: ls}}, nil
 }
 
+const langChars = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-"
+
+// Escapes of strings and names besides \uXXXX and \UXXXXXXXX.
+var (
+	stringEscapes = map[byte]rune{'"': '"', '\\': '\\', 'n': '\n', 't': '\t', 'r': '\r'}
+	nameEscapes   = map[byte]rune{'<': '<', '>': '>', '\\': '\\', 'n': '\n', 't': '\t', 'r': '\r'}
+)
+
+// escape reads the escape at l.pos (a backslash) and returns its character.
+func (l *lexer) escape(short map[byte]rune) (rune, error) {
+	at := l.pos
+	if at+1 >= len(l.s) {
+		return 0, l.errAt(at, "unterminated escape")
+	}
+	c := l.s[at+1]
+	if r, ok := short[c]; ok {
+		l.pos += 2
+		return r, nil
+	}
+	digits := map[byte]int{'u': 4, 'U': 8}[c]
+	if digits == 0 {
+		return 0, l.errAt(at, "unknown escape \\%c", c)
+	}
+	if at+2+digits > len(l.s) {
+		return 0, l.errAt(at, "\\%c needs %d hex digits", c, digits)
+	}
+	hex := l.s[at+2 : at+2+digits]
+	v, err := strconv.ParseUint(hex, 16, 32)
+	if err != nil || strings.ContainsAny(hex, "+-_") || !utf8.ValidRune(rune(v)) {
+		return 0, l.errAt(at, "bad escape \\%c%s: want %d hex digits naming a character", c, hex, digits)
+	}
+	l.pos += 2 + digits
+	return rune(v), nil
+}
+
+// name reads a <name> at l.pos.
+func (l *lexer) name() (string, error) {
+	start := l.pos
+	l.pos++
+	var b strings.Builder
+	for {
+		if l.pos >= len(l.s) {
+			return "", l.errAt(start, "unterminated <name>")
+		}
+		switch c := l.s[l.pos]; c {
+		case '>':
+			l.pos++
+			if b.Len() == 0 {
+				return "", l.errAt(start, "bad name <>: a name is not empty")
+			}
+			return b.String(), nil
+		case '<', '\t':
+			return "", l.errAt(start, "bad name %s: write %s inside a name as %s", l.s[start:l.pos+1], map[byte]string{'<': "<", '\t': "a tab"}[c], map[byte]string{'<': `\<`, '\t': `\t`}[c])
+		case '\\':
+			r, err := l.escape(nameEscapes)
+			if err != nil {
+				return "", err
+			}
+			b.WriteRune(r)
+		default:
+			b.WriteByte(c)
+			l.pos++
+		}
+	}
+}
+
 func nodeObj(n *apipb.Node) *apipb.Object { return &apipb.Object{Value: &apipb.Object_Node{Node: n}} }
+
+// isInteger recognises [+-]digits.
+func isInteger(w string) bool {
+	if w != "" && (w[0] == '+' || w[0] == '-') {
+		w = w[1:]
+	}
+	return w != "" && strings.Trim(w, "0123456789") == ""
+}
 
 func isNumber(w string) bool {
 	if w == "" {
@@ -266,7 +356,7 @@ func isNumber(w string) bool {
 	return c == '-' || c == '+' || c == '.' || (c >= '0' && c <= '9')
 }
 
-// isTimestamp recognises YYYY-… and 4-digit years followed by nothing.
+// isTimestamp recognises YYYY-….
 func isTimestamp(w string) bool {
 	if len(w) < 4 {
 		return false
@@ -279,26 +369,72 @@ func isTimestamp(w string) bool {
 	return len(w) > 4 && w[4] == '-'
 }
 
+// timestampForms are the layouts of each precision, finest last.
+var timestampForms = []struct {
+	layout string
+	prec   entrypb.Timestamp_Precision
+}{
+	{"2006-", entrypb.Timestamp_YEAR},
+	{"2006-01", entrypb.Timestamp_MONTH},
+	{"2006-01-02", entrypb.Timestamp_DAY},
+	{"2006-01-02T15Z07:00", entrypb.Timestamp_HOUR},
+	{"2006-01-02T15:04Z07:00", entrypb.Timestamp_MINUTE},
+	{time.RFC3339, entrypb.Timestamp_SECOND}, // time.Parse takes a fraction here too
+}
+
 func parseTimestamp(w string) (*entrypb.Timestamp, error) {
-	layouts := []struct {
-		layout string
-		prec   entrypb.Timestamp_Precision
-	}{
-		{"2006-01", entrypb.Timestamp_MONTH},
-		{"2006-01-02", entrypb.Timestamp_DAY},
-		{time.RFC3339, entrypb.Timestamp_SECOND},
-		{time.RFC3339Nano, entrypb.Timestamp_NANOSECOND},
-	}
-	for _, l := range layouts {
-		t, err := time.Parse(l.layout, w)
+	for _, f := range timestampForms {
+		t, err := time.Parse(f.layout, w)
 		if err != nil {
 			continue
 		}
-		prec := l.prec
-		if prec == entrypb.Timestamp_NANOSECOND && t.Nanosecond() == 0 && !strings.Contains(w, ".") {
-			prec = entrypb.Timestamp_SECOND
+		prec := f.prec
+		if prec == entrypb.Timestamp_SECOND && hasFraction(w) {
+			prec = entrypb.Timestamp_NANOSECOND
 		}
-		return &entrypb.Timestamp{UnixSeconds: t.Unix(), Nanos: int32(t.Nanosecond()), Precision: prec}, nil
+		ts := &entrypb.Timestamp{UnixSeconds: t.Unix(), Nanos: int32(t.Nanosecond()), Precision: prec}
+		if !Agrees(ts) {
+			return nil, fmt.Errorf("at %s precision its UTC time has more detail; write it in UTC", strings.ToLower(prec.String()))
+		}
+		return ts, nil
 	}
-	return nil, fmt.Errorf("want YYYY-MM, YYYY-MM-DD or RFC 3339")
+	return nil, fmt.Errorf("want YYYY-, YYYY-MM, YYYY-MM-DD or an RFC 3339 time (seconds, minutes or hours)")
+}
+
+// hasFraction reports whether an RFC 3339 time has fractional seconds.
+func hasFraction(w string) bool {
+	t := strings.IndexByte(w, 'T')
+	return t >= 0 && strings.ContainsAny(w[t:], ".,")
+}
+
+// Agrees reports whether a timestamp's value has no more detail than its
+// precision (a day at midnight UTC, a second without nanoseconds, ...)
+// and lies in years 0000..9999, so that the text can hold it exactly.
+func Agrees(ts *entrypb.Timestamp) bool {
+	if ts.GetNanos() < 0 || ts.GetNanos() >= 1e9 {
+		return false
+	}
+	t := time.Unix(ts.GetUnixSeconds(), int64(ts.GetNanos())).UTC()
+	if t.Year() < 0 || t.Year() > 9999 {
+		return false
+	}
+	trunc := t
+	switch ts.GetPrecision() {
+	case entrypb.Timestamp_YEAR:
+		trunc = time.Date(t.Year(), 1, 1, 0, 0, 0, 0, time.UTC)
+	case entrypb.Timestamp_MONTH:
+		trunc = time.Date(t.Year(), t.Month(), 1, 0, 0, 0, 0, time.UTC)
+	case entrypb.Timestamp_DAY:
+		trunc = time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
+	case entrypb.Timestamp_HOUR:
+		trunc = time.Date(t.Year(), t.Month(), t.Day(), t.Hour(), 0, 0, 0, time.UTC)
+	case entrypb.Timestamp_MINUTE:
+		trunc = time.Date(t.Year(), t.Month(), t.Day(), t.Hour(), t.Minute(), 0, 0, time.UTC)
+	case entrypb.Timestamp_SECOND:
+		trunc = time.Date(t.Year(), t.Month(), t.Day(), t.Hour(), t.Minute(), t.Second(), 0, time.UTC)
+	case entrypb.Timestamp_NANOSECOND:
+	default:
+		return false
+	}
+	return trunc.Equal(t)
 }
