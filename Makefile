@@ -12,12 +12,18 @@ PROTOS := $(shell find proto -name '*.proto')
 # built from the Go module proxy once (about 3.5 minutes) and cached.
 MINIO_VERSION := v0.0.0-20260212201848-7aac2a2c5b7c
 
+# Prometheus and promtool, for the local stack's monitoring and the alert
+# rules' checks, built from the Go module proxy once (about 4 minutes) and
+# cached.
+PROMETHEUS_VERSION := v0.316.0
+PROMETHEUS_MOD := github.com/prometheus/prometheus
+
 # Packages with concurrency run under the race detector; the rest run
 # without it. Together they are every package.
 RACE_PKGS := ./logsvc/... ./viewsvc/... ./apisvc/...
 PLAIN_PKGS = $(shell go list ./... | grep -v -e '/logsvc' -e '/viewsvc' -e '/apisvc')
 
-.PHONY: all build test vet bench proto tools-proto tools-minio tools-chromium clean up down dc-up dc-down
+.PHONY: all build test vet bench proto tools-proto tools-minio tools-chromium tools-prometheus tools-promtool rules clean up down dc-up dc-down
 
 all: build
 
@@ -34,7 +40,7 @@ build:
 	go build -ldflags "$(LDFLAGS)" -o bin/ ./services/...
 
 ## up: build everything and start the local stack on 127.0.0.1.
-up: build tools-minio
+up: build tools-minio tools-prometheus
 	bash localstack/up.sh
 
 ## down: stop what the local stack started (state kept in .localstack/).
@@ -57,7 +63,7 @@ vet:
 ## concurrent packages under the race detector; their process tests, which
 ## -short skips there, run once without it), and the offline Terraform
 ## checks, which build terraform and tflint into .tools/bin the first time.
-test: vet build tools-minio tools-chromium
+test: vet build tools-minio tools-chromium rules
 	go test -count=1 -timeout 30m $(PLAIN_PKGS)
 	go test -count=1 -timeout 30m -run 'TestKillLeaderUnderLoad|TestCorruptDataFileAtRestart' ./logsvc/
 	go test -count=1 -race -short -timeout 40m $(RACE_PKGS)
@@ -83,6 +89,23 @@ proto: tools-proto
 tools-minio:
 	@[ -x $(TOOLS)/minio ] || (echo "building MinIO $(MINIO_VERSION) into .tools/bin (once, a few minutes)"; \
 	  GOBIN=$(TOOLS) GOFLAGS=-mod=mod go install github.com/minio/minio@$(MINIO_VERSION))
+
+## tools-prometheus: build Prometheus and promtool into .tools/bin unless
+## they are there; `make up` runs Prometheus on 127.0.0.1:17990.
+tools-prometheus:
+	@[ -x $(TOOLS)/prometheus ] && [ -x $(TOOLS)/promtool ] || (echo "building Prometheus $(PROMETHEUS_VERSION) into .tools/bin (once, a few minutes)"; \
+	  GOBIN=$(TOOLS) GOFLAGS=-mod=mod go install $(PROMETHEUS_MOD)/cmd/prometheus@$(PROMETHEUS_VERSION) $(PROMETHEUS_MOD)/cmd/promtool@$(PROMETHEUS_VERSION))
+
+## tools-promtool: build only promtool into .tools/bin unless it is there.
+tools-promtool:
+	@[ -x $(TOOLS)/promtool ] || (echo "building promtool $(PROMETHEUS_VERSION) into .tools/bin (once, a few minutes)"; \
+	  GOBIN=$(TOOLS) GOFLAGS=-mod=mod go install $(PROMETHEUS_MOD)/cmd/promtool@$(PROMETHEUS_VERSION))
+
+## rules: check the alert rules (deploy/prometheus) and run their unit
+## tests with promtool; `make test` runs it.
+rules: tools-promtool
+	promtool check rules deploy/prometheus/alerts.yml
+	promtool test rules deploy/prometheus/alerts_test.yml
 
 ## tools-chromium: install Debian's chromium unless it is there; the status
 ## page test renders the page in it, headless.

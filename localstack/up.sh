@@ -15,6 +15,7 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 source "${ROOT}/localstack/lib.sh"
+source "${ROOT}/localstack/prometheus.sh"
 
 mkdir -p "${STACK}/logs" "${STACK}/pids"
 start_minio
@@ -24,6 +25,7 @@ for dc in $DCS; do start_views "$dc"; done
 for dc in $DCS; do start_api "$dc"; done
 start_truncator
 start_pruner
+start_prometheus
 
 printf 'waiting for the cluster to be fully available'
 for _ in $(seq 1 300); do
@@ -43,6 +45,7 @@ Try:
   bin/akutan status
   bin/akutan backup now && bin/akutan backup list
 Object storage: $(store_url)
+Prometheus:     http://${PROMETHEUS_ADDR} (alerts: deploy/prometheus/alerts.yml)
 Fail a datacenter with: make dc-down DC=dc1   (and bring it back: make dc-up DC=dc1)
 Stop everything with:   make down
 MSG
