@@ -1,4 +1,13 @@
 // Command akutan is the operator and user CLI of Akutan.
+//
+// It is built on cobra: nested command groups that each answer --help,
+// bash and zsh completion, and pflag's list flags come with it. The
+// precedence flag > AKUTAN_* environment > config-file context > default is
+// applied by hand in resolve (a few dozen lines) rather than through viper,
+// whose key merging does not know that --api and --log are lists and
+// whose dependencies the CLI does not need. Failover between API servers
+// lives in client.go, between log replicas in logsvc/logclient.Admin;
+// "backup now" is infra/backup.Now.
 package main
 
 import (
