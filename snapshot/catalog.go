@@ -155,10 +155,7 @@ func (c *CheckpointCatalog) Remove(manifest string) {
 // nothing starts a new catalog over the old segments.
 func LoadLogCatalog(ctx context.Context, s Store) (*LogCatalog, string, error) {
 	c := &LogCatalog{Format: CatalogFormat}
-	etag, err := loadDoc(ctx, s, LogCatalogKey, c)
-	if err == nil && etag == "" {
-		err = loadAbsent(ctx, s, LogCatalogKey)
-	}
+	etag, err := loadCatalog(ctx, s, LogCatalogKey, c)
 	if err == nil {
 		err = checkFormat(LogCatalogKey, c.Format)
 	}
@@ -182,10 +179,7 @@ func UpdateLogCatalog(ctx context.Context, s Store, fn func(*LogCatalog) error) 
 // or ErrCatalogMissing, as for LoadLogCatalog.
 func LoadCheckpointCatalog(ctx context.Context, s Store) (*CheckpointCatalog, string, error) {
 	c := &CheckpointCatalog{Format: CatalogFormat}
-	etag, err := loadDoc(ctx, s, CheckpointCatalogKey, c)
-	if err == nil && etag == "" {
-		err = loadAbsent(ctx, s, CheckpointCatalogKey)
-	}
+	etag, err := loadCatalog(ctx, s, CheckpointCatalogKey, c)
 	if err == nil {
 		err = checkFormat(CheckpointCatalogKey, c.Format)
 	}

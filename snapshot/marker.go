@@ -136,14 +136,24 @@ func missingCatalog(key string, m *Marker) error {
 		key, m.Created.UTC().Format(time.RFC3339), MarkerKey, ErrCatalogMissing)
 }
 
-// loadAbsent decides what an absent catalog means: empty (etag "") in a
-// store never initialised, ErrCatalogMissing in one that was.
-func loadAbsent(ctx context.Context, s Store, key string) error {
+// loadCatalog reads a catalog document into v. An absent catalog is empty
+// (etag "") in a store never initialised, and ErrCatalogMissing in one
+// that was. InitBucket writes the catalogs before the marker, so a catalog
+// seen absent and then a marker seen present may both have been written
+// in between: the catalog is read once more before it is called lost.
+func loadCatalog(ctx context.Context, s Store, key string, v any) (string, error) {
+	etag, err := loadDoc(ctx, s, key, v)
+	if err != nil || etag != "" {
+		return etag, err
+	}
 	m, err := ReadMarker(ctx, s)
 	if errors.Is(err, ErrNotFound) {
-		return nil
+		return "", nil
 	} else if err != nil {
-		return fmt.Errorf("%s is absent; reading the marker: %w", key, err)
+		return "", fmt.Errorf("%s is absent; reading the marker: %w", key, err)
 	}
-	return missingCatalog(key, m)
+	if etag, err = loadDoc(ctx, s, key, v); err != nil || etag != "" {
+		return etag, err
+	}
+	return "", missingCatalog(key, m)
 }
