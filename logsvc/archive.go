@@ -2,6 +2,7 @@ package logsvc
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -9,6 +10,7 @@ import (
 
 	"github.com/akutan/akutan/logsvc/internal/entrystore"
 	"github.com/akutan/akutan/logsvc/logerr"
+	"github.com/akutan/akutan/snapshot"
 )
 
 // Entry is one committed Akutan log entry.
@@ -59,7 +61,12 @@ func (s *Server) archiveLoop() {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			_, err := a.step(ctx, false)
 			cancel()
-			if err != nil {
+			switch {
+			case errors.Is(err, snapshot.ErrCatalogMissing), errors.Is(err, ErrArchiveConflict), errors.Is(err, ErrArchiveMismatch):
+				// Only an operator can repair the bucket; keep trying, so
+				// that archiving resumes once they have.
+				s.logger.Error("archive: stopped: the bucket needs an operator", "error", err)
+			case err != nil:
 				s.logger.Warn("archive: will retry", "error", err)
 			}
 		case req := <-s.archiveNow:
