@@ -45,6 +45,7 @@ var codeTable = []struct {
 	{fanout.ErrNoTiling, codes.FailedPrecondition},
 	{fanout.ErrClosed, codes.Unavailable},
 	{fanout.ErrBeyondLog, codes.OutOfRange},
+	{fanout.ErrTooLarge, codes.ResourceExhausted},
 	{fanout.ErrBadResponse, codes.Internal},
 	{logerr.ErrUnknownOutcome, codes.Unknown},
 	{logerr.ErrEntryTooLarge, codes.InvalidArgument},

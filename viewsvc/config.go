@@ -54,6 +54,9 @@ type Config struct {
 	MaxWaiters int
 	// MaxFactsPerChunk bounds the facts in one streamed response message.
 	MaxFactsPerChunk int
+	// MaxChunkBytes bounds the bytes of one streamed response message,
+	// roughly: a message ends at the fact that reaches it.
+	MaxChunkBytes int
 
 	// CacheSize is Pebble's block cache in bytes; MemTableSize its memtable.
 	// Lookups are fast while the hash-first table fits in the cache.
@@ -110,6 +113,7 @@ func DefaultConfig() Config {
 		MaxAhead:            100_000,
 		MaxWaiters:          10_000,
 		MaxFactsPerChunk:    1000,
+		MaxChunkBytes:       1 << 20,
 		CacheSize:           1 << 30,
 		MemTableSize:        64 << 20,
 		CheckpointInterval:  0,
@@ -154,6 +158,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxWaiters < 1 {
 		errs = append(errs, errors.New("max waiters must be positive"))
+	}
+	if c.MaxChunkBytes < 1 {
+		errs = append(errs, errors.New("max chunk bytes must be positive"))
 	}
 	if c.MaxFactsPerChunk < 1 {
 		errs = append(errs, errors.New("max facts per chunk must be positive"))

@@ -43,6 +43,12 @@ type Config struct {
 	// travel in as few RPCs as this allows. It must not exceed the views' own
 	// limit (viewsvc's MaxLookups, 10,000 by default).
 	MaxLookupsPerRPC int
+	// MaxRecvBytes bounds one message from a view. Views stream under a
+	// byte budget of their own (viewsvc's MaxChunkBytes, 1 MiB), so only
+	// a single fact near the log's entry limit comes close; a larger
+	// message fails its request with ErrTooLarge and leaves the view
+	// healthy.
+	MaxRecvBytes int
 	// Resolver resolves the DNS names; nil means net.DefaultResolver.
 	Resolver Resolver
 	// Logger receives discovery and health changes; nil means
@@ -59,6 +65,7 @@ func DefaultConfig() Config {
 		HedgeFloor:       20 * time.Millisecond,
 		HedgePercentile:  0.95,
 		MaxLookupsPerRPC: 1000,
+		MaxRecvBytes:     64 << 20,
 	}
 }
 
@@ -67,6 +74,9 @@ func (c Config) Validate() error {
 	var errs []error
 	if len(c.Static) == 0 && len(c.DNS) == 0 {
 		errs = append(errs, errors.New("no views: set Static or DNS"))
+	}
+	if c.MaxRecvBytes < 1 {
+		errs = append(errs, errors.New("max receive bytes must be positive"))
 	}
 	for i, a := range c.Static {
 		if a == "" {

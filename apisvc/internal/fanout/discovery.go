@@ -36,14 +36,14 @@ type replica struct {
 // dialOptions are the options of every view connection. Reconnection backs
 // off from 100ms to 2s, so a restarted view is reachable again within a
 // couple of ping intervals.
-func dialOptions() []grpc.DialOption {
+func dialOptions(maxRecv int) []grpc.DialOption {
 	return []grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithConnectParams(grpc.ConnectParams{
 			Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 2 * time.Second},
 			MinConnectTimeout: time.Second,
 		}),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64 << 20)),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxRecv)),
 	}
 }
 
@@ -136,7 +136,7 @@ func (f *Fanout) applyAddrsLocked() {
 func (f *Fanout) startReplica(addr string) *replica {
 	rep := &replica{addr: addr, firstPing: make(chan struct{})}
 	rep.ctx, rep.cancel = context.WithCancel(f.ctx)
-	conn, err := grpc.NewClient(addr, dialOptions()...)
+	conn, err := grpc.NewClient(addr, dialOptions(f.cfg.MaxRecvBytes)...)
 	if err != nil {
 		rep.err = fmt.Errorf("connect: %w", err)
 		close(rep.firstPing)

@@ -31,6 +31,10 @@ var (
 	// ErrBeyondLog means the index asked for is further past the log's
 	// end than views wait for (viewsvc.Config.MaxAhead).
 	ErrBeyondLog = errors.New("index beyond the log's end")
+	// ErrTooLarge means a view answer exceeded a size limit, or the view
+	// had too many reads waiting; the request fails, the view stays
+	// healthy.
+	ErrTooLarge = errors.New("result too large or view too busy")
 	// ErrClosed means the Fanout is closed.
 	ErrClosed = errors.New("fanout closed")
 )
@@ -58,6 +62,11 @@ func classify(ctx context.Context, addr string, err error) (error, errorClass) {
 		// The view rejected the lookups themselves (INVALID_LOOKUP,
 		// EMPTY_BATCH, BATCH_TOO_LARGE); every view would.
 		return fmt.Errorf("%w: view %s: %s", ErrWrongInput, addr, st.Message()), final
+	case codes.ResourceExhausted:
+		// A message over the size limit, or a view with too many waiting
+		// reads: this request is too big or too many, which says nothing
+		// about the view's health. Fail the request, keep the view.
+		return fmt.Errorf("%w: view %s: %s", ErrTooLarge, addr, st.Message()), final
 	case codes.OutOfRange:
 		// The index is far past the log's end: every view would say so.
 		// (A hash outside the view's range is OutOfRange too, but a

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -50,13 +51,16 @@ func writeLog(t testing.TB, ds []*viewpb.LookupFact) (*viewsvc.MemLog, []*viewpb
 
 // realView opens a view of [start, end) in space, applies log through its
 // end and, if serve, serves it on loopback.
-func realView(t testing.TB, log *viewsvc.MemLog, space viewsvc.Space, start, end uint64, serve bool) (*viewsvc.View, string) {
+func realView(t testing.TB, log *viewsvc.MemLog, space viewsvc.Space, start, end uint64, serve bool, opts ...func(*viewsvc.Config)) (*viewsvc.View, string) {
 	t.Helper()
 	cfg := viewsvc.DefaultConfig()
 	cfg.Space, cfg.Range, cfg.Dir = space, viewsvc.HashRange{Start: start, End: end}, t.TempDir()
 	cfg.CacheSize, cfg.MemTableSize = 4<<20, 4<<20
 	cfg.CaughtUpIdle = 20 * time.Millisecond
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	for _, o := range opts {
+		o(&cfg)
+	}
 	v, err := viewsvc.Open(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -208,6 +212,49 @@ func TestBeyondLog(t *testing.T) {
 	for _, v := range f.Views() {
 		if !v.Healthy {
 			t.Fatalf("view %s unhealthy after refusing: %v", v.Addr, v.Err)
+		}
+	}
+}
+
+// A result too large for one message fails that request alone: the view
+// stays healthy and the next, unrelated lookup is answered. (Views stream
+// under a byte budget; this view is configured without one, like a view
+// of an older release.)
+func TestHugeResultKeepsViewsHealthy(t *testing.T) {
+	log := viewsvc.NewMemLog()
+	ref := func(id uint64) *entrypb.NodeRef { return &entrypb.NodeRef{Ref: &entrypb.NodeRef_Id{Id: id}} }
+	tx := &entrypb.Transaction{}
+	for i := range 3 {
+		big := &entrypb.Object{Value: &entrypb.Object_String_{String_: &entrypb.LangString{Text: strings.Repeat(string(rune('a'+i)), 1<<20)}}}
+		tx.Inserts = append(tx.Inserts, &entrypb.Insert{Subject: ref(7), Predicate: ref(8), Object: big})
+	}
+	tx.Inserts = append(tx.Inserts, &entrypb.Insert{Subject: ref(9), Predicate: ref(8), Object: &entrypb.Object{Value: &entrypb.Object_Int64{Int64: 1}}})
+	b, err := proto.Marshal(&entrypb.Envelope{Version: 1, Command: &entrypb.Envelope_Transaction{Transaction: tx}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	log.Append(b)
+	cfg := testConfig()
+	_, addr := realView(t, log, viewsvc.SpaceSP, 0, 0, true, func(c *viewsvc.Config) { c.MaxChunkBytes = 1 << 30 })
+	cfg.Static = append(cfg.Static, addr)
+	_, addr = realView(t, log, viewsvc.SpacePO, 0, 0, true)
+	cfg.Static = append(cfg.Static, addr)
+	cfg.MaxRecvBytes = 2 << 20
+	// Only a failed request may mark a view unhealthy here, not a ping
+	// slowed by the race detector on a loaded machine.
+	cfg.PingTimeout = 20 * time.Second
+	f := open(t, cfg)
+	ctx := ctxT(t)
+	if _, err := f.LookupS(ctx, 1, []uint64{7}); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("huge lookup: %v", err)
+	}
+	got, err := f.LookupS(ctx, 1, []uint64{9})
+	if err != nil || len(got) != 1 || len(got[0]) != 1 {
+		t.Fatalf("next lookup: %v %v", got, err)
+	}
+	for _, v := range f.Views() {
+		if !v.Healthy {
+			t.Fatalf("view %s unhealthy after a huge result: %v", v.Addr, v.Err)
 		}
 	}
 }
