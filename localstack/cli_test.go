@@ -88,7 +88,7 @@ func cliWithDC1Down(t *testing.T, s *stack) {
 	if err := json.Unmarshal([]byte(out), &w); err != nil || code != 0 || w.Index == 0 || w.Created["cli-dc1-down"] == 0 || w.Created["cli-friend"] == 0 {
 		t.Fatalf("insert --json with dc1 down: exit %d, %v\n%s%s", code, err, out, errOut)
 	}
-	out, errOut, code = s.cliEnv(fromFile, "", "lookup", "<cli-dc1-down>", "--at-least", fmt.Sprint(w.Index))
+	out, errOut, code = s.cliEnv(fromFile, "", "lookup", "<cli-dc1-down>", "--at-least", fmt.Sprint(w.Index), "<knows>")
 	if code != 0 || strings.Join(lines(out), "|") != "<cli-dc1-down> <knows> <cli-friend>" {
 		t.Fatalf("lookup with dc1 down: exit %d\n%s%s", code, out, errOut)
 	}
