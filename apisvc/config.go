@@ -3,7 +3,10 @@ package apisvc
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
+
+	"google.golang.org/grpc"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -33,6 +36,24 @@ type Config struct {
 	// Registerer receives the server's metrics (docs/metrics.md); nil
 	// registers them on a private registry that nothing reads.
 	Registerer prometheus.Registerer
+
+	// DC names the datacenter this API server belongs to; it labels the
+	// cluster verdicts (Verdicts, the akutan_cluster_* gauges).
+	DC string
+	// Logger receives the server's events, and the view fanout's unless
+	// Views.Logger is set; nil means slog.Default().
+	Logger *slog.Logger
+	// Verdicts, when set, is called with the cluster verdicts after every
+	// readiness evaluation (Ready).
+	Verdicts func(fullyAvailable, healthy bool)
+
+	// GRPCOptions are added to the gRPC server's options (the lifecycle's
+	// interceptors, limits and keepalive); the server adds its own receive
+	// limit, MaxTxBytes + 8 MiB. GRPCRegister, when set, is called with the
+	// server after the API service is registered and before it serves, and
+	// replaces the server's own always-SERVING health service.
+	GRPCOptions  []grpc.ServerOption
+	GRPCRegister func(*grpc.Server)
 }
 
 // DefaultConfig returns a configuration with every tunable set.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"time"
 
@@ -45,12 +46,19 @@ type Server struct {
 	health *health.Server
 	lis    net.Listener
 	met    *serverMetrics // metrics.go
+	ready  readyState     // ready.go
 }
 
 // Start connects to the log and the views and serves the API.
 func Start(cfg Config) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("api config: %w", err)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Views.Logger == nil {
+		cfg.Views.Logger = cfg.Logger
 	}
 	fan, err := fanout.New(cfg.Views)
 	if err != nil {
@@ -65,12 +73,17 @@ func Start(cfg Config) (*Server, error) {
 		s.Close()
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
-	s.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(cfg.MaxTxBytes + 8<<20))
+	opts := append(append([]grpc.ServerOption(nil), cfg.GRPCOptions...), grpc.MaxRecvMsgSize(cfg.MaxTxBytes+8<<20))
+	s.grpc = grpc.NewServer(opts...)
 	apipb.RegisterAkutanServer(s.grpc, s)
-	s.health = health.NewServer()
-	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
-	s.health.SetServingStatus(apipb.Akutan_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
-	healthpb.RegisterHealthServer(s.grpc, s.health)
+	if cfg.GRPCRegister != nil {
+		cfg.GRPCRegister(s.grpc)
+	} else {
+		s.health = health.NewServer()
+		s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+		s.health.SetServingStatus(apipb.Akutan_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+		healthpb.RegisterHealthServer(s.grpc, s.health)
+	}
 	go s.grpc.Serve(s.lis)
 	return s, nil
 }
