@@ -242,7 +242,8 @@ func TestObjectStoreOutage(t *testing.T) {
 func (s *stack) checkArchiveReplay(n uint64) {
 	t := s.t
 	cmd := exec.Command(filepath.Join(s.bin, "akutan-view"), "--space", "po", "--data-dir", filepath.Join(t.TempDir(), "replay"),
-		"--log", s.logAddrs(), "--archive", s.storeURL(), "--listen", fmt.Sprintf("127.0.0.1:%d", s.base+999), "--log-level", "warn")
+		"--log", s.logAddrs(), "--archive", s.storeURL(), "--listen", fmt.Sprintf("127.0.0.1:%d", s.base+999), "--log-level", "warn",
+		"--checkpoint-interval", "0") // a flag beats AKUTAN_CHECKPOINT_INTERVAL of the stack's environment
 	cmd.Env = append(s.env, "AWS_ACCESS_KEY_ID=akutan-local", "AWS_SECRET_ACCESS_KEY=akutan-local-secret")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr

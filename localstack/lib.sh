@@ -4,7 +4,9 @@
 # (together one Raft cluster), one API server, and HashSP and HashPO views
 # with PARTITIONS partitions x REPLICAS replicas, so each DC holds a full copy.
 # Ports from BASE: log Raft BASE+dc, log gRPC BASE+100+dc, API BASE+200+dc,
-# views BASE+300+(dc-1)*100+n, MinIO BASE+900 (console BASE+901).
+# views BASE+300+(dc-1)*100+n, MinIO BASE+900 (console BASE+901). Every
+# server's HTTP listener (--http-addr: /metrics, /healthz, /readyz) is its
+# gRPC port + 1000 (log_http_addr, api_http_addr, view_http_addr).
 #
 # Object storage: one MinIO server (the bucket every DC archives and
 # checkpoints to; in the cloud each region has its own replicated bucket).
@@ -40,6 +42,11 @@ store_url() {
 log_raft_addr() { echo "127.0.0.1:$((BASE + $1))"; }
 log_grpc_addr() { echo "127.0.0.1:$((BASE + 100 + $1))"; }
 api_addr() { echo "127.0.0.1:$((BASE + 200 + $1))"; }
+# http_of HOST:PORT: the same host, port + 1000 (the HTTP listener).
+http_of() { echo "${1%:*}:$(( ${1##*:} + 1000 ))"; }
+log_http_addr() { http_of "$(log_grpc_addr "$1")"; }
+api_http_addr() { http_of "$(api_addr "$1")"; }
+view_http_addr() { http_of "$1"; }
 
 join() { local IFS=,; echo "$*"; }
 
@@ -78,9 +85,9 @@ running() {
   [[ -f "$pidfile" ]] && kill -0 "$(cat "$pidfile")" 2>/dev/null
 }
 
-# debug_flag: with AKUTAN_DEBUG set, every server serves Go profiles on a
-# free loopback port, named in its log ("profiles on http://...").
-debug_flag() { [[ -n "${AKUTAN_DEBUG:-}" ]] && echo "--debug-addr 127.0.0.1:0"; true; }
+# debug_flag: with AKUTAN_DEBUG set, every server also serves Go profiles
+# under /debug/pprof/ on its HTTP listener.
+debug_flag() { [[ -n "${AKUTAN_DEBUG:-}" ]] && echo "--pprof"; true; }
 
 # spawn NAME CMD...: start CMD in the background unless NAME runs.
 spawn() {
@@ -119,7 +126,8 @@ start_log() {
   [[ -f "${STACK}/restored" ]] && boot=()
   spawn "$name" "${BIN}/akutan-log" --id "$name" \
     --raft-addr "$(log_raft_addr "$i")" --grpc-addr "$(log_grpc_addr "$i")" \
-    --data-dir "${STACK}/dc${i}/${name}" "${boot[@]}" --archive "$(store_url)" $(debug_flag)
+    --data-dir "${STACK}/dc${i}/${name}" "${boot[@]}" --archive "$(store_url)" \
+    --http-addr "$(log_http_addr "$i")" --log-level warn $(debug_flag)
 }
 
 # join_restored_logs: add the log replicas of a restored stack that are not
@@ -149,7 +157,8 @@ start_views() {
     spawn "$name" "${BIN}/akutan-view" --space "$space" --range-start "$start" --range-end "$end" \
       --data-dir "${STACK}/dc${dc}/${name}" --log "$(log_grpc_addrs)" --listen "$addr" \
       --cache-bytes $((32 << 20)) --log-level warn \
-      --store "$(store_url)" --cluster "dc${dc}" --checkpoint-interval "${AKUTAN_CHECKPOINT_INTERVAL:-60s}" $(debug_flag)
+      --store "$(store_url)" --cluster "dc${dc}" --checkpoint-interval "${AKUTAN_CHECKPOINT_INTERVAL:-60s}" \
+      --http-addr "$(view_http_addr "$addr")" $(debug_flag)
   done < <(views_of "$dc")
 }
 
@@ -157,7 +166,8 @@ start_api() {
   local dc="$1" peers=() i
   for i in $DCS; do [[ "$i" == "$dc" ]] || peers+=("$(api_addr "$i")"); done
   spawn "api-dc${dc}" "${BIN}/akutan-api" --listen "$(api_addr "$dc")" --log "$(log_grpc_addrs)" \
-    --views "$(all_view_addrs)" --peers "$(join "${peers[@]}")" --hedge-floor 2ms $(debug_flag)
+    --views "$(all_view_addrs)" --peers "$(join "${peers[@]}")" --hedge-floor 2ms \
+    --dc "dc${dc}" --http-addr "$(api_http_addr "$dc")" $(debug_flag)
 }
 
 # start_truncator: the truncation coordinator, which discards the log's
