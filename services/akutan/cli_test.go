@@ -432,3 +432,12 @@ func TestDescribe(t *testing.T) {
 }
 
 func protoMarshal(m *entrypb.Envelope) ([]byte, error) { return proto.Marshal(m) }
+
+// Progress bars go only to a terminal: never a "\r" into a pipe or a log.
+func TestNoProgressOffTerminal(t *testing.T) {
+	srv := newFakeAPI(t)
+	out, errOut, code := runCLI(t, nil, "<a> <b> <c>\n<a> <b> <d>\n<a> <b> <e>\n", "insert", "--api", srv.addr, "--batch", "1")
+	if code != 0 || strings.Contains(errOut, "\r") || errOut != "" || srv.writes.Load() != 3 || !strings.Contains(out, "inserted 3 facts") {
+		t.Fatalf("exit %d, %d writes: %q %q", code, srv.writes.Load(), out, errOut)
+	}
+}
