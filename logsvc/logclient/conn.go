@@ -8,10 +8,13 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/akutan/akutan/internal/lifecycle/rpcconf"
 )
 
-// maxMessage bounds messages both ways; the server's limits are lower.
-const maxMessage = 256 << 20
+// maxMessage bounds messages both ways (internal/lifecycle/rpcconf); the
+// servers' receive limits are lower.
+const maxMessage = rpcconf.MaxMessageBytes
 
 // ConnPool holds one gRPC connection per replica address. The zero value is
 // ready to use; the server uses it to forward calls to the leader.
@@ -32,6 +35,7 @@ func (c *ConnPool) Get(addr string) (*grpc.ClientConn, error) {
 	}
 	cc, err := grpc.NewClient(addr,
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithKeepaliveParams(rpcconf.ClientKeepalive),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMessage), grpc.MaxCallSendMsgSize(maxMessage)))
 	if err != nil {
 		return nil, err

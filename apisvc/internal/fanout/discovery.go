@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/akutan/akutan/internal/lifecycle/rpcconf"
 	"github.com/akutan/akutan/proto/viewpb"
 )
 
@@ -43,6 +44,7 @@ func dialOptions(maxRecv int) []grpc.DialOption {
 			Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 2 * time.Second},
 			MinConnectTimeout: time.Second,
 		}),
+		grpc.WithKeepaliveParams(rpcconf.ClientKeepalive), // internal/lifecycle/rpcconf
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxRecv)),
 	}
 }

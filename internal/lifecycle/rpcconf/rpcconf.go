@@ -13,6 +13,8 @@
 //	view server receives                   ViewMaxRecvBytes (64 MiB): a lookup
 //	                                         batch; answers stream in chunks of
 //	                                         at most 1000 facts
+//	API server's view clients receive      64 MiB (fanout.Config.MaxRecvBytes):
+//	                                         one such chunk, with room
 //
 // gRPC's own defaults (4 MiB received, unlimited sent) are never relied on.
 package rpcconf
