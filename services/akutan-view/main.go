@@ -150,6 +150,7 @@ func run(o options) error {
 	p := o.proc
 	logger := p.Logger
 	o.cfg.Logger = logger
+	o.cfg.Registerer = p.Registry
 	if o.store != "" {
 		store, err := snapshot.OpenStore(context.Background(), o.store)
 		if err != nil {
