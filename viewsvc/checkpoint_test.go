@@ -253,8 +253,8 @@ func TestCheckpointSplit(t *testing.T) {
 				store := open(t)
 				checkpointAt(t, store, memLog(entries), space, HashRange{End: halfRange}, k1)
 				checkpointAt(t, store, memLog(entries), space, HashRange{Start: halfRange}, k2)
-				quarters := []HashRange{{0, q}, {q, 2 * q}, {2 * q, 3 * q}, {Start: 3 * q}}
-				ranges := append(slices.Clone(quarters), HashRange{q, 3 * q}, FullRange)
+				quarters := []HashRange{{Start: 0, End: q}, {Start: q, End: 2 * q}, {Start: 2 * q, End: 3 * q}, {Start: 3 * q}}
+				ranges := append(slices.Clone(quarters), HashRange{Start: q, End: 3 * q}, FullRange)
 				floors := []uint64{k1, k1, k2, k2, k1, k1}
 				views := make([]*View, len(ranges))
 				for i, rng := range ranges {

@@ -7,6 +7,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/akutan/akutan/model"
 	"github.com/akutan/akutan/proto/entrypb"
 	"github.com/akutan/akutan/viewsvc/internal/keys"
 )
@@ -308,21 +309,21 @@ func (r *resolver) appendObject(dst []byte, o *rawObject) ([]byte, error) {
 		if err != nil {
 			return dst, err
 		}
-		return keys.AppendNodeObject(dst, id), nil
+		return model.AppendNodeObject(dst, id), nil
 	case objString:
-		return keys.AppendStringObject(dst, o.text, o.lang), nil
+		return model.AppendStringObject(dst, o.text, o.lang), nil
 	case objInt64:
-		return keys.AppendInt64Object(dst, o.i), nil
+		return model.AppendInt64Object(dst, o.i), nil
 	case objFloat64:
-		return keys.AppendFloat64Object(dst, o.f), nil
+		return model.AppendFloat64Object(dst, o.f), nil
 	case objBool:
-		return keys.AppendBoolObject(dst, o.b), nil
+		return model.AppendBoolObject(dst, o.b), nil
 	case objTimestamp:
-		return keys.AppendTimestampObject(dst, o.i, o.nanos, o.prec)
+		return model.AppendTimestampObject(dst, o.i, o.nanos, o.prec)
 	case objEmpty:
-		return dst, keys.ErrEmptyObject
+		return dst, model.ErrEmptyObject
 	}
-	return dst, keys.ErrMissingObject
+	return dst, model.ErrMissingObject
 }
 
 // body encodes a fact's body and reports whether its hash is in range. An

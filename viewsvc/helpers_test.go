@@ -12,6 +12,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/akutan/akutan/model"
 	"github.com/akutan/akutan/proto/entrypb"
 	"github.com/akutan/akutan/viewsvc/internal/keys"
 )
@@ -164,7 +165,7 @@ func (f factRow) String() string {
 }
 
 func encObj(t testing.TB, o *entrypb.Object) string {
-	b, err := keys.AppendObject(nil, o, keys.IDOnly)
+	b, err := model.AppendObject(nil, o, model.IDOnly)
 	if err != nil {
 		t.Fatalf("encode %v: %v", o, err)
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 
+	"github.com/akutan/akutan/model"
 	"github.com/akutan/akutan/proto/entrypb"
 	"github.com/akutan/akutan/proto/viewpb"
 	"github.com/akutan/akutan/viewsvc/internal/keys"
@@ -146,7 +147,7 @@ func (v *View) seekPoints(ctx context.Context, it *pebble.Iterator, scans []scan
 		}
 		var emitErr error
 		err := v.scanRaw(ctx, it, &scans[i], index, buf, func(id, s, p uint64, objEnc []byte, ver uint64) {
-			obj, err := keys.DecodeObject(objEnc)
+			obj, err := model.DecodeObject(objEnc)
 			if err != nil {
 				emitErr = fmt.Errorf("fact %d: %w", id, err)
 				return
@@ -193,7 +194,7 @@ func (v *View) compile(l *Lookup) (scan, error) {
 	var obj []byte
 	if l.Kind == LookupSPO || l.Kind == LookupPO || l.Kind == LookupPOCmp {
 		var err error
-		obj, err = keys.AppendObject(nil, l.Object, keys.IDOnly)
+		obj, err = model.AppendObject(nil, l.Object, model.IDOnly)
 		if err != nil {
 			return scan{}, fmt.Errorf("%w: object: %v", ErrInvalidLookup, err)
 		}
@@ -271,7 +272,7 @@ func compileCmp(l *Lookup, obj []byte) (scan, error) {
 	case viewpb.CmpOp_GE:
 		return scan{lo: at, hi: typeHi}, nil
 	case viewpb.CmpOp_BETWEEN:
-		upper, err := keys.AppendObject(nil, l.Upper, keys.IDOnly)
+		upper, err := model.AppendObject(nil, l.Upper, model.IDOnly)
 		if err != nil {
 			return scan{}, fmt.Errorf("%w: upper: %v", ErrInvalidLookup, err)
 		}
@@ -287,7 +288,7 @@ func compileCmp(l *Lookup, obj []byte) (scan, error) {
 		if !ok || s.String_.GetLang() != "" {
 			return scan{}, fmt.Errorf("%w: PREFIX needs a string with no language", ErrInvalidLookup)
 		}
-		lo := cat(keys.AppendStringPrefix(nil, s.String_.GetText()))
+		lo := cat(model.AppendStringPrefix(nil, s.String_.GetText()))
 		return scan{lo: lo, hi: keys.PrefixEnd(lo)}, nil
 	}
 	return scan{}, fmt.Errorf("%w: unknown comparison %v", ErrInvalidLookup, l.Op)
@@ -300,7 +301,7 @@ func (v *View) scan(ctx context.Context, it *pebble.Iterator, sc *scan, index ui
 		if emitErr != nil {
 			return
 		}
-		obj, err := keys.DecodeObject(objEnc)
+		obj, err := model.DecodeObject(objEnc)
 		if err != nil {
 			emitErr = fmt.Errorf("fact %d: %w", id, err)
 			return

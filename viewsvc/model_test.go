@@ -12,14 +12,14 @@ import (
 	"github.com/cespare/xxhash/v2"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/akutan/akutan/model"
 	"github.com/akutan/akutan/proto/entrypb"
 	"github.com/akutan/akutan/proto/viewpb"
-	"github.com/akutan/akutan/viewsvc/internal/keys"
 )
 
-// model is a plain in-memory reading of the log, written from entry.proto
+// refModel is a plain in-memory reading of the log, written from entry.proto
 // and the package doc without the view's code.
-type model struct {
+type refModel struct {
 	t        testing.TB
 	versions map[triple][]mVersion
 	pending  map[uint64]*entrypb.Transaction
@@ -37,11 +37,11 @@ type mVersion struct {
 	id    uint64
 }
 
-func newModel(t testing.TB) *model {
-	return &model{t: t, versions: map[triple][]mVersion{}, pending: map[uint64]*entrypb.Transaction{}}
+func newModel(t testing.TB) *refModel {
+	return &refModel{t: t, versions: map[triple][]mVersion{}, pending: map[uint64]*entrypb.Transaction{}}
 }
 
-func (m *model) head(tr triple) mVersion {
+func (m *refModel) head(tr triple) mVersion {
 	vs := m.versions[tr]
 	if len(vs) == 0 {
 		return mVersion{}
@@ -49,7 +49,7 @@ func (m *model) head(tr triple) mVersion {
 	return vs[len(vs)-1]
 }
 
-func (m *model) set(tr triple, v mVersion) {
+func (m *refModel) set(tr triple, v mVersion) {
 	vs := m.versions[tr]
 	if len(vs) > 0 && vs[len(vs)-1].index == v.index {
 		vs[len(vs)-1] = v
@@ -59,7 +59,7 @@ func (m *model) set(tr triple, v mVersion) {
 	m.versions[tr] = vs
 }
 
-func (m *model) apply(index uint64, data []byte) {
+func (m *refModel) apply(index uint64, data []byte) {
 	var env entrypb.Envelope
 	if err := proto.Unmarshal(data, &env); err != nil {
 		m.t.Fatal(err)
@@ -84,7 +84,7 @@ func (m *model) apply(index uint64, data []byte) {
 	}
 }
 
-func (m *model) applyTx(tx *entrypb.Transaction, idIndex, at uint64) {
+func (m *refModel) applyTx(tx *entrypb.Transaction, idIndex, at uint64) {
 	ref := func(r *entrypb.NodeRef) uint64 {
 		if r.GetRef() == nil {
 			m.t.Fatal("empty ref")
@@ -128,7 +128,7 @@ func (m *model) applyTx(tx *entrypb.Transaction, idIndex, at uint64) {
 }
 
 // visible lists the facts visible at index whose hash in space is in rng.
-func (m *model) visible(index uint64, space Space, rng HashRange) []factRow {
+func (m *refModel) visible(index uint64, space Space, rng HashRange) []factRow {
 	var rows []factRow
 	for tr, vs := range m.versions {
 		var cur *mVersion
@@ -178,7 +178,7 @@ func modelDigest(rows []factRow) Digest {
 }
 
 // answer is what lookups should return, in the documented order.
-func (m *model) answer(index uint64, space Space, rng HashRange, lookups []Lookup) []factRow {
+func (m *refModel) answer(index uint64, space Space, rng HashRange, lookups []Lookup) []factRow {
 	vis := m.visible(index, space, rng)
 	var out []factRow
 	for i, l := range lookups {
@@ -437,7 +437,7 @@ func (g *gen) lookupsFor(t testing.TB, space Space, rng HashRange) [][]Lookup {
 }
 
 func decodeForTest(enc string) (*entrypb.Object, error) {
-	return keys.DecodeObject([]byte(enc))
+	return model.DecodeObject([]byte(enc))
 }
 
 func TestModel(t *testing.T) {

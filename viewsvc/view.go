@@ -60,7 +60,9 @@ type Status struct {
 	State               State
 	MaxSupportedVersion uint32
 	LogVersion          uint32
-	// Err is why the view stopped applying; nil while it applies.
+	// Err is why the view stopped applying, or why applying is stalled
+	// (Pebble cannot flush, e.g. "no space left on device"; it resumes by
+	// itself once flushes succeed); nil while it applies.
 	Err error
 	// CheckpointIndex is the index of the newest checkpoint this view wrote
 	// or booted from; 0 if none.
@@ -100,9 +102,10 @@ func unmarshalRejected(b []byte) (Rejected, error) {
 // View is one DiskView: the facts of one hash range of one space, stored in
 // Pebble, applied from the log by Run and read by the lookup methods.
 type View struct {
-	cfg Config
-	log *slog.Logger
-	db  *pebble.DB
+	cfg  Config
+	log  *slog.Logger
+	db   *pebble.DB
+	disk *pebblelog.Health // whether Pebble's flushes fail
 
 	mu         sync.Mutex
 	applied    uint64
@@ -146,6 +149,14 @@ func Open(cfg Config) (*View, error) {
 		return nil, err
 	}
 	opts := pebbleOptions(cfg)
+	// A full disk (or any write error) makes Pebble's flushes fail and
+	// retry while writes stall; disk records it for Status and the applier
+	// (DESIGN.md, "A full disk").
+	disk := &pebblelog.Health{Name: "view", Logger: cfg.Logger}
+	opts.AddEventListener(disk.EventListener())
+	if cfg.FS != nil {
+		opts.FS = cfg.FS
+	}
 	db, err := pebble.Open(cfg.Dir, opts)
 	if opts.Cache != nil {
 		opts.Cache.Unref() // the DB holds its own reference
@@ -157,6 +168,7 @@ func Open(cfg Config) (*View, error) {
 		cfg:        cfg,
 		log:        cfg.Logger.With("space", cfg.Space.String(), "range", cfg.Range.String()),
 		db:         db,
+		disk:       disk,
 		logVersion: 1,
 		state:      viewpb.State_BOOTING,
 		advanced:   make(chan struct{}),
@@ -248,7 +260,7 @@ func (v *View) load(boot bool) error {
 		}
 		if have != want {
 			return fmt.Errorf("%w: directory holds %s %v layout %d, config asks for %s %v layout %d",
-				ErrConfigMismatch, have.Space, HashRange{have.Start, have.End}, have.Layout,
+				ErrConfigMismatch, have.Space, HashRange{Start: have.Start, End: have.End}, have.Layout,
 				want.Space, v.cfg.Range, want.Layout)
 		}
 	}
@@ -307,8 +319,13 @@ func (v *View) Range() HashRange { return v.cfg.Range }
 
 // Status describes the view now.
 func (v *View) Status() Status {
+	diskErr := v.disk.Err()
 	v.mu.Lock()
 	defer v.mu.Unlock()
+	stopErr := v.stopErr
+	if stopErr == nil && diskErr != nil {
+		stopErr = fmt.Errorf("applying stalled at index %d: %w", v.applied, diskErr)
+	}
 	return Status{
 		Space:               v.cfg.Space,
 		Range:               v.cfg.Range,
@@ -316,7 +333,7 @@ func (v *View) Status() Status {
 		State:               v.state,
 		MaxSupportedVersion: v.cfg.MaxSupportedVersion,
 		LogVersion:          v.logVersion,
-		Err:                 v.stopErr,
+		Err:                 stopErr,
 		CheckpointIndex:     v.checkpointIndex,
 		BootBytesDone:       v.bootDone,
 		BootBytesTotal:      v.bootTotal,
@@ -431,8 +448,12 @@ func (v *View) Close() error {
 	}
 	v.readers.Wait()
 	// Without a WAL, what is not flushed would be applied again on the
-	// next open; a clean close saves that work.
-	ferr := v.db.Flush()
+	// next open; a clean close saves that work. While flushes fail (a full
+	// disk) Flush would wait for space: skip it, the log has it all.
+	var ferr error
+	if v.disk.Err() == nil {
+		ferr = v.db.Flush()
+	}
 	if err := v.db.Close(); err != nil {
 		return err
 	}

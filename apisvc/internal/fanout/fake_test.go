@@ -4,6 +4,7 @@ import (
 	"context"
 	"math/rand/v2"
 	"net"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -337,7 +338,7 @@ func (v *fakeView) answerPOCmp(index uint64, lookups []*viewpb.POCmpLookup) ([][
 }
 
 func cmpMatch(l *viewpb.POCmpLookup, o *entrypb.Object) bool {
-	if typeRank(o) != typeRank(l.Object) {
+	if reflect.TypeOf(o.GetValue()) != reflect.TypeOf(l.Object.GetValue()) {
 		return false
 	}
 	c := compareObjects(o, l.Object)

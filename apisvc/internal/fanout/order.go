@@ -2,9 +2,8 @@ package fanout
 
 import (
 	"cmp"
-	"math"
-	"strings"
 
+	"github.com/akutan/akutan/model"
 	"github.com/akutan/akutan/proto/entrypb"
 	"github.com/akutan/akutan/proto/viewpb"
 )
@@ -38,78 +37,9 @@ func comparePOCmp(a, b *viewpb.LookupFact) int {
 	return cmp.Compare(a.GetId(), b.GetId())
 }
 
-// typeRank orders the object types; an unset object sorts last.
-func typeRank(o *entrypb.Object) int {
-	switch o.GetValue().(type) {
-	case *entrypb.Object_Node:
-		return 1
-	case *entrypb.Object_String_:
-		return 2
-	case *entrypb.Object_Int64:
-		return 3
-	case *entrypb.Object_Float64:
-		return 4
-	case *entrypb.Object_Bool:
-		return 5
-	case *entrypb.Object_Timestamp:
-		return 6
-	}
-	return 7
-}
-
-// compareObjects orders objects like the views' order-preserving encoding:
-// nodes by id; strings by text bytes, then language; numbers numerically
-// with -0 equal to 0 and NaN above +Inf; false before true; timestamps by
-// seconds, nanos, then precision.
-func compareObjects(a, b *entrypb.Object) int {
-	ra, rb := typeRank(a), typeRank(b)
-	if ra != rb {
-		return cmp.Compare(ra, rb)
-	}
-	switch ra {
-	case 1:
-		return cmp.Compare(a.GetNode().GetId(), b.GetNode().GetId())
-	case 2:
-		sa, sb := a.GetString_(), b.GetString_()
-		if c := strings.Compare(sa.GetText(), sb.GetText()); c != 0 {
-			return c
-		}
-		return strings.Compare(sa.GetLang(), sb.GetLang())
-	case 3:
-		return cmp.Compare(a.GetInt64(), b.GetInt64())
-	case 4:
-		fa, fb := a.GetFloat64(), b.GetFloat64()
-		na, nb := math.IsNaN(fa), math.IsNaN(fb)
-		switch {
-		case na || nb:
-			return cmp.Compare(b2i(na), b2i(nb))
-		case fa < fb:
-			return -1
-		case fa > fb:
-			return 1
-		}
-		return 0
-	case 5:
-		return cmp.Compare(b2i(a.GetBool()), b2i(b.GetBool()))
-	case 6:
-		ta, tb := a.GetTimestamp(), b.GetTimestamp()
-		if c := cmp.Compare(ta.GetUnixSeconds(), tb.GetUnixSeconds()); c != 0 {
-			return c
-		}
-		if c := cmp.Compare(ta.GetNanos(), tb.GetNanos()); c != 0 {
-			return c
-		}
-		return cmp.Compare(ta.GetPrecision(), tb.GetPrecision())
-	}
-	return 0
-}
-
-func b2i(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
-}
+// compareObjects is the views' object order: the model's, which is the
+// order of the encoding the views store.
+func compareObjects(a, b *entrypb.Object) int { return model.CompareObjects(a, b) }
 
 // mergeSorted merges lists that are each sorted by compare into one sorted
 // list. A single list is returned as is.

@@ -7,26 +7,18 @@ import (
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/akutan/akutan/model"
 )
 
-// Space is a way of hashing facts into ranges.
-type Space uint8
+// Space is a way of hashing facts into ranges (see package model).
+type Space = model.Space
 
 // The two spaces.
 const (
-	SpaceSP Space = 1
-	SpacePO Space = 2
+	SpaceSP = model.SpaceSP
+	SpacePO = model.SpacePO
 )
-
-func (s Space) String() string {
-	switch s {
-	case SpaceSP:
-		return "HashSP"
-	case SpacePO:
-		return "HashPO"
-	}
-	return fmt.Sprintf("Space(%d)", uint8(s))
-}
 
 // Table bytes.
 const (
@@ -53,22 +45,10 @@ const (
 )
 
 // HashSP is the HashSP hash of a subject and predicate.
-func HashSP(s, p uint64) uint64 {
-	var b [16]byte
-	binary.BigEndian.PutUint64(b[:8], s)
-	binary.BigEndian.PutUint64(b[8:], p)
-	return xxhash.Sum64(b[:])
-}
+func HashSP(s, p uint64) uint64 { return model.HashSP(s, p) }
 
 // HashPO is the HashPO hash of a predicate and an encoded object.
-func HashPO(p uint64, obj []byte) uint64 {
-	var b [8]byte
-	binary.BigEndian.PutUint64(b[:], p)
-	d := xxhash.New()
-	_, _ = d.Write(b[:])
-	_, _ = d.Write(obj)
-	return d.Sum64()
-}
+func HashPO(p uint64, obj []byte) uint64 { return model.HashPO(p, obj) }
 
 // AppendBody appends a fact's body in the space's order.
 func AppendBody(dst []byte, space Space, s, p uint64, obj []byte) []byte {
@@ -223,7 +203,7 @@ func prefixLen(key []byte) int {
 		if len(key) <= off {
 			return -1
 		}
-		n := ObjectLen(key[off:])
+		n := model.ObjectLen(key[off:])
 		if n < 0 {
 			return -1
 		}
@@ -236,7 +216,7 @@ func prefixLen(key []byte) int {
 		if len(key) <= off {
 			return -1
 		}
-		n := ObjectLen(key[off:])
+		n := model.ObjectLen(key[off:])
 		if n < 0 {
 			return -1
 		}

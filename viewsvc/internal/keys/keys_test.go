@@ -12,6 +12,7 @@ import (
 
 	"github.com/cespare/xxhash/v2"
 
+	"github.com/akutan/akutan/model"
 	"github.com/akutan/akutan/proto/entrypb"
 )
 
@@ -34,7 +35,7 @@ func ts(sec int64, nanos int32, p entrypb.Timestamp_Precision) *entrypb.Object {
 
 func enc(t testing.TB, o *entrypb.Object) []byte {
 	t.Helper()
-	b, err := AppendObject(nil, o, IDOnly)
+	b, err := model.AppendObject(nil, o, model.IDOnly)
 	if err != nil {
 		t.Fatalf("encode %v: %v", o, err)
 	}
@@ -132,84 +133,6 @@ func randObject(r *rand.Rand) *entrypb.Object {
 	}
 	secs := []int64{math.MinInt64, -1, 0, 1, 1700000000, math.MaxInt64}
 	return ts(secs[r.IntN(len(secs))], int32(r.IntN(3))*499_999_999, entrypb.Timestamp_Precision(r.IntN(8)))
-}
-
-func TestObjectOrderAndRoundTrip(t *testing.T) {
-	r := rand.New(rand.NewPCG(1, 2))
-	objs := make([]*entrypb.Object, 3000)
-	for i := range objs {
-		objs[i] = randObject(r)
-	}
-	for i, a := range objs {
-		ea := enc(t, a)
-		if n := ObjectLen(append(slices.Clone(ea), 0xAB, 0xCD)); n != len(ea) {
-			t.Fatalf("ObjectLen(%x...) = %d, want %d", ea, n, len(ea))
-		}
-		for j := 1; j < len(ea); j++ {
-			if n := ObjectLen(ea[:j]); n != -1 {
-				t.Fatalf("ObjectLen of truncated %x = %d", ea[:j], n)
-			}
-		}
-		back, err := DecodeObject(ea)
-		if err != nil {
-			t.Fatalf("decode %x: %v", ea, err)
-		}
-		if semanticCompare(a, back) != 0 || !bytes.Equal(enc(t, back), ea) {
-			t.Fatalf("round trip %v -> %v", a, back)
-		}
-		b := objs[(i*7919+13)%len(objs)]
-		eb := enc(t, b)
-		if got, want := bytes.Compare(ea, eb), semanticCompare(a, b); got != want {
-			t.Fatalf("order of %v and %v: encoding %d, semantic %d", a, b, got, want)
-		}
-	}
-}
-
-func TestFloatEdgeCases(t *testing.T) {
-	if !bytes.Equal(enc(t, f64(math.Copysign(0, -1))), enc(t, f64(0))) {
-		t.Error("-0 and +0 encode differently")
-	}
-	nan1 := enc(t, f64(math.NaN()))
-	nan2 := enc(t, f64(math.Float64frombits(0xFFF8000000000123)))
-	if !bytes.Equal(nan1, nan2) {
-		t.Error("NaNs encode differently")
-	}
-	if bytes.Compare(nan1, enc(t, f64(math.Inf(1)))) <= 0 {
-		t.Error("NaN does not sort above +Inf")
-	}
-	back, _ := DecodeObject(nan1)
-	if !math.IsNaN(back.GetFloat64()) {
-		t.Errorf("NaN decodes to %v", back)
-	}
-}
-
-func TestStringPrefix(t *testing.T) {
-	for _, c := range []struct {
-		prefix, text string
-		want         bool
-	}{
-		{"", "anything", true}, {"ab", "ab", true}, {"ab", "abc", true}, {"ab", "a", false},
-		{"a\x00", "a\x00b", true}, {"a\x00", "a", false}, {"a", "a\x00", true}, {"a\x00", "a\x01", false},
-	} {
-		p := AppendStringPrefix(nil, c.prefix)
-		for _, lang := range []string{"", "en"} {
-			e := enc(t, str(c.text, lang))
-			if got := bytes.HasPrefix(e, p); got != c.want {
-				t.Errorf("prefix %q of %q@%q: %v, want %v", c.prefix, c.text, lang, got, c.want)
-			}
-		}
-	}
-}
-
-func TestInvalidObjects(t *testing.T) {
-	for _, o := range []*entrypb.Object{
-		nil, {}, ts(0, -1, 0), ts(0, 1_000_000_000, 0), ts(0, 0, 8),
-		{Value: &entrypb.Object_Node{Node: &entrypb.NodeRef{Ref: &entrypb.NodeRef_NewNode{NewNode: 1}}}},
-	} {
-		if _, err := AppendObject(nil, o, IDOnly); err == nil {
-			t.Errorf("AppendObject(%v) succeeded", o)
-		}
-	}
 }
 
 func TestHashes(t *testing.T) {
