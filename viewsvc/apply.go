@@ -169,8 +169,15 @@ func (v *View) streamLoop(ctx context.Context, log LogReader, next uint64, versi
 // items closes or an item says stop. It commits when the batch is full or
 // when nothing else is ready, never inside an entry. It returns the error the
 // view stops with, or nil.
-func (v *View) applyLoop(ctx context.Context, items <-chan []item) error {
-	a, err := newApplier(v)
+func (v *View) applyLoop(ctx context.Context, items <-chan []item) (err error) {
+	defer func() {
+		// A wait for the disk that ctx ended is an ordinary stop, like
+		// the wait for items; the uncommitted batch is applied again.
+		if errors.Is(err, errDiskWaitEnded) {
+			err = nil
+		}
+	}()
+	a, err := newApplier(ctx, v)
 	if err != nil {
 		return err
 	}
@@ -345,10 +352,14 @@ type filterLoad struct {
 	err   error
 }
 
-func newHeadCache(db *pebble.DB, space Space, limit int, log *slog.Logger) (*headCache, error) {
+func newHeadCache(ctx context.Context, db *pebble.DB, space Space, limit int, log *slog.Logger) (*headCache, error) {
 	// Make everything committed so far visible to durable-only iterators.
-	if err := db.Flush(); err != nil {
+	done, err := db.AsyncFlush()
+	if err != nil {
 		return nil, fmt.Errorf("flush: %w", err)
+	}
+	if err := waitFlush(ctx, done); err != nil {
+		return nil, err
 	}
 	c := &headCache{db: db, log: log, limit: limit, cur: newHeadMap(min(limit, 1<<16))}
 	if err := c.reopen(); err != nil {
@@ -451,7 +462,7 @@ func (c *headCache) takeFilter() {
 }
 
 // committed moves the generations along after a commit (steps 2 and 3).
-func (c *headCache) committed() error {
+func (c *headCache) committed(ctx context.Context) error {
 	c.takeFilter()
 	if c.prev != nil {
 		select {
@@ -466,7 +477,10 @@ func (c *headCache) committed() error {
 		return nil
 	}
 	if c.prev != nil {
-		<-c.prevDone // the last flush is still running: wait for it
+		// The last flush is still running: wait for it.
+		if err := waitFlush(ctx, c.prevDone); err != nil {
+			return err
+		}
 		if err := c.dropPrev(); err != nil {
 			return err
 		}
@@ -489,11 +503,46 @@ func (c *headCache) dropPrev() error {
 	return c.reopen()
 }
 
+// errDiskWaitEnded ends a wait for Pebble's flushes (a full disk holds them
+// for as long as it stays full) when the apply loop's ctx is done.
+var errDiskWaitEnded = errors.New("wait for the disk ended")
+
+// waitFlush waits for a flush Pebble started, or for ctx.
+func waitFlush(ctx context.Context, done <-chan struct{}) error {
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return errDiskWaitEnded
+	}
+}
+
+// waitDisk waits while Pebble's flushes fail (pebblelog.Health), so that the
+// applier adds no memtable that cannot be flushed: past
+// MemTableStopWritesThreshold a commit would block, out of ctx's reach.
+// Pebble retries the flush with back-off; the first one that succeeds ends
+// the wait, and applying resumes where it stopped. Status reports the
+// error meanwhile.
+func (v *View) waitDisk(ctx context.Context) error {
+	for {
+		ch := v.disk.Changed()
+		if v.disk.Err() == nil {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return errDiskWaitEnded
+		}
+	}
+}
+
 // applier builds one Pebble batch from many log entries. Heads come from the
 // headCache; pending transactions and transaction records written by the
 // batch itself come from overlay maps.
 type applier struct {
 	v       *View
+	ctx     context.Context // the apply loop's; ends waits for the disk
 	cache   *headCache
 	w       writeSet
 	b       *pebble.Batch     // reused for every commit
@@ -511,15 +560,15 @@ type applier struct {
 	rejectedDirty bool
 }
 
-func newApplier(v *View) (*applier, error) {
-	cache, err := newHeadCache(v.db, v.cfg.Space, v.cfg.HeadCacheFacts, v.log)
+func newApplier(ctx context.Context, v *View) (*applier, error) {
+	cache, err := newHeadCache(ctx, v.db, v.cfg.Space, v.cfg.HeadCacheFacts, v.log)
 	if err != nil {
 		return nil, err
 	}
 	v.mu.Lock()
 	rej := v.rejected
 	v.mu.Unlock()
-	return &applier{v: v, cache: cache, pending: map[uint64][]byte{}, records: map[uint64][]byte{}, rejected: rej}, nil
+	return &applier{v: v, ctx: ctx, cache: cache, pending: map[uint64][]byte{}, records: map[uint64][]byte{}, rejected: rej}, nil
 }
 
 func (a *applier) close() {
@@ -697,6 +746,9 @@ func (a *applier) commit() error {
 	}
 	b := a.b
 	defer b.Reset() // keep its buffer for the next commit
+	if err := a.v.waitDisk(a.ctx); err != nil {
+		return err
+	}
 	if err := a.w.apply(b); err != nil {
 		return err
 	}
@@ -715,7 +767,7 @@ func (a *applier) commit() error {
 	v.broadcastLocked()
 	v.mu.Unlock()
 	a.reset()
-	return a.cache.committed()
+	return a.cache.committed(a.ctx)
 }
 
 // reset drops the batch and the overlays.

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/akutan/akutan/snapshot"
@@ -62,6 +63,10 @@ type Config struct {
 	// Lookups are fast while the hash-first table fits in the cache.
 	CacheSize    int64
 	MemTableSize uint64
+	// FS is the filesystem Pebble uses for the data directory; nil means
+	// the operating system's. Tests inject write errors with it
+	// (pebble's vfs/errorfs).
+	FS vfs.FS
 
 	// Store is the object store for checkpoints; nil disables checkpoints
 	// and booting from the bucket. A view opened with a Store on an empty

@@ -1,6 +1,7 @@
 package viewsvc
 
 import (
+	"context"
 	"io"
 	"log/slog"
 	"math/rand/v2"
@@ -89,7 +90,7 @@ func TestHeadCacheLoadsFilter(t *testing.T) {
 				t.Fatalf("only %d facts", len(heads))
 			}
 
-			c, err := newHeadCache(v.db, space, 1000, slog.New(slog.NewTextHandler(io.Discard, nil)))
+			c, err := newHeadCache(context.Background(), v.db, space, 1000, slog.New(slog.NewTextHandler(io.Discard, nil)))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -4,6 +4,7 @@
 package pebblelog
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 
@@ -32,8 +33,23 @@ func (q Quiet) Errorf(format string, args ...interface{}) {
 	l.Error("pebble: "+fmt.Sprintf(format, args...), "store", q.Name)
 }
 
-// Fatalf logs and panics: Pebble calls it only when it cannot go on.
+// Fatalf logs and panics: Pebble calls it only when it cannot go on, and
+// requires that it not return. Pebble treats a failed write of its MANIFEST
+// or WAL as fatal, so a full disk can end here: the process exits, and its
+// supervisor restarts it; the restart opens the data directory again (and
+// fails with a clear error while the disk is still full). Every store of
+// ours recovers from its directory: a view re-applies the log from its last
+// flushed index, a log replica from Raft's log.
 func (q Quiet) Fatalf(format string, args ...interface{}) {
-	q.Errorf(format, args...)
-	panic(fmt.Sprintf("pebble %s: "+format, append([]interface{}{q.Name}, args...)...))
+	msg := fmt.Sprintf(format, args...)
+	if IsDiskFull(errors.New(msg)) {
+		l := q.Logger
+		if l == nil {
+			l = slog.Default()
+		}
+		l.Error("pebble: the disk is full and the store cannot continue; exiting: restart once space is freed", "store", q.Name, "err", msg)
+	} else {
+		q.Errorf("%s", msg)
+	}
+	panic(fmt.Sprintf("pebble %s: %s", q.Name, msg))
 }
