@@ -54,7 +54,7 @@ func FuzzFormatLine(f *testing.F) {
 	f.Add("a", "b", uint8(5), "", "", int64(0), 0.0, int64(636527167), int32(5e8), uint8(7))
 	f.Add("a", "b", uint8(5), "", "", int64(0), 0.0, int64(636502400), int32(0), uint8(3))
 	f.Fuzz(func(t *testing.T, subj, pred string, kind uint8, text, lang string, i int64, fl float64, sec int64, nanos int32, prec uint8) {
-		if subj == "" || pred == "" || !utf8.ValidString(subj+pred+text) ||
+		if subj == "" || pred == "" || !utf8.ValidString(subj) || !utf8.ValidString(pred) || !utf8.ValidString(text) ||
 			strings.Trim(lang, langChars) != "" || math.IsNaN(fl) || math.IsInf(fl, 0) {
 			return
 		}
