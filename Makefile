@@ -119,3 +119,12 @@ tools-proto:
 
 clean:
 	rm -rf bin
+
+## chaos: the linearizability check under faults (localstack's TestChaos,
+## which make test runs for 2 minutes) for AKUTAN_CHAOS_DURATION, 10m
+## unless set. On a failed check porcupine's visualization of the history
+## is in AKUTAN_TEST_ARTIFACTS (default .tools/chaos/).
+.PHONY: chaos
+chaos: tools-minio
+	AKUTAN_CHAOS_DURATION=$${AKUTAN_CHAOS_DURATION:-10m} AKUTAN_TEST_ARTIFACTS=$${AKUTAN_TEST_ARTIFACTS:-$(ROOT)/.tools/chaos} \
+	  go test -count=1 -v -timeout 90m -run 'TestChaos$$' ./localstack/
