@@ -131,7 +131,7 @@ func (h *Health) flushFailed(err error) {
 	sleep := h.backoff
 	h.mu.Unlock()
 	if first {
-		h.logger().Error("pebble: flush failed; writes stop until it succeeds", "store", h.Name, "err", err, "disk_full", IsDiskFull(err))
+		h.logger().Error("pebble: flush failed; writes stop until it succeeds", "store", h.Name, "err", err.Error(), "disk_full", IsDiskFull(err))
 	}
 	time.Sleep(sleep)
 }

@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/akutan/akutan/internal/pebblelog"
 )
@@ -39,7 +40,7 @@ var (
 // options tunes Pebble for an append-only log: large memtables and a
 // lazy L0, so that sequential, non-overlapping flushes pile up in L0 and move
 // down rather than being rewritten again and again.
-func options() *pebble.Options {
+func options(disk *pebblelog.Health) *pebble.Options {
 	o := &pebble.Options{
 		Logger:                    pebblelog.Quiet{Name: "entries"},
 		MemTableSize:              64 << 20,
@@ -47,6 +48,7 @@ func options() *pebble.Options {
 		L0CompactionFileThreshold: 1000,
 		LBaseMaxBytes:             1 << 30,
 	}
+	o.AddEventListener(disk.EventListener())
 	return o
 }
 
@@ -92,7 +94,8 @@ type Entry struct {
 
 // Store is a Pebble database of entries and metadata.
 type Store struct {
-	db *pebble.DB
+	db   *pebble.DB
+	disk *pebblelog.Health // whether Pebble's flushes fail
 
 	mu      sync.RWMutex
 	meta    Meta
@@ -117,13 +120,27 @@ func (s *Store) setBroken(err error) {
 	s.mu.Unlock()
 }
 
+// DiskErr returns why Pebble's flushes of the store fail (a full disk), or
+// nil. While they fail, a commit would block once the unflushed memtables
+// pile up, so the writer stops before (fsm.go).
+func (s *Store) DiskErr() error { return s.disk.Err() }
+
 // Open opens or creates the store in dir.
-func Open(dir string) (*Store, error) {
-	db, err := pebble.Open(dir, options())
+func Open(dir string) (*Store, error) { return open(dir, nil) }
+
+// open opens the store on fs; nil means the operating system's. Tests
+// inject write errors through it.
+func open(dir string, fs vfs.FS) (*Store, error) {
+	disk := &pebblelog.Health{Name: "entries"}
+	opts := options(disk)
+	if fs != nil {
+		opts.FS = fs
+	}
+	db, err := pebble.Open(dir, opts)
 	if err != nil {
 		return nil, fmt.Errorf("open entry store %s: %w", dir, err)
 	}
-	s := &Store{db: db, changed: make(chan struct{})}
+	s := &Store{db: db, disk: disk, changed: make(chan struct{})}
 	if err := s.load(); err != nil {
 		db.Close()
 		return nil, err
@@ -451,8 +468,26 @@ func (m *Meta) coldChanged(old *Meta) bool {
 
 // Commit writes the batch atomically and wakes readers. If it returns an
 // error, nothing of the batch was written.
-func (b *Batch) Commit() error {
-	defer b.b.Close()
+//
+// Pebble panics when it cannot write its WAL (a full disk, for instance):
+// its commit pipeline cannot go on. Commit turns that panic into an error
+// naming the cause, so that the replica stops with it (fsm.go) instead of
+// crashing; the store takes no more writes, and a restart recovers it (the
+// batch was not acknowledged, and Raft replays from RaftApplied).
+func (b *Batch) Commit() (err error) {
+	defer func() {
+		r := recover()
+		if r == nil {
+			b.b.Close()
+			return
+		}
+		// The batch stays with Pebble's broken pipeline: not closed.
+		if e, ok := r.(error); ok {
+			err = fmt.Errorf("commit entries through %d: pebble stopped: %w", b.meta.Last, e)
+		} else {
+			err = fmt.Errorf("commit entries through %d: pebble stopped: %v", b.meta.Last, r)
+		}
+	}()
 	if !b.appended || b.meta.coldChanged(&b.old) {
 		mv, err := json.Marshal(b.meta)
 		if err != nil {
