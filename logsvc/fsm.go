@@ -103,6 +103,18 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []interface{} {
 		b.Abort()
 		return resp
 	}
+	if err := f.store.DiskErr(); err != nil {
+		// The entry store cannot flush (a full disk): a commit would
+		// soon block Raft's apply loop with no error. Stop here instead;
+		// a restart once space is freed replays from RaftApplied.
+		b.Abort()
+		err = fmt.Errorf("write applied entries: %w", err)
+		f.halt(err)
+		for i := range resp {
+			resp[i] = err
+		}
+		return resp
+	}
 	if err := b.Commit(); err != nil {
 		// The store did not take the batch, so nothing in it happened.
 		// Stop here; after a restart Raft replays from RaftApplied.

@@ -24,6 +24,7 @@ import (
 	"github.com/akutan/akutan/internal/lifecycle/hclogslog"
 	"github.com/akutan/akutan/logsvc/internal/entrystore"
 	"github.com/akutan/akutan/logsvc/internal/raftpebble"
+	"github.com/akutan/akutan/logsvc/internal/storeguard"
 	"github.com/akutan/akutan/logsvc/logclient"
 	"github.com/akutan/akutan/logsvc/logerr"
 	"github.com/akutan/akutan/proto/logpb"
@@ -102,6 +103,10 @@ func (s *Server) open() error {
 	if err != nil {
 		return err
 	}
+	// A failed write of Raft's log (a full disk) stops the replica: Raft
+	// would go on, but a store may refuse every later write (DESIGN.md, "A
+	// full disk").
+	logs = storeguard.Wrap(logs, func(err error) { s.fsm.halt(fmt.Errorf("raft log store: %w", err)) })
 	s.raftLogs = closer
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(filepath.Join(cfg.DataDir, "snapshots"), 2, s.logger.Named("snapshots"))
 	if err != nil {

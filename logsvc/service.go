@@ -9,6 +9,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/akutan/akutan/internal/pebblelog"
 	"github.com/akutan/akutan/logsvc/internal/entrystore"
 	"github.com/akutan/akutan/logsvc/logerr"
 	"github.com/akutan/akutan/proto/logpb"
@@ -42,7 +43,7 @@ const (
 
 func (s *Server) append(ctx context.Context, req *logpb.AppendRequest) (uint64, error) {
 	if err := s.fsm.haltErr(); err != nil {
-		return 0, err
+		return 0, s.haltedErr(err)
 	}
 	leader := s.raft.State() == raft.Leader
 	if err := s.validateBatch(req.Entries, leader); err != nil {
@@ -107,6 +108,19 @@ func (s *Server) raftErr(err error) error {
 		return logerr.New(logerr.ErrUnavailable, nil, "raft queue full: %v", err)
 	case errors.Is(err, raft.ErrLeadershipLost), errors.Is(err, raft.ErrRaftShutdown):
 		return logerr.New(logerr.ErrUnknownOutcome, nil, "%v", err)
+	case pebblelog.IsDiskFull(err):
+		// The leader could not write the entry to its own Raft log, so it
+		// was not replicated either, and it stepped down: nothing happened.
+		return logerr.New(logerr.ErrUnavailable, nil, "log replica %s: %v", s.cfg.ID, err)
+	}
+	return err
+}
+
+// haltedErr is what a stopped replica answers. A full disk is Unavailable,
+// naming it: this replica took nothing, and the client goes on to another.
+func (s *Server) haltedErr(err error) error {
+	if pebblelog.IsDiskFull(err) {
+		return logerr.New(logerr.ErrUnavailable, nil, "log replica %s stopped: %v", s.cfg.ID, err)
 	}
 	return err
 }
@@ -198,7 +212,7 @@ func (s *Server) read(ctx context.Context, req *logpb.ReadRequest, send func(*lo
 			continue
 		}
 		if err := s.fsm.haltErr(); err != nil {
-			return err
+			return s.haltedErr(err)
 		}
 		select {
 		case <-changed:
@@ -320,7 +334,7 @@ func (s *Server) discardPrefix(ctx context.Context, req *logpb.DiscardPrefixRequ
 		return 0, logerr.New(logerr.ErrInvalidArgument, nil, "discard before index 0: indexes start at 1")
 	}
 	if err := s.fsm.haltErr(); err != nil {
-		return 0, err
+		return 0, s.haltedErr(err)
 	}
 	if s.raft.State() != raft.Leader {
 		client, fctx, err := s.leaderClient(ctx)
@@ -463,7 +477,7 @@ func (s *Server) ArchiveNow(ctx context.Context, req *logpb.ArchiveNowRequest) (
 
 func (s *Server) archiveAll(ctx context.Context, req *logpb.ArchiveNowRequest) (uint64, error) {
 	if err := s.fsm.haltErr(); err != nil {
-		return 0, err
+		return 0, s.haltedErr(err)
 	}
 	if s.raft.State() != raft.Leader {
 		client, fctx, err := s.leaderClient(ctx)
