@@ -50,8 +50,13 @@ func peekEnvelope(b []byte) (envelopeHead, error) {
 			if n < 0 {
 				return h, protowire.ParseError(n)
 			}
+			// A second version change merges into the first, as protobuf
+			// merges a repeated message field; after another command it
+			// starts afresh.
+			if !h.versionChange {
+				h.toVersion = 0
+			}
 			h.versionChange = true
-			h.toVersion = 0
 			for len(v) > 0 {
 				fnum, ftyp, fn := protowire.ConsumeTag(v)
 				if fn < 0 {
@@ -80,9 +85,22 @@ func peekEnvelope(b []byte) (envelopeHead, error) {
 				return h, protowire.ParseError(n)
 			}
 			b = b[n:]
+			if isCommand(num, typ) {
+				// The last command of the oneof wins, as in protobuf: a
+				// version change followed by a transaction is a
+				// transaction to every view, so it is one to the log.
+				h.versionChange, h.toVersion = false, 0
+			}
 		}
 	}
 	return h, nil
+}
+
+// isCommand reports whether a field of the given number and wire type sets
+// the envelope's command (every command is a message).
+func isCommand(num protowire.Number, typ protowire.Type) bool {
+	fd := envelopeDesc.Fields().ByNumber(num)
+	return typ == protowire.BytesType && fd != nil && fd.ContainingOneof() != nil
 }
 
 // validateEnvelope fully checks one entry from a client and, unless
