@@ -23,7 +23,7 @@ PROMETHEUS_MOD := github.com/prometheus/prometheus
 RACE_PKGS := ./logsvc/... ./viewsvc/... ./apisvc/...
 PLAIN_PKGS = $(shell go list ./... | grep -v -e '/logsvc' -e '/viewsvc' -e '/apisvc')
 
-.PHONY: all build test vet bench proto tools-proto tools-minio tools-chromium tools-prometheus tools-promtool rules clean up down dc-up dc-down
+.PHONY: all build test vet fuzz fuzz-short bench proto tools-proto tools-minio tools-chromium tools-prometheus tools-promtool rules clean up down dc-up dc-down
 
 all: build
 
@@ -63,11 +63,27 @@ vet:
 ## concurrent packages under the race detector; their process tests, which
 ## -short skips there, run once without it), and the offline Terraform
 ## checks, which build terraform and tflint into .tools/bin the first time.
-test: vet build tools-minio tools-chromium rules
+test: vet build tools-minio tools-chromium rules fuzz-short
 	go test -count=1 -timeout 30m $(PLAIN_PKGS)
 	go test -count=1 -timeout 30m -run 'TestKillLeaderUnderLoad|TestCorruptDataFileAtRestart' ./logsvc/
 	go test -count=1 -race -short -timeout 40m $(RACE_PKGS)
 	bash terraform/check.sh
+
+## fuzz: run every fuzz target (package:target) for FUZZTIME each, one at a
+## time (go test fuzzes one target per run). New inputs that fail are
+## written to the package's testdata/fuzz/<target>/, the committed corpus
+## every plain `go test` replays; fuzz-short, part of test, runs each 10 s.
+FUZZTIME ?= 5m
+FUZZ_TARGETS := ./snapshot/:FuzzSegment ./snapshot/:FuzzCatalog ./snapshot/:FuzzManifest \
+	./logsvc/:FuzzEnvelope ./logsvc/:FuzzDecodeCommand ./viewsvc/:FuzzRawTx ./viewsvc/:FuzzDecodeEntry \
+	./apisvc/facttext/:FuzzParseLine ./apisvc/facttext/:FuzzFormatLine
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  echo "fuzz $${t#*:} in $${t%%:*} for $(FUZZTIME)"; \
+	  go test -run '^$$' -fuzz "^$${t#*:}\$$" -fuzztime $(FUZZTIME) $${t%%:*}; \
+	done
+fuzz-short:
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=10s
 
 ## bench: every benchmark; figures go to docs/benchmarks.md. The log,
 ## view and end-to-end benchmarks time themselves (one iteration each; the
