@@ -517,20 +517,23 @@ func waitFlush(ctx context.Context, done <-chan struct{}) error {
 	}
 }
 
-// waitDisk waits while Pebble's flushes fail (pebblelog.Health), so that the
+// waitDisk waits while Pebble's flushes fail or the disk has less than
+// pebblelog.DefaultReserve free (pebblelog.Health.Check), so that the
 // applier adds no memtable that cannot be flushed: past
-// MemTableStopWritesThreshold a commit would block, out of ctx's reach.
-// Pebble retries the flush with back-off; the first one that succeeds ends
-// the wait, and applying resumes where it stopped. Status reports the
-// error meanwhile.
+// MemTableStopWritesThreshold a commit would block, out of ctx's reach, and
+// on a disk that is quite full Pebble's fatal MANIFEST write comes next.
+// Pebble retries a failed flush with back-off, and free space is read again
+// every second; once both are fine applying resumes where it stopped.
+// Status reports the error meanwhile.
 func (v *View) waitDisk(ctx context.Context) error {
 	for {
 		ch := v.disk.Changed()
-		if v.disk.Err() == nil {
+		if v.disk.Check() == nil {
 			return nil
 		}
 		select {
 		case <-ch:
+		case <-time.After(time.Second):
 		case <-ctx.Done():
 			return errDiskWaitEnded
 		}

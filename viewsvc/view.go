@@ -152,11 +152,12 @@ func Open(cfg Config) (*View, error) {
 	// A full disk (or any write error) makes Pebble's flushes fail and
 	// retry while writes stall; disk records it for Status and the applier
 	// (DESIGN.md, "A full disk").
-	disk := &pebblelog.Health{Name: "view", Logger: cfg.Logger}
+	disk := &pebblelog.Health{Name: "view", Logger: cfg.Logger, Dir: cfg.Dir}
 	opts.AddEventListener(disk.EventListener())
 	if cfg.FS != nil {
 		opts.FS = cfg.FS
 	}
+	disk.FS = opts.FS
 	db, err := pebble.Open(cfg.Dir, opts)
 	if opts.Cache != nil {
 		opts.Cache.Unref() // the DB holds its own reference
@@ -319,7 +320,7 @@ func (v *View) Range() HashRange { return v.cfg.Range }
 
 // Status describes the view now.
 func (v *View) Status() Status {
-	diskErr := v.disk.Err()
+	diskErr := v.disk.Check()
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	stopErr := v.stopErr
@@ -451,7 +452,7 @@ func (v *View) Close() error {
 	// next open; a clean close saves that work. While flushes fail (a full
 	// disk) Flush would wait for space: skip it, the log has it all.
 	var ferr error
-	if v.disk.Err() == nil {
+	if v.disk.Check() == nil {
 		ferr = v.db.Flush()
 	}
 	if err := v.db.Close(); err != nil {

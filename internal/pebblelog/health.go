@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
 // IsDiskFull reports whether err says the disk has no space left
@@ -50,12 +51,58 @@ type Health struct {
 	// MaxBackoff caps the sleep before a failed flush is retried; 0 means
 	// one second.
 	MaxBackoff time.Duration
+	// FS and Dir name the store's filesystem and directory for Check's
+	// free-space test; with FS nil, Check tests flushes only.
+	FS  vfs.FS
+	Dir string
+	// Reserve is the free space Check requires; 0 means DefaultReserve.
+	Reserve uint64
 
 	mu      sync.Mutex
+	free    uint64    // free bytes at checked
+	checked time.Time // when free was read
 	err     error
 	since   time.Time
 	backoff time.Duration
 	changed chan struct{}
+}
+
+// DefaultReserve is the free space a store keeps by default. Pebble treats
+// some failed writes as fatal (its MANIFEST, closing a WAL): a writer that
+// stops while this much is left stops before those, with a clear error.
+const DefaultReserve = 16 << 20
+
+// Check returns Err, or, when the filesystem has less than Reserve bytes
+// free, an error wrapping syscall.ENOSPC that says so. Writers call it
+// before each write; it reads the free space at most every 100 ms.
+func (h *Health) Check() error {
+	if err := h.Err(); err != nil {
+		return err
+	}
+	if h.FS == nil {
+		return nil
+	}
+	reserve := h.Reserve
+	if reserve == 0 {
+		reserve = DefaultReserve
+	}
+	h.mu.Lock()
+	free, fresh := h.free, time.Since(h.checked) < 100*time.Millisecond
+	h.mu.Unlock()
+	if !fresh {
+		u, err := h.FS.GetDiskUsage(h.Dir)
+		if err != nil {
+			return nil // unknown: let the write tell
+		}
+		free = u.AvailBytes
+		h.mu.Lock()
+		h.free, h.checked = free, time.Now()
+		h.mu.Unlock()
+	}
+	if free < reserve {
+		return fmt.Errorf("%s store: %w: %d bytes free in %s, below the reserve of %d", h.Name, syscall.ENOSPC, free, h.Dir, reserve)
+	}
+	return nil
 }
 
 // Err returns why the last flush failed, or nil once one has succeeded.

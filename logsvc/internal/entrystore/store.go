@@ -120,10 +120,13 @@ func (s *Store) setBroken(err error) {
 	s.mu.Unlock()
 }
 
-// DiskErr returns why Pebble's flushes of the store fail (a full disk), or
-// nil. While they fail, a commit would block once the unflushed memtables
-// pile up, so the writer stops before (fsm.go).
-func (s *Store) DiskErr() error { return s.disk.Err() }
+// DiskErr returns why the store should take no more writes, or nil:
+// Pebble's flushes fail (a full disk), or the disk has less than
+// pebblelog.DefaultReserve free. While flushes fail, a commit would block
+// once the unflushed memtables pile up; on a disk that is full, Pebble
+// panics when it cannot write or close its WAL. The writer stops before
+// either (fsm.go).
+func (s *Store) DiskErr() error { return s.disk.Check() }
 
 // Open opens or creates the store in dir.
 func Open(dir string) (*Store, error) { return open(dir, nil) }
@@ -131,11 +134,12 @@ func Open(dir string) (*Store, error) { return open(dir, nil) }
 // open opens the store on fs; nil means the operating system's. Tests
 // inject write errors through it.
 func open(dir string, fs vfs.FS) (*Store, error) {
-	disk := &pebblelog.Health{Name: "entries"}
+	disk := &pebblelog.Health{Name: "entries", Dir: dir}
 	opts := options(disk)
-	if fs != nil {
-		opts.FS = fs
+	if fs == nil {
+		fs = vfs.Default
 	}
+	opts.FS, disk.FS = fs, fs
 	db, err := pebble.Open(dir, opts)
 	if err != nil {
 		return nil, fmt.Errorf("open entry store %s: %w", dir, err)
