@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"sort"
 	"time"
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/akutan/akutan/internal/backoff"
 	"github.com/akutan/akutan/logsvc/logerr"
 	"github.com/akutan/akutan/proto/apipb"
 	"github.com/akutan/akutan/proto/entrypb"
@@ -67,7 +67,7 @@ func (s *Server) write(ctx context.Context, req *apipb.WriteRequest) (*apipb.Wri
 
 	var since uint64
 	fresh := false // whether since is the log's end, read after the request came
-	backoff := time.Millisecond
+	delay := backoff.New(time.Millisecond, 50*time.Millisecond)
 	for attempt := 0; attempt < s.cfg.WriteAttempts; attempt++ {
 		r := max(s.recentIndex(), since)
 		ids, err := s.resolve(ctx, r, lookup)
@@ -135,12 +135,9 @@ func (s *Server) write(ctx context.Context, req *apipb.WriteRequest) (*apipb.Wri
 		default:
 			return nil, err
 		}
-		select {
-		case <-time.After(backoff/2 + rand.N(backoff)):
-		case <-ctx.Done():
-			return nil, ctx.Err()
+		if err := delay.Wait(ctx); err != nil {
+			return nil, err
 		}
-		backoff = min(2*backoff, 50*time.Millisecond)
 	}
 	return nil, fmt.Errorf("%w: gave up after %d attempts", ErrContention, s.cfg.WriteAttempts)
 }

@@ -5,13 +5,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"sync"
 	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/akutan/akutan/internal/backoff"
 	"github.com/akutan/akutan/logsvc/logerr"
 	"github.com/akutan/akutan/proto/logpb"
 )
@@ -178,7 +178,7 @@ func (a *Appender) flush(batch []*pending) {
 // send delivers one batch, following the leader and retrying only what
 // surely did not happen.
 func (a *Appender) send(ctx context.Context, req *logpb.AppendRequest) (uint64, error) {
-	backoff := 20 * time.Millisecond
+	delay := backoff.New(20*time.Millisecond, time.Second)
 	tried := 0
 	var lastErr error
 	for {
@@ -216,12 +216,9 @@ func (a *Appender) send(ctx context.Context, req *logpb.AppendRequest) (uint64, 
 		}
 		a.setLeader("")
 		if tried%len(a.addrs) == 0 {
-			select {
-			case <-time.After(backoff/2 + rand.N(backoff)):
-			case <-ctx.Done():
-				return 0, fmt.Errorf("append: %w (last error: %v)", ctx.Err(), lastErr)
+			if err := delay.Wait(ctx); err != nil {
+				return 0, fmt.Errorf("append: %w (last error: %v)", err, lastErr)
 			}
-			backoff = min(2*backoff, time.Second)
 		}
 		if ctx.Err() != nil {
 			return 0, fmt.Errorf("append: %w (last error: %v)", ctx.Err(), lastErr)

@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"time"
 
+	"github.com/akutan/akutan/internal/backoff"
 	"github.com/akutan/akutan/logsvc/logerr"
 	"github.com/akutan/akutan/snapshot"
 )
@@ -25,23 +25,20 @@ const archiveBatch = 1000
 // corruption are retried with backoff; a corrupt object, or an index the
 // archive does not hold, ends the stream.
 func (a *archive) stream(ctx context.Context, next *uint64, until uint64, fn func([]Entry) error) error {
-	backoff := 50 * time.Millisecond
+	delay := backoff.New(50*time.Millisecond, 5*time.Second)
 	for *next < until {
 		err := a.segment(ctx, next, until, fn)
 		var fe fnError
 		switch {
 		case err == nil:
-			backoff = 50 * time.Millisecond
+			delay.Reset()
 			continue
 		case errors.As(err, &fe), ctx.Err() != nil, errors.Is(err, snapshot.ErrCorrupt), errors.Is(err, logerr.ErrTruncated):
 			return err
 		}
-		select {
-		case <-time.After(backoff/2 + rand.N(backoff)):
-		case <-ctx.Done():
-			return ctx.Err()
+		if err := delay.Wait(ctx); err != nil {
+			return err
 		}
-		backoff = min(2*backoff, 5*time.Second)
 	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"github.com/akutan/akutan/internal/backoff"
 	"github.com/akutan/akutan/logsvc/logerr"
 	"github.com/akutan/akutan/proto/logpb"
 	"github.com/akutan/akutan/snapshot"
@@ -60,7 +61,7 @@ func (r *Reader) Stream(ctx context.Context, from uint64, fn func([]Entry) error
 	}
 	next := from
 	start := rand.N(len(r.addrs))
-	backoff := 20 * time.Millisecond
+	delay := backoff.New(20*time.Millisecond, time.Second)
 	var truncated error
 	for attempt := 0; ; attempt++ {
 		addr := r.addrs[(start+attempt)%len(r.addrs)]
@@ -73,7 +74,7 @@ func (r *Reader) Stream(ctx context.Context, from uint64, fn func([]Entry) error
 			return fe.err
 		}
 		if progressed {
-			backoff = 20 * time.Millisecond
+			delay.Reset()
 			truncated = nil
 		}
 		if errors.Is(err, logerr.ErrTruncated) && r.archive != nil {
@@ -89,7 +90,7 @@ func (r *Reader) Stream(ctx context.Context, from uint64, fn func([]Entry) error
 				}
 				return fmt.Errorf("read from %d: %w", next, err)
 			}
-			backoff = 20 * time.Millisecond
+			delay.Reset()
 			truncated = nil
 			continue
 		}
@@ -106,12 +107,9 @@ func (r *Reader) Stream(ctx context.Context, from uint64, fn func([]Entry) error
 			return err
 		}
 		if (attempt+1)%len(r.addrs) == 0 {
-			select {
-			case <-time.After(backoff/2 + rand.N(backoff)):
-			case <-ctx.Done():
-				return ctx.Err()
+			if err := delay.Wait(ctx); err != nil {
+				return err
 			}
-			backoff = min(2*backoff, time.Second)
 		}
 	}
 }
