@@ -2,6 +2,7 @@ package viewsvc
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/sstable"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/akutan/akutan/snapshot"
 	"github.com/akutan/akutan/viewsvc/internal/keys"
@@ -321,45 +323,26 @@ func (v *View) downloadAll(ctx context.Context, all []*download) error {
 	v.mu.Lock()
 	v.bootDone, v.bootTotal = 0, total
 	v.mu.Unlock()
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	next := make(chan *download)
-	errs := make(chan error, len(all))
-	var wg sync.WaitGroup
-	for range min(v.cfg.BootParallelism, len(all)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for d := range next {
-				if err := v.download(ctx, d); err != nil {
-					errs <- err
-					cancel()
-				}
-			}
-		}()
-	}
-feed:
+	// The first failure cancels the other downloads; a corrupt object is
+	// reported ahead of the cancellations and network errors it causes.
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(min(v.cfg.BootParallelism, len(all)))
+	var mu sync.Mutex
+	var corruptErr error
 	for _, d := range all {
-		select {
-		case next <- d:
-		case <-ctx.Done():
-			break feed
-		}
+		g.Go(func() error {
+			err := v.download(gctx, d)
+			var ce *corruptError
+			if errors.As(err, &ce) {
+				mu.Lock()
+				corruptErr = cmp.Or(corruptErr, err)
+				mu.Unlock()
+			}
+			return err
+		})
 	}
-	close(next)
-	wg.Wait()
-	close(errs)
-	var first error
-	for err := range errs {
-		var ce *corruptError
-		if first == nil || errors.As(err, &ce) { // report corruption first
-			first = err
-		}
-	}
-	if first == nil {
-		first = ctx.Err()
-	}
-	return first
+	err := g.Wait()
+	return cmp.Or(corruptErr, err)
 }
 
 // progressWriter counts downloaded bytes into the view's boot progress.
@@ -510,24 +493,19 @@ func (v *View) ingestPieces(ctx context.Context, dir string, pieces []*piece, ba
 // the non-empty results.
 func (v *View) filterFiles(ctx context.Context, files []*download, wo sstable.WriterOptions, nmin uint64) ([]string, error) {
 	kept := make([]int64, len(files))
-	errs := make([]error, len(files))
-	sem := make(chan struct{}, min(2, v.cfg.BootParallelism))
-	var wg sync.WaitGroup
+	g, gctx := errgroup.WithContext(ctx) // the first failure stops the rest
+	g.SetLimit(min(2, v.cfg.BootParallelism))
 	for i, d := range files {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			kept[i], errs[i] = v.filterFile(ctx, d, d.path+".filtered", wo, nmin)
-		}()
+		g.Go(func() (err error) {
+			kept[i], err = v.filterFile(gctx, d, d.path+".filtered", wo, nmin)
+			return err
+		})
 	}
-	wg.Wait()
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
 	var paths []string
 	for i, d := range files {
-		if errs[i] != nil {
-			return nil, errs[i]
-		}
 		if kept[i] > 0 {
 			paths = append(paths, d.path+".filtered")
 		}
