@@ -9,6 +9,8 @@ import (
 	"os"
 	"sync"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/akutan/akutan/infra/backup"
 	"github.com/akutan/akutan/logsvc"
 	"github.com/akutan/akutan/logsvc/logclient"
@@ -124,37 +126,28 @@ func mustBeEmpty(dir string) error {
 }
 
 func restoreViews(ctx context.Context, o Options, n uint64) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	sem := make(chan struct{}, o.Parallel)
-	var wg sync.WaitGroup
+	// The first view that fails cancels the others: the restore has failed.
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(o.Parallel)
 	var mu sync.Mutex
-	var errs []error
 	var done int64
 	for _, spec := range o.Views {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			sem <- struct{}{}
-			defer func() { <-sem }()
+		g.Go(func() error {
 			cfg := viewsvc.DefaultConfig()
 			cfg.Space, cfg.Range, cfg.Dir, cfg.Store = spec.Space, spec.Range, spec.Dir, o.Source
 			cfg.Logger = quiet
-			err := viewsvc.Restore(ctx, cfg, viewLog{store: o.Source, through: n}, n)
+			if err := viewsvc.Restore(gctx, cfg, viewLog{store: o.Source, through: n}, n); err != nil {
+				return fmt.Errorf("view %s: %w", spec.Name, err)
+			}
 			mu.Lock()
 			defer mu.Unlock()
-			if err != nil {
-				errs = append(errs, fmt.Errorf("view %s: %w", spec.Name, err))
-				cancel()
-				return
-			}
 			done++
 			o.Progress("restore views", done, int64(len(o.Views)))
 			o.Logf("view %s restored at %d", spec.Name, n)
-		}()
+			return nil
+		})
 	}
-	wg.Wait()
-	return errors.Join(errs...)
+	return g.Wait()
 }
 
 // quiet silences the restored views' own logging; Run reports progress.
