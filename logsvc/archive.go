@@ -44,37 +44,50 @@ type archiveResult struct {
 // archiveLoop runs on every replica and works only while it leads: it feeds
 // new entries to the archiver, replicates the watermark it reports, and
 // serves ArchiveNow. It is the only caller of the archiver.
+//
+// It wakes at every commit of the entry store, so that entries reach the
+// archiver as soon as they commit, and every ArchiveInterval, so that the
+// archiver can cut a segment by age while the log is quiet. The bucket-only
+// recovery point is then about SegmentAge plus one upload.
 func (s *Server) archiveLoop() {
 	defer s.wg.Done()
 	t := time.NewTicker(s.cfg.ArchiveInterval)
 	defer t.Stop()
 	a := &archiveState{s: s}
+	failed := false // after a failure, retry at the ticker's pace only
 	for {
+		var changed <-chan struct{}
+		if !failed {
+			changed = s.store.Changed()
+		}
 		select {
 		case <-s.closing:
 			return
-		case <-t.C:
-			if s.raft.State() != raft.Leader || s.fsm.haltErr() != nil {
-				a.next = 0
-				continue
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			_, err := a.step(ctx, false)
-			cancel()
-			switch {
-			case errors.Is(err, snapshot.ErrCatalogMissing), errors.Is(err, ErrArchiveConflict), errors.Is(err, ErrArchiveMismatch):
-				// Only an operator can repair the bucket; keep trying, so
-				// that archiving resumes once they have.
-				s.logger.Error("archive: stopped: the bucket needs an operator", "error", err)
-			case err != nil:
-				s.logger.Warn("archive: will retry", "error", err)
-			}
 		case req := <-s.archiveNow:
 			through, err := a.now(req)
 			if err != nil {
 				s.logger.Warn("archive now", "through", req.through, "error", err)
 			}
 			req.done <- archiveResult{through, err}
+			continue
+		case <-changed:
+		case <-t.C:
+		}
+		if s.raft.State() != raft.Leader || s.fsm.haltErr() != nil {
+			a.next = 0
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		_, err := a.step(ctx, false)
+		cancel()
+		failed = err != nil
+		switch {
+		case errors.Is(err, snapshot.ErrCatalogMissing), errors.Is(err, ErrArchiveConflict), errors.Is(err, ErrArchiveMismatch):
+			// Only an operator can repair the bucket; keep trying, so
+			// that archiving resumes once they have.
+			s.logger.Error("archive: stopped: the bucket needs an operator", "error", err)
+		case err != nil:
+			s.logger.Warn("archive: will retry", "error", err)
 		}
 	}
 }

@@ -64,9 +64,11 @@ type Config struct {
 	ApplyTimeout time.Duration
 
 	// Archiver, when set, archives committed entries on the leader so that
-	// the prefix can be discarded. ArchiveInterval paces it. When Archiver
-	// is nil and ArchiveStore is set, the replica archives into ArchiveStore
-	// with a SegmentArchiver sized by Segments.
+	// the prefix can be discarded. The leader hands it entries as they
+	// commit, and every ArchiveInterval (100 ms) so that it can cut by age
+	// while the log is quiet. When Archiver is nil and ArchiveStore is set,
+	// the replica archives into ArchiveStore with a SegmentArchiver sized
+	// by Segments.
 	Archiver        Archiver
 	ArchiveInterval time.Duration
 	ArchiveStore    snapshot.Store
@@ -112,7 +114,7 @@ func DefaultConfig() Config {
 		TrailingLogs:        10240,
 		MaxAppendEntries:    256,
 		ApplyTimeout:        10 * time.Second,
-		ArchiveInterval:     time.Second,
+		ArchiveInterval:     100 * time.Millisecond,
 		Segments:            DefaultSegmentConfig(),
 		LogLevel:            "warn",
 		ReadyMaxLag:         1000,
