@@ -79,6 +79,14 @@ func (s *Server) archiveLoop() {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		_, err := a.step(ctx, false)
+		if c, ok := s.cfg.Archiver.(Compactor); ok && err == nil {
+			// After the watermark, so that merging never delays it; one
+			// merge a step, so that it never delays the next hand-over
+			// by more than one merge.
+			if _, cerr := c.Compact(ctx); cerr != nil {
+				s.logger.Warn("archive: compaction will retry", "error", cerr)
+			}
+		}
 		cancel()
 		failed = err != nil
 		switch {

@@ -43,12 +43,24 @@ type SegmentArchiver struct {
 	bytes   int                     // entry bytes in buf
 	since   time.Time               // when buf[0] arrived
 	now     func() time.Time
+
+	cat       *snapshot.LogCatalog // the catalog as last read or written
+	compacted int                  // merges this archiver wrote, for tests
 }
 
 var (
-	_ Archiver = (*SegmentArchiver)(nil)
-	_ Flusher  = (*SegmentArchiver)(nil)
+	_ Archiver  = (*SegmentArchiver)(nil)
+	_ Flusher   = (*SegmentArchiver)(nil)
+	_ Compactor = (*SegmentArchiver)(nil)
 )
+
+// Compactor is an Archiver that merges what it archived into fewer, larger
+// objects. The archive loop calls Compact after each step that succeeded,
+// once the watermark is replicated, so that compaction never delays it.
+type Compactor interface {
+	// Compact does at most one merge and reports whether it did one.
+	Compact(ctx context.Context) (bool, error)
+}
 
 // Flusher is an Archiver that can write out everything it buffers at once.
 // ArchiveNow uses it.
@@ -66,6 +78,10 @@ type SegmentConfig struct {
 	// SegmentAge cuts a segment once its oldest entry has waited this long,
 	// so that a quiet log is still archived promptly.
 	SegmentAge time.Duration
+	// Compaction merges the small segments this cuts into larger ones
+	// (snapshot.PickCompaction); MaxRawBytes 0 means SegmentBytes. The
+	// zero policy merges nothing.
+	Compaction snapshot.CompactionPolicy
 }
 
 // DefaultSegmentConfig returns segments cut at 8 MiB or once their oldest
@@ -74,7 +90,11 @@ type SegmentConfig struct {
 // within about half a second (the bucket-only RPO; docs/benchmarks.md).
 // Compaction keeps the many small segments this cuts bounded.
 func DefaultSegmentConfig() SegmentConfig {
-	return SegmentConfig{SegmentBytes: 8 << 20, SegmentAge: 250 * time.Millisecond}
+	return SegmentConfig{
+		SegmentBytes: 8 << 20,
+		SegmentAge:   250 * time.Millisecond,
+		Compaction:   snapshot.CompactionPolicy{Fanout: 16, MaxLevel: 3},
+	}
 }
 
 // Validate reports every problem at once.
@@ -85,6 +105,10 @@ func (c SegmentConfig) Validate() error {
 	}
 	if c.SegmentAge <= 0 {
 		errs = append(errs, fmt.Errorf("segment age %v must be positive", c.SegmentAge))
+	}
+	if p := c.Compaction; p.Fanout < 0 || p.MaxLevel < 0 || p.MaxRawBytes < 0 || p.MaxRawBytes > snapshot.MaxSegmentRawBytes {
+		errs = append(errs, fmt.Errorf("compaction fanout %d, max level %d and max raw bytes %d must not be negative, nor the bytes above %d",
+			p.Fanout, p.MaxLevel, p.MaxRawBytes, int64(snapshot.MaxSegmentRawBytes)))
 	}
 	return errors.Join(errs...)
 }
@@ -235,7 +259,7 @@ func (a *SegmentArchiver) load(ctx context.Context) error {
 		return fmt.Errorf("load log catalog: %w", err)
 	}
 	a.setDurable(cat.ArchivedThrough())
-	a.loaded = true
+	a.loaded, a.cat = true, cat
 	return nil
 }
 
@@ -295,6 +319,7 @@ func (a *SegmentArchiver) cut(ctx context.Context, all bool) error {
 		a.loaded = false
 		return fmt.Errorf("add segment %d..%d to the log catalog: %w", first, last, err)
 	}
+	a.cat = cat
 	end := cat.ArchivedThrough()
 	if raced && end+1 < first {
 		a.loaded = false
@@ -338,4 +363,69 @@ func (a *SegmentArchiver) upload(ctx context.Context, key string, obj []byte) er
 			key, len(have), snapshot.CRC32C(have), len(obj), snapshot.CRC32C(obj), ErrArchiveConflict)
 	}
 	return nil
+}
+
+// Compact implements Compactor: it merges the oldest run of segments that
+// the compaction policy picks from the catalog (snapshot.PickCompaction)
+// into one segment, uploaded create-only like every segment, then swaps it
+// for the run in the catalog with one conditional write, retiring the run's
+// objects with the store's time of the upload; garbage collection deletes
+// them after the grace period. A catalog that changed meanwhile (another
+// archiver compacted or extended it) is re-read by the update; one that no
+// longer lists the run leaves it to whoever changed it.
+func (a *SegmentArchiver) Compact(ctx context.Context) (bool, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	p := a.cfg.Compaction
+	if p.MaxRawBytes == 0 {
+		p.MaxRawBytes = int64(a.cfg.SegmentBytes)
+	}
+	if !p.Enabled() {
+		return false, nil
+	}
+	if a.cat == nil {
+		cat, _, err := snapshot.LoadLogCatalog(ctx, a.store)
+		if err != nil {
+			return false, fmt.Errorf("compact: load log catalog: %w", err)
+		}
+		a.cat = cat
+	}
+	run, level := snapshot.PickCompaction(a.cat, p)
+	if run == nil {
+		return false, nil
+	}
+	first, last := run[0].First, run[len(run)-1].Last
+	fail := func(what string, err error) (bool, error) {
+		a.cat = nil // read the catalog again next time
+		return false, fmt.Errorf("compact segments %d..%d (%d of level %d): %s: %w", first, last, len(run), level-1, what, err)
+	}
+	obj, ref, err := snapshot.MergeSegments(ctx, a.store, run, level)
+	if err != nil {
+		return fail("read", err)
+	}
+	if err := a.upload(ctx, ref.Key, obj); err != nil {
+		return fail("upload", err)
+	}
+	// Retire the run at the store's time, which garbage collection judges
+	// the grace period by: the merged object's modification time.
+	info, err := a.store.Head(ctx, ref.Key)
+	at := info.Modified
+	if err == nil && at.IsZero() {
+		at, err = snapshot.StoreNow(ctx, a.store)
+	}
+	if err != nil {
+		return fail("read the store's time", err)
+	}
+	cat, err := snapshot.UpdateLogCatalog(ctx, a.store, func(c *snapshot.LogCatalog) error {
+		return c.ReplaceSegments(run, ref, at)
+	})
+	if err != nil {
+		return fail("update the log catalog", err)
+	}
+	a.cat = cat
+	if got, ok := cat.Find(first); !ok || got != ref {
+		return false, nil // another archiver changed the run first
+	}
+	a.compacted++
+	return true, nil
 }

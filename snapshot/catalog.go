@@ -31,6 +31,9 @@ type SegmentRef struct {
 	Size     int64  `json:"size"`
 	CRC32C   uint32 `json:"crc32c"`
 	RawBytes int64  `json:"raw_bytes"` // entries' bytes before compression
+	// Level is 0 for a segment the archiver cut, L+1 for one that
+	// compaction merged from segments of level L (compact.go).
+	Level int `json:"level,omitempty"`
 }
 
 // LogCatalog lists the archived log segments: consecutive, without gaps,

@@ -137,16 +137,39 @@ func SegmentKey(first, last uint64) string {
 }
 
 // ReadSegment downloads the segment a catalog entry names and checks it
-// against the entry (size, CRC-32C, index range) and its own checksums. A
-// listed segment that is missing is ErrCorrupt too: the catalog promised it.
+// against the entry (size, CRC-32C, index range) and its own checksums.
+//
+// A segment whose object is gone may have been compacted into a larger one
+// and deleted after the grace period while the caller held an older
+// catalog: ReadSegment then reads the current catalog and returns ref's
+// entries from the segments that cover them there. A listed segment that
+// is missing otherwise is ErrCorrupt: the catalog promised it.
 func ReadSegment(ctx context.Context, s Store, ref SegmentRef) ([]SegmentEntry, error) {
+	entries, err := readSegment(ctx, s, ref)
+	if !errors.Is(err, errSegmentMissing) {
+		return entries, err
+	}
+	replaced, ok, rerr := readReplaced(ctx, s, ref)
+	if rerr != nil {
+		return nil, fmt.Errorf("%w (reading the segments that replaced it: %v)", err, rerr)
+	}
+	if !ok {
+		return nil, err
+	}
+	return replaced, nil
+}
+
+// errSegmentMissing marks readSegment's ErrCorrupt for a missing object.
+var errSegmentMissing = errors.New("missing")
+
+func readSegment(ctx context.Context, s Store, ref SegmentRef) ([]SegmentEntry, error) {
 	if ref.Size < segmentHeaderLen+4 || ref.Size > MaxSegmentBytes {
 		return nil, fmt.Errorf("archive segment %s: the catalog says %d bytes, outside %d..%d: %w",
 			ref.Key, ref.Size, segmentHeaderLen+4, int64(MaxSegmentBytes), ErrCorrupt)
 	}
 	obj, _, err := readBounded(ctx, s, ref.Key, ref.Size)
 	if errors.Is(err, ErrNotFound) {
-		return nil, fmt.Errorf("archive segment %s, listed in the catalog, is missing: %w", ref.Key, ErrCorrupt)
+		return nil, fmt.Errorf("archive segment %s, listed in the catalog, is %w: %w", ref.Key, errSegmentMissing, ErrCorrupt)
 	} else if err != nil {
 		return nil, fmt.Errorf("archive segment %s: %w", ref.Key, err)
 	}
