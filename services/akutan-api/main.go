@@ -47,7 +47,7 @@ func main() {
 	case errors.Is(err, flag.ErrHelp) || errors.Is(err, lifecycle.ErrExit):
 		os.Exit(0)
 	case err != nil:
-		fmt.Fprintln(os.Stderr, "akutan-api:", err)
+		o.proc.Logger.Error("invalid configuration", "err", err)
 		os.Exit(2)
 	}
 	if err := run(o); err != nil {

@@ -68,7 +68,7 @@ func main() {
 	case errors.Is(err, flag.ErrHelp) || errors.Is(err, lifecycle.ErrExit):
 		os.Exit(0)
 	case err != nil:
-		fmt.Fprintln(os.Stderr, "akutan-view:", err)
+		opts.proc.Logger.Error("invalid configuration", "err", err)
 		os.Exit(2)
 	}
 	if err := run(opts); err != nil {
