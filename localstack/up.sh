@@ -38,6 +38,7 @@ for _ in $(seq 1 300); do
 Akutan's local stack is up (state and logs in ${STACK}).
   API servers:  $(api_addrs)
   log replicas: $(log_grpc_addrs)
+  HTTP (/metrics, /healthz, /readyz): each server's gRPC port + 1000, e.g. $(api_http_addr 1)/readyz
 Try:
   bin/akutan insert localstack/demo.facts
   bin/akutan lookup '<alice>'
