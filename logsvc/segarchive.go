@@ -45,6 +45,7 @@ type SegmentArchiver struct {
 	now     func() time.Time
 
 	cat       *snapshot.LogCatalog // the catalog as last read or written
+	cuts      int                  // segments this archiver cut, for tests
 	compacted int                  // merges this archiver wrote, for tests
 }
 
@@ -338,6 +339,7 @@ func (a *SegmentArchiver) cut(ctx context.Context, all bool) error {
 			}
 		}
 	}
+	a.cuts++
 	// Either our segment is in, or another archiver's reach the same or
 	// a point inside ours: follow the catalog and cut again from there.
 	a.setDurable(end)
