@@ -141,6 +141,7 @@ func TestChaos(t *testing.T) {
 	default:
 		t.Errorf("porcupine could not decide in 5 minutes (%s); visualization: %s", res, cs.visualize(info))
 	}
+	anomalies += int(cs.crashes.Load())
 	if recovered == nil {
 		lost := lostWrites(ops, keys, clients)
 		anomalies += len(lost)
@@ -158,7 +159,7 @@ func TestChaos(t *testing.T) {
 		anomalies++
 		t.Errorf("the stack did not recover: no final reads, acknowledged writes and archive not checked")
 	}
-	t.Logf("chaos: anomalies %d (linearizability, lost acknowledged writes, archive against log)", anomalies)
+	t.Logf("chaos: anomalies %d (linearizability, lost acknowledged writes, archive against log, crashed processes %d)", anomalies, cs.crashes.Load())
 }
 
 // lostWrites lists the acknowledged inserts that no delete named and the
@@ -203,6 +204,7 @@ type chaosStack struct {
 	links    []link
 	procs    map[string]*proc
 	views    []string // names of the view processes
+	crashes  atomic.Int64
 
 	// raft[a][b], grpc[a][b], api[a][b], view[a][b][n]: the address DC a
 	// dials for DC b's process (the real one when a == b).
@@ -464,6 +466,7 @@ func (cs *chaosStack) faults(end time.Time, count func(string)) {
 	t := cs.t
 	kinds := []string{"kill log leader", "partition dc", "partition dc, inbound only", "partition dc, outbound only", "pause view"}
 	for i := 0; time.Now().Before(end); i++ {
+		cs.restartExited()
 		kind := kinds[i%len(kinds)]
 		// Half the partitions cut the leader's DC off, the others one of
 		// the followers'.
@@ -486,25 +489,25 @@ func (cs *chaosStack) faults(end time.Time, count func(string)) {
 			time.Sleep(time.Duration(2000+rand.N(4000)) * time.Millisecond)
 			cs.procs[name].start()
 		case "partition dc":
-			t.Logf("chaos: cut dc%d off from the other two (the log leader is log-dc%d)", dc, before)
+			t.Logf("chaos: cut dc%d off from the other two (the log leader is %s)", dc, leaderName(before))
 			cs.partition(dc, chaos.Blackhole, chaos.Blackhole)
 			time.Sleep(time.Duration(5000+rand.N(5000)) * time.Millisecond)
 			cs.partition(dc, chaos.Pass, chaos.Pass)
-			t.Logf("chaos: healed; the log leader is log-dc%d", cs.leader())
+			t.Logf("chaos: healed; the log leader is %s", cs.leaderName())
 		case "partition dc, inbound only":
 			// dc receives nothing; what it sends arrives.
-			t.Logf("chaos: dc%d hears nothing from the other two; they hear it (the log leader is log-dc%d)", dc, before)
+			t.Logf("chaos: dc%d hears nothing from the other two; they hear it (the log leader is %s)", dc, leaderName(before))
 			cs.partition(dc, chaos.DropDown, chaos.DropUp)
 			time.Sleep(time.Duration(5000+rand.N(5000)) * time.Millisecond)
 			cs.partition(dc, chaos.Pass, chaos.Pass)
-			t.Logf("chaos: healed; the log leader is log-dc%d", cs.leader())
+			t.Logf("chaos: healed; the log leader is %s", cs.leaderName())
 		case "partition dc, outbound only":
 			// dc hears the others; nothing it sends arrives.
-			t.Logf("chaos: dc%d hears the other two; they do not hear it (the log leader is log-dc%d)", dc, before)
+			t.Logf("chaos: dc%d hears the other two; they do not hear it (the log leader is %s)", dc, leaderName(before))
 			cs.partition(dc, chaos.DropUp, chaos.DropDown)
 			time.Sleep(time.Duration(5000+rand.N(5000)) * time.Millisecond)
 			cs.partition(dc, chaos.Pass, chaos.Pass)
-			t.Logf("chaos: healed; the log leader is log-dc%d", cs.leader())
+			t.Logf("chaos: healed; the log leader is %s", cs.leaderName())
 		case "pause view":
 			name := cs.views[rand.N(len(cs.views))]
 			t.Logf("chaos: SIGSTOP %s", name)
@@ -526,6 +529,15 @@ func (cs *chaosStack) leader() int {
 		return dc
 	}
 	return 0
+}
+
+func (cs *chaosStack) leaderName() string { return leaderName(cs.leader()) }
+
+func leaderName(dc int) string {
+	if dc == 0 {
+		return "not known"
+	}
+	return fmt.Sprintf("log-dc%d", dc)
 }
 
 // partition sets the links of DC dc: out on those it dials, in on those
@@ -566,10 +578,26 @@ func (cs *chaosStack) healAll() {
 	for _, p := range cs.procs {
 		if p.running() {
 			p.signal(syscall.SIGCONT)
-		} else {
-			cs.t.Logf("chaos: %s had exited; starting it again", p.name)
-			p.start()
 		}
+	}
+	cs.restartExited()
+}
+
+// restartExited starts again every process that exited on its own (the
+// test restarts what it kills at once), after logging the end of its log:
+// each is a crash, an anomaly.
+func (cs *chaosStack) restartExited() {
+	for _, p := range cs.procs {
+		if p.running() {
+			continue
+		}
+		cs.crashes.Add(1)
+		b, _ := os.ReadFile(p.log)
+		if len(b) > 1200 {
+			b = b[len(b)-1200:]
+		}
+		cs.t.Errorf("chaos: %s exited on its own; starting it again. Its log ends:\n%s", p.name, b)
+		p.start()
 	}
 }
 
