@@ -155,10 +155,6 @@ func apiClient(t testing.TB, addr string) apipb.AkutanClient {
 
 func name(n string) *apipb.Node { return &apipb.Node{Ref: &apipb.Node_Name{Name: n}} }
 
-func exact(i uint64) *apipb.IndexConstraint {
-	return &apipb.IndexConstraint{Kind: &apipb.IndexConstraint_Exact{Exact: i}}
-}
-
 // indexOf reads "... at index N" from CLI output.
 func indexOf(t testing.TB, out string) uint64 {
 	i := strings.LastIndex(out, "index ")

@@ -219,10 +219,9 @@ func testRetentionRepartition(t *testing.T, s snapshot.Store) {
 	ctx := context.Background()
 	quarter := func(i uint64) snapshot.Range { return snapshot.Range{Start: i << 62, End: (i + 1) << 62} }
 	eighth := func(i uint64) snapshot.Range { return snapshot.Range{Start: i << 61, End: (i + 1) << 61} }
-	var old []snapshot.CheckpointRef
 	for _, index := range []uint64{10, 20} {
 		for i := range uint64(4) {
-			old = append(old, writeCheckpoint(t, s, "dc1", "sp", quarter(i), index+i))
+			writeCheckpoint(t, s, "dc1", "sp", quarter(i), index+i)
 		}
 	}
 	// The new partitioning has two checkpoints in the first quarter's

@@ -52,36 +52,36 @@ const (
 
 // classify wraps the error of an attempt on the view at addr and says what
 // to do with it. ctx is the request's context, which is still live.
-func classify(ctx context.Context, addr string, err error) (error, errorClass) {
+func classify(ctx context.Context, addr string, err error) (errorClass, error) {
 	st, ok := status.FromError(err)
 	if !ok {
-		return fmt.Errorf("view %s: %w", addr, err), retryable
+		return retryable, fmt.Errorf("view %s: %w", addr, err)
 	}
 	switch st.Code() {
 	case codes.InvalidArgument:
 		// The view rejected the lookups themselves (INVALID_LOOKUP,
 		// EMPTY_BATCH, BATCH_TOO_LARGE); every view would.
-		return fmt.Errorf("%w: view %s: %s", ErrWrongInput, addr, st.Message()), final
+		return final, fmt.Errorf("%w: view %s: %s", ErrWrongInput, addr, st.Message())
 	case codes.ResourceExhausted:
 		// A message over the size limit, or a view with too many waiting
 		// reads: this request is too big or too many, which says nothing
 		// about the view's health. Fail the request, keep the view.
-		return fmt.Errorf("%w: view %s: %s", ErrTooLarge, addr, st.Message()), final
+		return final, fmt.Errorf("%w: view %s: %s", ErrTooLarge, addr, st.Message())
 	case codes.OutOfRange:
 		// The index is far past the log's end: every view would say so.
 		// (A hash outside the view's range is OutOfRange too, but a
 		// routing error: retried elsewhere.)
 		if reason(st) == "BEYOND_LOG" {
-			return fmt.Errorf("%w: view %s: %s", ErrBeyondLog, addr, st.Message()), final
+			return final, fmt.Errorf("%w: view %s: %s", ErrBeyondLog, addr, st.Message())
 		}
 	case codes.DeadlineExceeded:
 		// The view waited for the index until the deadline we sent it. Our
 		// own deadline is the same instant, give or take the network.
 		if _, ok := ctx.Deadline(); ok {
-			return fmt.Errorf("view %s: %s: %w", addr, st.Message(), context.DeadlineExceeded), final
+			return final, fmt.Errorf("view %s: %s: %w", addr, st.Message(), context.DeadlineExceeded)
 		}
 	}
-	return fmt.Errorf("view %s: %w", addr, err), retryable
+	return retryable, fmt.Errorf("view %s: %w", addr, err)
 }
 
 // reason is the ErrorInfo reason a view attached to st, or "".

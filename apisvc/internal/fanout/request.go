@@ -234,7 +234,7 @@ func hedge[T any](r *request, first *member, next func(tried map[*member]bool) *
 			if r.ctx.Err() != nil {
 				return zero, r.ctx.Err()
 			}
-			err, class := classify(r.ctx, res.a.m.rep.addr, res.err)
+			class, err := classify(r.ctx, res.a.m.rep.addr, res.err)
 			if class == final {
 				return zero, err
 			}

@@ -2,7 +2,6 @@ package keys
 
 import (
 	"bytes"
-	"cmp"
 	"encoding/binary"
 	"math"
 	"math/rand/v2"
@@ -40,71 +39,6 @@ func enc(t testing.TB, o *entrypb.Object) []byte {
 		t.Fatalf("encode %v: %v", o, err)
 	}
 	return b
-}
-
-// semanticCompare is the documented object order, written independently of
-// the encoding.
-func semanticCompare(a, b *entrypb.Object) int {
-	rank := func(o *entrypb.Object) int {
-		switch o.GetValue().(type) {
-		case *entrypb.Object_Node:
-			return 1
-		case *entrypb.Object_String_:
-			return 2
-		case *entrypb.Object_Int64:
-			return 3
-		case *entrypb.Object_Float64:
-			return 4
-		case *entrypb.Object_Bool:
-			return 5
-		}
-		return 6
-	}
-	if c := cmp.Compare(rank(a), rank(b)); c != 0 {
-		return c
-	}
-	switch av := a.GetValue().(type) {
-	case *entrypb.Object_Node:
-		return cmp.Compare(av.Node.GetId(), b.GetNode().GetId())
-	case *entrypb.Object_String_:
-		if c := strings.Compare(av.String_.GetText(), b.GetString_().GetText()); c != 0 {
-			return c
-		}
-		return strings.Compare(av.String_.GetLang(), b.GetString_().GetLang())
-	case *entrypb.Object_Int64:
-		return cmp.Compare(av.Int64, b.GetInt64())
-	case *entrypb.Object_Float64:
-		x, y := av.Float64, b.GetFloat64()
-		if x == 0 {
-			x = 0
-		}
-		if y == 0 {
-			y = 0
-		}
-		switch xn, yn := math.IsNaN(x), math.IsNaN(y); {
-		case xn && yn:
-			return 0
-		case xn:
-			return 1
-		case yn:
-			return -1
-		}
-		return cmp.Compare(x, y)
-	case *entrypb.Object_Bool:
-		x, y := 0, 0
-		if av.Bool {
-			x = 1
-		}
-		if b.GetBool() {
-			y = 1
-		}
-		return cmp.Compare(x, y)
-	case *entrypb.Object_Timestamp:
-		at, bt := av.Timestamp, b.GetTimestamp()
-		return cmp.Or(cmp.Compare(at.UnixSeconds, bt.UnixSeconds), cmp.Compare(at.Nanos, bt.Nanos),
-			cmp.Compare(at.Precision, bt.Precision))
-	}
-	panic("unreachable")
 }
 
 func randObject(r *rand.Rand) *entrypb.Object {
