@@ -18,12 +18,15 @@ MINIO_VERSION := v0.0.0-20260212201848-7aac2a2c5b7c
 PROMETHEUS_VERSION := v0.316.0
 PROMETHEUS_MOD := github.com/prometheus/prometheus
 
+# staticcheck, the linter `make test` runs, built from the Go module proxy.
+STATICCHECK_VERSION := v0.8.2
+
 # Packages with concurrency run under the race detector; the rest run
 # without it. Together they are every package.
 RACE_PKGS := ./logsvc/... ./viewsvc/... ./apisvc/...
 PLAIN_PKGS = $(shell go list ./... | grep -v -e '/logsvc' -e '/viewsvc' -e '/apisvc')
 
-.PHONY: all build test vet fuzz fuzz-short bench proto tools-proto tools-minio tools-chromium tools-prometheus tools-promtool rules clean up down dc-up dc-down
+.PHONY: all build test vet lint tools-staticcheck fuzz fuzz-short bench proto tools-proto tools-minio tools-chromium tools-prometheus tools-promtool rules clean up down dc-up dc-down
 
 all: build
 
@@ -53,6 +56,10 @@ dc-down:
 dc-up: build tools-minio
 	bash localstack/dc.sh up $(DC)
 
+## lint: staticcheck over every package (its default checks).
+lint: tools-staticcheck
+	staticcheck ./...
+
 ## vet: gofmt and go vet.
 vet:
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$')); \
@@ -63,7 +70,7 @@ vet:
 ## concurrent packages under the race detector; their process tests, which
 ## -short skips there, run once without it), and the offline Terraform
 ## checks, which build terraform and tflint into .tools/bin the first time.
-test: vet build tools-minio tools-chromium rules fuzz-short
+test: vet lint build tools-minio tools-chromium rules fuzz-short
 	go test -count=1 -timeout 30m $(PLAIN_PKGS)
 	go test -count=1 -timeout 30m -run 'TestKillLeaderUnderLoad|TestCorruptDataFileAtRestart' ./logsvc/
 	go test -count=1 -race -short -timeout 40m $(RACE_PKGS)
@@ -127,6 +134,9 @@ rules: tools-promtool
 ## page test renders the page in it, headless.
 tools-chromium:
 	@command -v chromium >/dev/null || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
+
+tools-staticcheck:
+	@[ -x $(TOOLS)/staticcheck ] || GOBIN=$(TOOLS) GOFLAGS=-mod=mod go install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 
 tools-proto:
 	@command -v protoc >/dev/null || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y protobuf-compiler)
