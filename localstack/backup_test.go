@@ -16,6 +16,7 @@ import (
 
 	"github.com/akutan/akutan/logsvc/logclient"
 	"github.com/akutan/akutan/snapshot"
+	_ "github.com/akutan/akutan/snapshot/s3store" // the s3:// scheme of OpenStore
 )
 
 // storeURL is the stack's bucket prefix (lib.sh), or the restored

@@ -16,6 +16,7 @@ import (
 
 	"github.com/akutan/akutan/snapshot"
 	"github.com/akutan/akutan/snapshot/miniotest"
+	"github.com/akutan/akutan/snapshot/s3store"
 )
 
 // storeImpl opens a fresh, empty store of one implementation per test.
@@ -301,7 +302,7 @@ func testPutIfMatch(t *testing.T, s snapshot.Store) {
 // sameBytesETag: S3 ETags of single-part objects are their MD5, so
 // rewriting the same bytes keeps the ETag.
 func sameBytesETag(s snapshot.Store) bool {
-	_, ok := s.(*snapshot.S3Store)
+	_, ok := s.(*s3store.Store)
 	return ok
 }
 

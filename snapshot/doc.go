@@ -6,13 +6,15 @@
 //
 // Store is a small object-store interface: put, conditional put, ranged get,
 // head, delete, and list (for garbage collection and repair only). DirStore
-// keeps objects in a local directory (the embedded default); S3Store speaks
-// S3 through aws-sdk-go-v2 (MinIO locally). Prefixed keeps a cluster's keys
+// keeps objects in a local directory (the embedded default); s3store.Store,
+// in its own package so that only the binaries that open a bucket link the
+// AWS SDK, speaks S3 through aws-sdk-go-v2 (MinIO locally). OpenStore opens
+// either from a URL; importing package s3store registers s3://. Prefixed keeps a cluster's keys
 // under its own prefix in a shared bucket. Both stores pass one conformance
 // suite (conformance_test.go), the S3 run against a real MinIO server that
 // package miniotest starts.
 //
-// S3Store maps 404 / NoSuchKey to ErrNotFound (but never a missing bucket:
+// The S3 store maps 404 / NoSuchKey to ErrNotFound (but never a missing bucket:
 // that would make a misconfigured store look empty), and 412 and 409
 // ConditionalRequestConflict to ErrPrecondition. Conditional puts send
 // If-None-Match: * or If-Match: <etag>. A Put of more than PartSize bytes

@@ -12,10 +12,11 @@ import (
 
 	"github.com/akutan/akutan/snapshot"
 	"github.com/akutan/akutan/snapshot/miniotest"
+	"github.com/akutan/akutan/snapshot/s3store"
 )
 
 func TestS3Config(t *testing.T) {
-	cfg := snapshot.DefaultS3Config()
+	cfg := s3store.DefaultConfig()
 	cfg.Endpoint = "ftp://x"
 	cfg.AccessKey = "only-one"
 	cfg.SSE = "rot13"
@@ -28,7 +29,7 @@ func TestS3Config(t *testing.T) {
 			t.Errorf("validate: %v, want it to report %s", err, want)
 		}
 	}
-	cfg = snapshot.DefaultS3Config()
+	cfg = s3store.DefaultConfig()
 	cfg.Bucket = "b"
 	if err := cfg.Validate(); err != nil {
 		t.Errorf("defaults with a bucket: %v", err)
@@ -55,7 +56,7 @@ func TestS3Specifics(t *testing.T) {
 			cfg := srv.Config(testPrefix(t))
 			cfg.SSE, cfg.KMSKeyID = c.sse, c.key
 			cfg.PartSize = 5 << 20
-			s, err := snapshot.NewS3Store(ctx, cfg)
+			s, err := s3store.New(ctx, cfg)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -86,7 +87,7 @@ func TestS3Specifics(t *testing.T) {
 	t.Run("EnsureBucket", func(t *testing.T) {
 		cfg := srv.Config("")
 		cfg.Bucket = "another-bucket"
-		s, err := snapshot.NewS3Store(ctx, cfg)
+		s, err := s3store.New(ctx, cfg)
 		if err != nil {
 			t.Fatal(err)
 		}

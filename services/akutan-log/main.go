@@ -15,6 +15,7 @@ import (
 	"github.com/akutan/akutan/internal/lifecycle"
 	"github.com/akutan/akutan/logsvc"
 	"github.com/akutan/akutan/snapshot"
+	_ "github.com/akutan/akutan/snapshot/s3store" // the s3:// scheme of OpenStore
 )
 
 const usage = `akutan-log runs one replica of Akutan's Raft-replicated log.

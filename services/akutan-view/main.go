@@ -19,6 +19,7 @@ import (
 	"github.com/akutan/akutan/logsvc/logclient"
 	"github.com/akutan/akutan/proto/viewpb"
 	"github.com/akutan/akutan/snapshot"
+	_ "github.com/akutan/akutan/snapshot/s3store" // the s3:// scheme of OpenStore
 	"github.com/akutan/akutan/viewsvc"
 )
 

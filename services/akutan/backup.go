@@ -13,6 +13,7 @@ import (
 	"github.com/akutan/akutan/infra/backup"
 	"github.com/akutan/akutan/proto/apipb"
 	"github.com/akutan/akutan/snapshot"
+	_ "github.com/akutan/akutan/snapshot/s3store" // the s3:// scheme of OpenStore
 )
 
 // openStore opens the store at --store. For the local stack's default

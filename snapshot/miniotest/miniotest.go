@@ -10,7 +10,7 @@
 // Usage:
 //
 //	srv := miniotest.Start(t)
-//	store := srv.Store(t, "my-test") // a *snapshot.S3Store under prefix my-test/
+//	store := srv.Store(t, "my-test") // a *s3store.Store under prefix my-test/
 //	srv.Stop()                       // MinIO is down (SIGKILL) ...
 //	srv.Restart()                    // ... and back, same port and data
 package miniotest
@@ -34,7 +34,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/akutan/akutan/snapshot"
+	"github.com/akutan/akutan/snapshot/s3store"
 )
 
 // MinIOModule is the MinIO version the tests and the local stack run.
@@ -114,8 +114,8 @@ func Start(t testing.TB) *Server {
 
 // Config is the S3 configuration of a store on the server's bucket under
 // prefix ("" for none).
-func (s *Server) Config(prefix string) snapshot.S3Config {
-	cfg := snapshot.DefaultS3Config()
+func (s *Server) Config(prefix string) s3store.Config {
+	cfg := s3store.DefaultConfig()
 	cfg.Endpoint = s.Endpoint
 	cfg.Region = s.Region
 	cfg.Bucket = s.Bucket
@@ -127,9 +127,9 @@ func (s *Server) Config(prefix string) snapshot.S3Config {
 }
 
 // Store returns a store on the server's bucket under prefix ("" for none).
-func (s *Server) Store(t testing.TB, prefix string) *snapshot.S3Store {
+func (s *Server) Store(t testing.TB, prefix string) *s3store.Store {
 	t.Helper()
-	st, err := snapshot.NewS3Store(context.Background(), s.Config(prefix))
+	st, err := s3store.New(context.Background(), s.Config(prefix))
 	if err != nil {
 		t.Fatalf("miniotest: %v", err)
 	}

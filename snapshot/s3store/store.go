@@ -1,4 +1,9 @@
-package snapshot
+// Package s3store is the snapshot.Store on Amazon S3 or any S3-compatible
+// service (MinIO in the tests and the local stack), on aws-sdk-go-v2. It is
+// its own package so that binaries that never open a bucket (the API
+// server) do not link the AWS SDK; importing it registers the s3:// scheme
+// with snapshot.OpenStore.
+package s3store
 
 import (
 	"bytes"
@@ -22,10 +27,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
+
+	"github.com/akutan/akutan/snapshot"
 )
 
-// S3Config configures an S3Store. Start from DefaultS3Config.
-type S3Config struct {
+// Config configures a Store. Start from DefaultConfig.
+type Config struct {
 	// Endpoint is the service's base URL, e.g. "http://127.0.0.1:9000" for
 	// MinIO; empty means AWS's endpoint for Region.
 	Endpoint string
@@ -59,9 +66,9 @@ type S3Config struct {
 	Concurrency int
 }
 
-// DefaultS3Config returns the defaults, for a bucket still to be named.
-func DefaultS3Config() S3Config {
-	return S3Config{
+// DefaultConfig returns the defaults, for a bucket still to be named.
+func DefaultConfig() Config {
+	return Config{
 		MaxAttempts: 8,
 		MaxBackoff:  5 * time.Second,
 		PartSize:    16 << 20,
@@ -76,7 +83,7 @@ const minPartSize = 5 << 20
 const maxParts = 10000
 
 // Validate reports every problem with c at once.
-func (c *S3Config) Validate() error {
+func (c *Config) Validate() error {
 	var errs []error
 	if c.Bucket == "" {
 		errs = append(errs, errors.New("bucket is not set"))
@@ -115,28 +122,28 @@ func (c *S3Config) Validate() error {
 	return nil
 }
 
-// S3Store keeps objects in an S3 bucket (or MinIO, or any S3-compatible
+// Store keeps objects in an S3 bucket (or MinIO, or any S3-compatible
 // service) through aws-sdk-go-v2.
 //
 // Conditional puts use If-None-Match: * and If-Match: <etag>; a 412
-// Precondition Failed or 409 ConditionalRequestConflict is ErrPrecondition.
+// Precondition Failed or 409 ConditionalRequestConflict is snapshot.ErrPrecondition.
 // A conditional put the SDK retried after its first try landed (the reply
-// was lost) fails with ErrPrecondition although its bytes are in place; the
+// was lost) fails with snapshot.ErrPrecondition although its bytes are in place; the
 // catalog update loop then reads them back and runs its function again, so
 // update functions must see when their change is already there. Every request is retried by the SDK's
 // standard retryer with jittered exponential backoff and no client-side
 // retry quota, so an outage of a few seconds is ridden out.
-type S3Store struct {
+type Store struct {
 	client *s3.Client
-	cfg    S3Config
+	cfg    Config
 	prefix string // "" or ends in "/"
 }
 
-var _ Store = (*S3Store)(nil)
+var _ snapshot.Store = (*Store)(nil)
 
-// NewS3Store returns a store on cfg.Bucket. It makes no request; see
+// New returns a store on cfg.Bucket. It makes no request; see
 // EnsureBucket.
-func NewS3Store(ctx context.Context, cfg S3Config) (*S3Store, error) {
+func New(ctx context.Context, cfg Config) (*Store, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -180,18 +187,18 @@ func NewS3Store(ctx context.Context, cfg S3Config) (*S3Store, error) {
 	if prefix != "" {
 		prefix += "/"
 	}
-	return &S3Store{client: client, cfg: cfg, prefix: prefix}, nil
+	return &Store{client: client, cfg: cfg, prefix: prefix}, nil
 }
 
 // Client is the underlying SDK client, for tools and tests.
-func (s *S3Store) Client() *s3.Client { return s.client }
+func (s *Store) Client() *s3.Client { return s.client }
 
 // Bucket is the store's bucket.
-func (s *S3Store) Bucket() string { return s.cfg.Bucket }
+func (s *Store) Bucket() string { return s.cfg.Bucket }
 
 // EnsureBucket creates the bucket if it does not exist (for the local
 // stack and tests; production buckets are made by infrastructure code).
-func (s *S3Store) EnsureBucket(ctx context.Context) error {
+func (s *Store) EnsureBucket(ctx context.Context) error {
 	_, err := s.client.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: &s.cfg.Bucket})
 	if err == nil {
 		return nil
@@ -207,18 +214,18 @@ func (s *S3Store) EnsureBucket(ctx context.Context) error {
 	return nil
 }
 
-func (s *S3Store) key(key string) (string, error) {
+func (s *Store) key(key string) (string, error) {
 	if key == "" || strings.HasPrefix(key, "/") || strings.HasSuffix(key, "/") {
 		return "", fmt.Errorf("invalid object key %q", key)
 	}
 	return s.prefix + key, nil
 }
 
-func (s *S3Store) info(key string, size int64, etag *string, modified *time.Time) ObjectInfo {
-	return ObjectInfo{Key: key, Size: size, ETag: aws.ToString(etag), Modified: aws.ToTime(modified)}
+func (s *Store) info(key string, size int64, etag *string, modified *time.Time) snapshot.ObjectInfo {
+	return snapshot.ObjectInfo{Key: key, Size: size, ETag: aws.ToString(etag), Modified: aws.ToTime(modified)}
 }
 
-func (s *S3Store) sse() (types.ServerSideEncryption, *string) {
+func (s *Store) sse() (types.ServerSideEncryption, *string) {
 	var kms *string
 	if s.cfg.KMSKeyID != "" {
 		kms = aws.String(s.cfg.KMSKeyID)
@@ -226,41 +233,41 @@ func (s *S3Store) sse() (types.ServerSideEncryption, *string) {
 	return types.ServerSideEncryption(s.cfg.SSE), kms
 }
 
-// Put implements Store. Up to PartSize bytes go in one request; more go in
+// Put implements snapshot.Store. Up to PartSize bytes go in one request; more go in
 // a multipart upload, streamed from body part by part.
-func (s *S3Store) Put(ctx context.Context, key string, body io.Reader, size int64) (ObjectInfo, error) {
+func (s *Store) Put(ctx context.Context, key string, body io.Reader, size int64) (snapshot.ObjectInfo, error) {
 	k, err := s.key(key)
 	if err != nil {
-		return ObjectInfo{}, err
+		return snapshot.ObjectInfo{}, err
 	}
 	if size < 0 {
-		return ObjectInfo{}, fmt.Errorf("put %s: negative size %d", key, size)
+		return snapshot.ObjectInfo{}, fmt.Errorf("put %s: negative size %d", key, size)
 	}
 	if size > s.cfg.PartSize {
 		if err := s.putMultipart(ctx, k, body, size); err != nil {
-			return ObjectInfo{}, fmt.Errorf("put %s: %w", key, err)
+			return snapshot.ObjectInfo{}, fmt.Errorf("put %s: %w", key, err)
 		}
 		return s.Head(ctx, key)
 	}
 	buf, err := readFull(body, size)
 	if err != nil {
-		return ObjectInfo{}, fmt.Errorf("put %s: %w", key, err)
+		return snapshot.ObjectInfo{}, fmt.Errorf("put %s: %w", key, err)
 	}
-	etag, err := s.putObject(ctx, k, buf, Condition{})
+	etag, err := s.putObject(ctx, k, buf, snapshot.Condition{})
 	if err != nil {
-		return ObjectInfo{}, fmt.Errorf("put %s: %w", key, mapErr(err))
+		return snapshot.ObjectInfo{}, fmt.Errorf("put %s: %w", key, mapErr(err))
 	}
 	return s.afterPut(ctx, key, etag, size)
 }
 
 // afterPut describes a freshly written object. S3 returns the ETag but not
 // the modification time, so ask for it.
-func (s *S3Store) afterPut(ctx context.Context, key, etag string, size int64) (ObjectInfo, error) {
+func (s *Store) afterPut(ctx context.Context, key, etag string, size int64) (snapshot.ObjectInfo, error) {
 	info, err := s.Head(ctx, key)
 	if err != nil || info.ETag != etag {
 		// The write landed (and maybe another since); describe ours. Its
 		// time is the store's, unknown here: never the local clock's.
-		return ObjectInfo{Key: key, Size: size, ETag: etag}, nil
+		return snapshot.ObjectInfo{Key: key, Size: size, ETag: etag}, nil
 	}
 	return info, nil
 }
@@ -278,7 +285,7 @@ func readFull(body io.Reader, size int64) ([]byte, error) {
 	return buf, nil
 }
 
-func (s *S3Store) putObject(ctx context.Context, k string, data []byte, cond Condition) (string, error) {
+func (s *Store) putObject(ctx context.Context, k string, data []byte, cond snapshot.Condition) (string, error) {
 	sse, kms := s.sse()
 	in := &s3.PutObjectInput{
 		Bucket:            &s.cfg.Bucket,
@@ -303,31 +310,31 @@ func (s *S3Store) putObject(ctx context.Context, k string, data []byte, cond Con
 	return aws.ToString(out.ETag), nil
 }
 
-// PutIf implements Store.
-func (s *S3Store) PutIf(ctx context.Context, key string, data []byte, cond Condition) (ObjectInfo, error) {
+// PutIf implements snapshot.Store.
+func (s *Store) PutIf(ctx context.Context, key string, data []byte, cond snapshot.Condition) (snapshot.ObjectInfo, error) {
 	k, err := s.key(key)
 	if err != nil {
-		return ObjectInfo{}, err
+		return snapshot.ObjectInfo{}, err
 	}
 	if cond.IfAbsent == (cond.IfMatch != "") {
-		return ObjectInfo{}, fmt.Errorf("put %s: condition must set exactly one of IfAbsent and IfMatch", key)
+		return snapshot.ObjectInfo{}, fmt.Errorf("put %s: condition must set exactly one of IfAbsent and IfMatch", key)
 	}
 	etag, err := s.putObject(ctx, k, data, cond)
 	if err == nil {
 		return s.afterPut(ctx, key, etag, int64(len(data)))
 	}
 	err = mapErr(err)
-	if errors.Is(err, ErrNotFound) && cond.IfMatch != "" {
+	if errors.Is(err, snapshot.ErrNotFound) && cond.IfMatch != "" {
 		// MinIO answers If-Match on a missing object with NoSuchKey.
-		err = fmt.Errorf("%w (%v)", ErrPrecondition, err)
+		err = fmt.Errorf("%w (%v)", snapshot.ErrPrecondition, err)
 	}
-	return ObjectInfo{}, fmt.Errorf("put %s: %w", key, err)
+	return snapshot.ObjectInfo{}, fmt.Errorf("put %s: %w", key, err)
 }
 
 // putMultipart uploads size bytes from body in parts, Concurrency at a
 // time, and aborts the upload on failure (a bucket lifecycle rule should
 // also abort incomplete uploads, for processes that die mid-way).
-func (s *S3Store) putMultipart(ctx context.Context, k string, body io.Reader, size int64) (err error) {
+func (s *Store) putMultipart(ctx context.Context, k string, body io.Reader, size int64) (err error) {
 	partSize := max(s.cfg.PartSize, (size+maxParts-1)/maxParts)
 	sse, kms := s.sse()
 	create := &s3.CreateMultipartUploadInput{
@@ -425,15 +432,15 @@ func (s *S3Store) putMultipart(ctx context.Context, k string, body io.Reader, si
 	return mapErr(err)
 }
 
-// Get implements Store. The size in the returned ObjectInfo is the whole
+// Get implements snapshot.Store. The size in the returned snapshot.ObjectInfo is the whole
 // object's, from Content-Range.
-func (s *S3Store) Get(ctx context.Context, key string, off, n int64) (io.ReadCloser, ObjectInfo, error) {
+func (s *Store) Get(ctx context.Context, key string, off, n int64) (io.ReadCloser, snapshot.ObjectInfo, error) {
 	k, err := s.key(key)
 	if err != nil {
-		return nil, ObjectInfo{}, err
+		return nil, snapshot.ObjectInfo{}, err
 	}
 	if off < 0 {
-		return nil, ObjectInfo{}, fmt.Errorf("get %s: negative offset %d", key, off)
+		return nil, snapshot.ObjectInfo{}, fmt.Errorf("get %s: negative offset %d", key, off)
 	}
 	if n == 0 {
 		// HTTP cannot ask for no bytes.
@@ -466,14 +473,14 @@ func (s *S3Store) Get(ctx context.Context, key string, off, n int64) (io.ReadClo
 			}
 			return nil, info, fmt.Errorf("get %s: offset %d outside object of %d bytes", key, off, info.Size)
 		}
-		return nil, ObjectInfo{}, fmt.Errorf("get %s: %w", key, mapErr(err))
+		return nil, snapshot.ObjectInfo{}, fmt.Errorf("get %s: %w", key, mapErr(err))
 	}
 	info := s.info(key, aws.ToInt64(out.ContentLength), out.ETag, out.LastModified)
 	if ranged {
 		total, ok := totalFromContentRange(aws.ToString(out.ContentRange))
 		if !ok {
 			out.Body.Close()
-			return nil, ObjectInfo{}, fmt.Errorf("get %s: bad Content-Range %q", key, aws.ToString(out.ContentRange))
+			return nil, snapshot.ObjectInfo{}, fmt.Errorf("get %s: bad Content-Range %q", key, aws.ToString(out.ContentRange))
 		}
 		info.Size = total
 	}
@@ -490,34 +497,34 @@ func totalFromContentRange(cr string) (int64, bool) {
 	return total, err == nil
 }
 
-// Head implements Store.
-func (s *S3Store) Head(ctx context.Context, key string) (ObjectInfo, error) {
+// Head implements snapshot.Store.
+func (s *Store) Head(ctx context.Context, key string) (snapshot.ObjectInfo, error) {
 	k, err := s.key(key)
 	if err != nil {
-		return ObjectInfo{}, err
+		return snapshot.ObjectInfo{}, err
 	}
 	out, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &s.cfg.Bucket, Key: &k})
 	if err != nil {
-		return ObjectInfo{}, fmt.Errorf("head %s: %w", key, mapErr(err))
+		return snapshot.ObjectInfo{}, fmt.Errorf("head %s: %w", key, mapErr(err))
 	}
 	return s.info(key, aws.ToInt64(out.ContentLength), out.ETag, out.LastModified), nil
 }
 
-// Delete implements Store.
-func (s *S3Store) Delete(ctx context.Context, key string) error {
+// Delete implements snapshot.Store.
+func (s *Store) Delete(ctx context.Context, key string) error {
 	k, err := s.key(key)
 	if err != nil {
 		return err
 	}
 	_, err = s.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &s.cfg.Bucket, Key: &k})
-	if err != nil && !errors.Is(mapErr(err), ErrNotFound) {
+	if err != nil && !errors.Is(mapErr(err), snapshot.ErrNotFound) {
 		return fmt.Errorf("delete %s: %w", key, mapErr(err))
 	}
 	return nil
 }
 
-// List implements Store. S3 lists keys in byte order, which is key order.
-func (s *S3Store) List(ctx context.Context, prefix string, fn func(ObjectInfo) error) error {
+// List implements snapshot.Store. S3 lists keys in byte order, which is key order.
+func (s *Store) List(ctx context.Context, prefix string, fn func(snapshot.ObjectInfo) error) error {
 	p := s.paginator(prefix)
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
@@ -534,7 +541,7 @@ func (s *S3Store) List(ctx context.Context, prefix string, fn func(ObjectInfo) e
 	return nil
 }
 
-func (s *S3Store) paginator(prefix string) *s3.ListObjectsV2Paginator {
+func (s *Store) paginator(prefix string) *s3.ListObjectsV2Paginator {
 	return s3.NewListObjectsV2Paginator(s.client, &s3.ListObjectsV2Input{
 		Bucket: &s.cfg.Bucket,
 		Prefix: aws.String(s.prefix + prefix),
@@ -550,8 +557,8 @@ func status(err error) int {
 	return 0
 }
 
-// mapErr turns S3's "not found" and "precondition failed" into ErrNotFound
-// and ErrPrecondition. A missing bucket is not ErrNotFound: an empty answer
+// mapErr turns S3's "not found" and "precondition failed" into snapshot.ErrNotFound
+// and snapshot.ErrPrecondition. A missing bucket is not snapshot.ErrNotFound: an empty answer
 // there would make a misconfigured store look empty.
 func mapErr(err error) error {
 	if err == nil {
@@ -566,80 +573,10 @@ func mapErr(err error) error {
 	case code == "NoSuchBucket":
 		return err
 	case code == "NoSuchKey", code == "NotFound", status(err) == http.StatusNotFound:
-		return fmt.Errorf("%w (%v)", ErrNotFound, err)
+		return fmt.Errorf("%w (%v)", snapshot.ErrNotFound, err)
 	case code == "PreconditionFailed", code == "ConditionalRequestConflict",
 		status(err) == http.StatusPreconditionFailed:
-		return fmt.Errorf("%w (%v)", ErrPrecondition, err)
+		return fmt.Errorf("%w (%v)", snapshot.ErrPrecondition, err)
 	}
 	return err
-}
-
-// OpenStore opens a store named by a URL:
-//
-//	/abs/dir or file:///abs/dir            a DirStore
-//	s3://bucket[/prefix][?options]          an S3Store
-//
-// The s3 options are endpoint (e.g. http://127.0.0.1:9000), region,
-// path_style (true for MinIO), sse ("AES256" or "aws:kms"), kms_key_id and
-// max_attempts. Credentials come from the standard chain
-// (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, shared files, roles).
-func OpenStore(ctx context.Context, rawURL string) (Store, error) {
-	if !strings.Contains(rawURL, "://") {
-		if rawURL == "" {
-			return nil, errors.New("open store: empty location")
-		}
-		return NewDirStore(rawURL)
-	}
-	u, err := url.Parse(rawURL)
-	if err != nil {
-		return nil, fmt.Errorf("open store: %w", err)
-	}
-	switch u.Scheme {
-	case "file":
-		if u.Host != "" && u.Host != "localhost" {
-			return nil, fmt.Errorf("open store %s: file URL has host %q; use file:///abs/dir", rawURL, u.Host)
-		}
-		if u.Path == "" {
-			return nil, fmt.Errorf("open store %s: no directory", rawURL)
-		}
-		return NewDirStore(u.Path)
-	case "s3":
-		cfg := DefaultS3Config()
-		cfg.Bucket = u.Host
-		cfg.Prefix = strings.Trim(u.Path, "/")
-		q := u.Query()
-		var errs []error
-		for name, vals := range q {
-			v := vals[len(vals)-1]
-			switch name {
-			case "endpoint":
-				cfg.Endpoint = v
-			case "region":
-				cfg.Region = v
-			case "path_style":
-				b, err := strconv.ParseBool(v)
-				if err != nil {
-					errs = append(errs, fmt.Errorf("path_style %q is not a boolean", v))
-				}
-				cfg.PathStyle = b
-			case "sse":
-				cfg.SSE = v
-			case "kms_key_id":
-				cfg.KMSKeyID = v
-			case "max_attempts":
-				n, err := strconv.Atoi(v)
-				if err != nil {
-					errs = append(errs, fmt.Errorf("max_attempts %q is not a number", v))
-				}
-				cfg.MaxAttempts = n
-			default:
-				errs = append(errs, fmt.Errorf("unknown option %q", name))
-			}
-		}
-		if err := errors.Join(errs...); err != nil {
-			return nil, fmt.Errorf("open store %s: %w", rawURL, err)
-		}
-		return NewS3Store(ctx, cfg)
-	}
-	return nil, fmt.Errorf("open store %s: scheme %q is not file or s3", rawURL, u.Scheme)
 }
