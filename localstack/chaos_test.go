@@ -592,11 +592,15 @@ func (cs *chaosStack) restartExited() {
 			continue
 		}
 		cs.crashes.Add(1)
-		b, _ := os.ReadFile(p.log)
-		if len(b) > 1200 {
-			b = b[len(b)-1200:]
+		if p.crashes++; p.crashes == 1 {
+			b, _ := os.ReadFile(p.log)
+			if len(b) > 1200 {
+				b = b[len(b)-1200:]
+			}
+			cs.t.Errorf("chaos: %s exited on its own; starting it again. Its log ends:\n%s", p.name, b)
+		} else {
+			cs.t.Errorf("chaos: %s exited on its own again (%d times); starting it again", p.name, p.crashes)
 		}
-		cs.t.Errorf("chaos: %s exited on its own; starting it again. Its log ends:\n%s", p.name, b)
 		p.start()
 	}
 }
@@ -705,6 +709,8 @@ type proc struct {
 	args []string
 	env  []string
 	log  string
+	// crashes counts the times it exited on its own.
+	crashes int
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
