@@ -7,12 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"sync"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 
+	"github.com/akutan/akutan/internal/backoff"
 	"github.com/akutan/akutan/proto/viewpb"
 	"github.com/akutan/akutan/viewsvc/internal/keys"
 )
@@ -109,7 +109,7 @@ func (v *View) Run(ctx context.Context, log LogReader) error {
 // backs off and resumes at the next undecoded index.
 func (v *View) streamLoop(ctx context.Context, log LogReader, next uint64, version uint32, items chan<- []item, prog *progress) {
 	dec := &decoder{space: v.cfg.Space, rng: v.cfg.Range, maxVersion: v.cfg.MaxSupportedVersion, version: version}
-	backoff := v.cfg.RetryMin
+	delay := backoff.New(v.cfg.RetryMin, v.cfg.RetryMax)
 	stopAt := v.cfg.StopAt
 	if stopAt > 0 && next > stopAt {
 		<-ctx.Done() // already there: apply nothing more
@@ -145,7 +145,7 @@ func (v *View) streamLoop(ctx context.Context, log LogReader, next uint64, versi
 				case <-ctx.Done():
 					return ctx.Err()
 				}
-				backoff = v.cfg.RetryMin
+				delay.Reset()
 			}
 			return stop
 		})
@@ -154,14 +154,10 @@ func (v *View) streamLoop(ctx context.Context, log LogReader, next uint64, versi
 			<-ctx.Done()
 			return
 		}
-		v.log.Warn("log stream failed; retrying", "from", next, "err", err, "backoff", backoff)
-		sleep := backoff/2 + rand.N(backoff/2+1)
-		select {
-		case <-time.After(sleep):
-		case <-ctx.Done():
+		v.log.Warn("log stream failed; retrying", "from", next, "err", err)
+		if delay.Wait(ctx) != nil {
 			return
 		}
-		backoff = min(2*backoff, v.cfg.RetryMax)
 	}
 }
 

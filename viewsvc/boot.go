@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -20,6 +19,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/sstable"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/akutan/akutan/internal/backoff"
 	"github.com/akutan/akutan/snapshot"
 	"github.com/akutan/akutan/viewsvc/internal/keys"
 )
@@ -90,7 +90,7 @@ func (v *View) boot(ctx context.Context) error {
 		return fmt.Errorf("boot: wipe: %w", err)
 	}
 	skip := map[string]bool{}
-	backoff := v.cfg.RetryMin
+	delay := backoff.New(v.cfg.RetryMin, v.cfg.RetryMax)
 	for {
 		err := v.bootOnce(ctx, skip)
 		if err == nil {
@@ -108,14 +108,10 @@ func (v *View) boot(ctx context.Context) error {
 			skip[ce.manifest] = true
 			continue
 		}
-		sleep := backoff/2 + rand.N(backoff/2+1)
-		v.log.Warn("boot from the bucket failed; retrying", "err", err, "retry_in", sleep)
-		select {
-		case <-time.After(sleep):
-		case <-ctx.Done():
-			return ctx.Err()
+		v.log.Warn("boot from the bucket failed; retrying", "err", err)
+		if err := delay.Wait(ctx); err != nil {
+			return err
 		}
-		backoff = min(2*backoff, v.cfg.RetryMax)
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/sstable"
 
+	"github.com/akutan/akutan/internal/backoff"
 	"github.com/akutan/akutan/snapshot"
 	"github.com/akutan/akutan/viewsvc/internal/keys"
 )
@@ -304,7 +305,7 @@ func (v *View) checkpointLoop(ctx context.Context) {
 	v.mu.Lock()
 	lastIndex := v.checkpointIndex
 	v.mu.Unlock()
-	backoff := v.cfg.RetryMin
+	delay := backoff.New(v.cfg.RetryMin, max(v.cfg.RetryMax, v.cfg.CheckpointInterval))
 	wait := v.cfg.CheckpointInterval / 4
 	for {
 		select {
@@ -322,12 +323,11 @@ func (v *View) checkpointLoop(ctx context.Context) {
 			if ctx.Err() != nil {
 				return
 			}
-			wait = backoff/2 + rand.N(backoff/2+1)
-			backoff = min(2*backoff, max(v.cfg.RetryMax, v.cfg.CheckpointInterval))
+			wait = delay.Next()
 			v.log.Warn("checkpoint failed; retrying later", "err", err, "retry_in", wait)
 			continue
 		}
-		backoff = v.cfg.RetryMin
+		delay.Reset()
 		last, lastIndex = time.Now(), ref.Index
 	}
 }
