@@ -71,8 +71,8 @@ func TestCompactionBoundsCatalog(t *testing.T) {
 	cutEach(t, a, entries[3:4])
 	after := loadCatalog(t, store)
 	if len(after.Segments) != 1 || after.Segments[0].Level != 1 || after.Segments[0].First != 1 || after.Segments[0].Last != 4 ||
-		after.Segments[0].Key != snapshot.SegmentKey(1, 4) || len(after.Retired) != 4 {
-		t.Fatalf("4 cuts: catalog %+v retired %+v, want one level-1 segment 1..4 and 4 retired", after.Segments, after.Retired)
+		after.Segments[0].Key != snapshot.SegmentKey(1, 4) || len(after.Retired) != 0 {
+		t.Fatalf("4 cuts: catalog %+v retired %+v, want one level-1 segment 1..4 and nothing in Retired", after.Segments, after.Retired)
 	}
 	checkArchive(t, store, entries[:4])
 
@@ -87,13 +87,8 @@ func TestCompactionBoundsCatalog(t *testing.T) {
 		t.Fatalf("300 cuts: %d segments by level %v, want 18 of level 2 and 3 of level 1", len(cat.Segments), levels)
 	}
 	checkArchive(t, store, entries)
-	retired := map[string]bool{}
-	for _, r := range cat.Retired {
-		retired[r.Key] = true
-		if _, err := store.Head(context.Background(), r.Key); err != nil {
-			t.Fatalf("retired %s: %v; it must stay until garbage collection", r.Key, err)
-		}
-	}
+	// Every object ever uploaded stays until garbage collection: 300
+	// cuts, 75 level-1 and 18 level-2 merges.
 	objects := 0
 	if err := store.List(context.Background(), snapshot.SegmentPrefix, func(o snapshot.ObjectInfo) error {
 		objects++
@@ -101,10 +96,10 @@ func TestCompactionBoundsCatalog(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if objects != len(cat.Segments)+len(retired) {
-		t.Fatalf("%d segment objects, %d listed and %d retired: some are neither", objects, len(cat.Segments), len(retired))
+	if objects != 300+75+18 || len(cat.Retired) != 0 {
+		t.Fatalf("%d segment objects, want 393; %d retired entries, want 0", objects, len(cat.Retired))
 	}
-	t.Logf("300 cuts: %d segments listed (by level %v), %d retired", len(cat.Segments), levels, len(retired))
+	t.Logf("300 cuts: %d segments listed (by level %v), %d objects before garbage collection", len(cat.Segments), levels, objects)
 }
 
 // A merged segment never exceeds MaxRawBytes: runs that reach it with the
@@ -136,8 +131,21 @@ func TestReadSegmentAfterCompactionAndGC(t *testing.T) {
 	old := loadCatalog(t, store)
 	cutEach(t, a, entries[3:])
 	cat := loadCatalog(t, store)
-	for _, r := range cat.Retired { // what garbage collection does after the grace period
-		if err := store.Delete(ctx, r.Key); err != nil {
+	listed := map[string]bool{}
+	for _, r := range cat.Segments {
+		listed[r.Key] = true
+	}
+	var superseded []string
+	if err := store.List(ctx, snapshot.SegmentPrefix, func(o snapshot.ObjectInfo) error {
+		if !listed[o.Key] {
+			superseded = append(superseded, o.Key)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range superseded { // what garbage collection does after the grace period
+		if err := store.Delete(ctx, key); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -370,9 +370,9 @@ func (a *SegmentArchiver) upload(ctx context.Context, key string, obj []byte) er
 // Compact implements Compactor: it merges the oldest run of segments that
 // the compaction policy picks from the catalog (snapshot.PickCompaction)
 // into one segment, uploaded create-only like every segment, then swaps it
-// for the run in the catalog with one conditional write, retiring the run's
-// objects with the store's time of the upload; garbage collection deletes
-// them after the grace period. A catalog that changed meanwhile (another
+// for the run in the catalog with one conditional write. Garbage collection
+// deletes the run's objects once the merged one is older than the grace
+// period (snapshot.CollectGarbage). A catalog that changed meanwhile (another
 // archiver compacted or extended it) is re-read by the update; one that no
 // longer lists the run leaves it to whoever changed it.
 func (a *SegmentArchiver) Compact(ctx context.Context) (bool, error) {
@@ -408,18 +408,8 @@ func (a *SegmentArchiver) Compact(ctx context.Context) (bool, error) {
 	if err := a.upload(ctx, ref.Key, obj); err != nil {
 		return fail("upload", err)
 	}
-	// Retire the run at the store's time, which garbage collection judges
-	// the grace period by: the merged object's modification time.
-	info, err := a.store.Head(ctx, ref.Key)
-	at := info.Modified
-	if err == nil && at.IsZero() {
-		at, err = snapshot.StoreNow(ctx, a.store)
-	}
-	if err != nil {
-		return fail("read the store's time", err)
-	}
 	cat, err := snapshot.UpdateLogCatalog(ctx, a.store, func(c *snapshot.LogCatalog) error {
-		return c.ReplaceSegments(run, ref, at)
+		return c.ReplaceSegments(run, ref)
 	})
 	if err != nil {
 		return fail("update the log catalog", err)

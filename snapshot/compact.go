@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -13,10 +14,13 @@ import (
 // count and the catalog bounded, runs of Fanout consecutive segments of one
 // level are merged into one segment of the next level, up to MaxLevel and
 // MaxRawBytes. The catalog swaps the run for the merged segment in one
-// conditional write and moves the run's keys to its Retired list, whose
-// objects garbage collection deletes after the grace period, so that a
-// reader holding an older catalog still finds them meanwhile (and
-// ReadSegment falls back to the current catalog when it does not).
+// conditional write. The run's objects are then superseded: garbage
+// collection deletes them once the merged segment's object is older than
+// the grace period (CollectGarbage), so that a reader holding an older
+// catalog still finds them meanwhile, and ReadSegment falls back to the
+// current catalog when it does not. They are not listed in the catalog's
+// Retired list, which would grow with the cut rate times the grace period:
+// the catalog stays as long as the levels make it.
 //
 // A merged segment is encoded from its entries alone, under the key its
 // index range names: two archivers that merge the same range write the same
@@ -113,11 +117,10 @@ func MergeSegments(ctx context.Context, s Store, run []SegmentRef, level int) ([
 
 // ReplaceSegments swaps run, which the catalog must still list
 // consecutively and unchanged, for merged (which covers exactly the same
-// indexes), and retires the run's objects at at (the store's clock). It
-// returns ErrNoChange when the catalog no longer lists the run, which
-// another compaction or retention changed meanwhile, or lists merged
-// already.
-func (c *LogCatalog) ReplaceSegments(run []SegmentRef, merged SegmentRef, at time.Time) error {
+// indexes); the run's objects are left to garbage collection. It returns
+// ErrNoChange when the catalog no longer lists the run, which another
+// compaction or retention changed meanwhile, or lists merged already.
+func (c *LogCatalog) ReplaceSegments(run []SegmentRef, merged SegmentRef) error {
 	if len(run) == 0 || merged.First != run[0].First || merged.Last != run[len(run)-1].Last {
 		return fmt.Errorf("replace segments: %d..%d does not cover the run it replaces", merged.First, merged.Last)
 	}
@@ -141,12 +144,31 @@ func (c *LogCatalog) ReplaceSegments(run []SegmentRef, merged SegmentRef, at tim
 	segs = append(segs, merged)
 	segs = append(segs, c.Segments[i+len(run):]...)
 	c.Segments = segs
-	for _, r := range run {
-		if r.Key != merged.Key {
-			c.Retired = append(c.Retired, RetiredRef{Key: r.Key, At: at, Bytes: r.Size})
-		}
-	}
 	return c.validate()
+}
+
+// parseSegmentKey reads the range a segment key names (SegmentKey).
+func parseSegmentKey(key string) (first, last uint64, ok bool) {
+	var rest string
+	n, _ := fmt.Sscanf(strings.TrimPrefix(key, SegmentPrefix), "%020d-%020d%s", &first, &last, &rest)
+	return first, last, n == 3 && rest == ".seg" && key == SegmentKey(first, last)
+}
+
+// supersededUntil reports, for an object under SegmentPrefix that the
+// catalog does not list, when a listed merged segment whose range holds its
+// range was uploaded (modified, from the same listing): it replaced the
+// object then, and a reader may still use the object for the grace period
+// after that. Zero when no listed merged segment holds it.
+func supersededUntil(c *LogCatalog, key string, modified map[string]time.Time) time.Time {
+	first, last, ok := parseSegmentKey(key)
+	if !ok {
+		return time.Time{}
+	}
+	ref, found := c.Find(first)
+	if !found || ref.Level == 0 || ref.Last < last {
+		return time.Time{}
+	}
+	return modified[ref.Key]
 }
 
 // readReplaced serves ReadSegment when ref's object is gone: a compaction

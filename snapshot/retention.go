@@ -362,19 +362,30 @@ func CollectGarbage(ctx context.Context, s Store, grace time.Duration) (*Garbage
 		refs[r.Key] = true
 	}
 	var doomed []ObjectInfo
-	var segs []ObjectInfo
+	var segs, listed []ObjectInfo
+	modified := map[string]time.Time{}
 	err = s.List(ctx, SegmentPrefix, func(o ObjectInfo) error {
-		switch {
-		case refs[o.Key]:
-		case o.Modified.IsZero() || o.Modified.After(cutoff):
-			rep.OrphansKept++
-		default:
-			segs = append(segs, o)
-		}
+		listed = append(listed, o)
+		modified[o.Key] = o.Modified
 		return nil
 	})
 	if err != nil {
 		return rep, fmt.Errorf("collect garbage: %w", err)
+	}
+	for _, o := range listed {
+		// A segment that compaction replaced (compact.go) stays for the
+		// grace period after the merged segment that replaced it was
+		// uploaded, as a retired one does after it was retired.
+		at := supersededUntil(logCat, o.Key, modified)
+		switch {
+		case refs[o.Key]:
+		case o.Modified.IsZero() || o.Modified.After(cutoff):
+			rep.OrphansKept++
+		case !at.IsZero() && at.After(cutoff):
+			rep.OrphansKept++
+		default:
+			segs = append(segs, o)
+		}
 	}
 	if logTag == "" && len(segs) > 0 {
 		// No log catalog, yet segments: the catalog was lost from a store
