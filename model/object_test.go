@@ -9,25 +9,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/akutan/akutan/model/modeltest"
 	"github.com/akutan/akutan/proto/entrypb"
 )
-
-func node(id uint64) *entrypb.Object {
-	return &entrypb.Object{Value: &entrypb.Object_Node{Node: &entrypb.NodeRef{Ref: &entrypb.NodeRef_Id{Id: id}}}}
-}
-func str(text, lang string) *entrypb.Object {
-	return &entrypb.Object{Value: &entrypb.Object_String_{String_: &entrypb.LangString{Text: text, Lang: lang}}}
-}
-func i64(v int64) *entrypb.Object { return &entrypb.Object{Value: &entrypb.Object_Int64{Int64: v}} }
-func f64(v float64) *entrypb.Object {
-	return &entrypb.Object{Value: &entrypb.Object_Float64{Float64: v}}
-}
-func boolean(v bool) *entrypb.Object {
-	return &entrypb.Object{Value: &entrypb.Object_Bool{Bool: v}}
-}
-func ts(sec int64, nanos int32, p entrypb.Timestamp_Precision) *entrypb.Object {
-	return &entrypb.Object{Value: &entrypb.Object_Timestamp{Timestamp: &entrypb.Timestamp{UnixSeconds: sec, Nanos: nanos, Precision: p}}}
-}
 
 func enc(t testing.TB, o *entrypb.Object) []byte {
 	t.Helper()
@@ -103,39 +87,11 @@ func semanticCompare(a, b *entrypb.Object) int {
 	panic("unreachable")
 }
 
-func randObject(r *rand.Rand) *entrypb.Object {
-	strs := []string{"", "a", "a\x00", "a\x00b", "a\x01", "ab", "abc", "b", "\x00", "\x00\x00", "\xff", "é", "z\x00\xff"}
-	langs := []string{"", "en", "en-GB", "fr", "\x00"}
-	ints := []int64{math.MinInt64, math.MinInt64 + 1, -1 << 40, -2, -1, 0, 1, 2, 1 << 40, math.MaxInt64 - 1, math.MaxInt64}
-	floats := []float64{math.NaN(), math.Copysign(0, -1), math.Inf(-1), -math.MaxFloat64, -1e10, -1, -math.SmallestNonzeroFloat64, 0, math.SmallestNonzeroFloat64, 0.5, 1, 1e300, math.Inf(1)}
-	switch r.IntN(6) {
-	case 0:
-		ids := []uint64{0, 1, 2, 255, 256, 1 << 32, math.MaxUint64 - 1, math.MaxUint64}
-		return node(ids[r.IntN(len(ids))])
-	case 1:
-		return str(strs[r.IntN(len(strs))], langs[r.IntN(len(langs))])
-	case 2:
-		if r.IntN(2) == 0 {
-			return i64(int64(r.Uint64()))
-		}
-		return i64(ints[r.IntN(len(ints))])
-	case 3:
-		if r.IntN(2) == 0 {
-			return f64(r.NormFloat64() * math.Pow(10, float64(r.IntN(40)-20)))
-		}
-		return f64(floats[r.IntN(len(floats))])
-	case 4:
-		return boolean(r.IntN(2) == 1)
-	}
-	secs := []int64{math.MinInt64, -1, 0, 1, 1700000000, math.MaxInt64}
-	return ts(secs[r.IntN(len(secs))], int32(r.IntN(3))*499_999_999, entrypb.Timestamp_Precision(r.IntN(8)))
-}
-
 func TestObjectOrderAndRoundTrip(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
 	objs := make([]*entrypb.Object, 3000)
 	for i := range objs {
-		objs[i] = randObject(r)
+		objs[i] = modeltest.RandObject(r)
 	}
 	for i, a := range objs {
 		ea := enc(t, a)
@@ -163,15 +119,15 @@ func TestObjectOrderAndRoundTrip(t *testing.T) {
 }
 
 func TestFloatEdgeCases(t *testing.T) {
-	if !bytes.Equal(enc(t, f64(math.Copysign(0, -1))), enc(t, f64(0))) {
+	if !bytes.Equal(enc(t, modeltest.Float(math.Copysign(0, -1))), enc(t, modeltest.Float(0))) {
 		t.Error("-0 and +0 encode differently")
 	}
-	nan1 := enc(t, f64(math.NaN()))
-	nan2 := enc(t, f64(math.Float64frombits(0xFFF8000000000123)))
+	nan1 := enc(t, modeltest.Float(math.NaN()))
+	nan2 := enc(t, modeltest.Float(math.Float64frombits(0xFFF8000000000123)))
 	if !bytes.Equal(nan1, nan2) {
 		t.Error("NaNs encode differently")
 	}
-	if bytes.Compare(nan1, enc(t, f64(math.Inf(1)))) <= 0 {
+	if bytes.Compare(nan1, enc(t, modeltest.Float(math.Inf(1)))) <= 0 {
 		t.Error("NaN does not sort above +Inf")
 	}
 	back, _ := DecodeObject(nan1)
@@ -190,7 +146,7 @@ func TestStringPrefix(t *testing.T) {
 	} {
 		p := AppendStringPrefix(nil, c.prefix)
 		for _, lang := range []string{"", "en"} {
-			e := enc(t, str(c.text, lang))
+			e := enc(t, modeltest.Str(c.text, lang))
 			if got := bytes.HasPrefix(e, p); got != c.want {
 				t.Errorf("prefix %q of %q@%q: %v, want %v", c.prefix, c.text, lang, got, c.want)
 			}
@@ -200,7 +156,7 @@ func TestStringPrefix(t *testing.T) {
 
 func TestInvalidObjects(t *testing.T) {
 	for _, o := range []*entrypb.Object{
-		nil, {}, ts(0, -1, 0), ts(0, 1_000_000_000, 0), ts(0, 0, 8),
+		nil, {}, modeltest.Timestamp(0, -1, 0), modeltest.Timestamp(0, 1_000_000_000, 0), modeltest.Timestamp(0, 0, 8),
 		{Value: &entrypb.Object_Node{Node: &entrypb.NodeRef{Ref: &entrypb.NodeRef_NewNode{NewNode: 1}}}},
 	} {
 		if _, err := AppendObject(nil, o, IDOnly); err == nil {
@@ -213,12 +169,12 @@ func TestInvalidObjects(t *testing.T) {
 func TestCompareObjects(t *testing.T) {
 	r := rand.New(rand.NewPCG(5, 6))
 	for range 3000 {
-		a, b := randObject(r), randObject(r)
+		a, b := modeltest.RandObject(r), modeltest.RandObject(r)
 		if got, want := CompareObjects(a, b), bytes.Compare(enc(t, a), enc(t, b)); got != want {
 			t.Fatalf("CompareObjects(%v, %v) = %d, want %d", a, b, got, want)
 		}
 	}
-	if CompareObjects(&entrypb.Object{}, ts(math.MaxInt64, 0, 0)) != 1 || CompareObjects(nil, &entrypb.Object{}) != 0 {
+	if CompareObjects(&entrypb.Object{}, modeltest.Timestamp(math.MaxInt64, 0, 0)) != 1 || CompareObjects(nil, &entrypb.Object{}) != 0 {
 		t.Error("unset objects do not sort last")
 	}
 }

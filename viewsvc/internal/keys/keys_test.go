@@ -12,25 +12,9 @@ import (
 	"github.com/cespare/xxhash/v2"
 
 	"github.com/akutan/akutan/model"
+	"github.com/akutan/akutan/model/modeltest"
 	"github.com/akutan/akutan/proto/entrypb"
 )
-
-func node(id uint64) *entrypb.Object {
-	return &entrypb.Object{Value: &entrypb.Object_Node{Node: &entrypb.NodeRef{Ref: &entrypb.NodeRef_Id{Id: id}}}}
-}
-func str(text, lang string) *entrypb.Object {
-	return &entrypb.Object{Value: &entrypb.Object_String_{String_: &entrypb.LangString{Text: text, Lang: lang}}}
-}
-func i64(v int64) *entrypb.Object { return &entrypb.Object{Value: &entrypb.Object_Int64{Int64: v}} }
-func f64(v float64) *entrypb.Object {
-	return &entrypb.Object{Value: &entrypb.Object_Float64{Float64: v}}
-}
-func boolean(v bool) *entrypb.Object {
-	return &entrypb.Object{Value: &entrypb.Object_Bool{Bool: v}}
-}
-func ts(sec int64, nanos int32, p entrypb.Timestamp_Precision) *entrypb.Object {
-	return &entrypb.Object{Value: &entrypb.Object_Timestamp{Timestamp: &entrypb.Timestamp{UnixSeconds: sec, Nanos: nanos, Precision: p}}}
-}
 
 func enc(t testing.TB, o *entrypb.Object) []byte {
 	t.Helper()
@@ -41,34 +25,6 @@ func enc(t testing.TB, o *entrypb.Object) []byte {
 	return b
 }
 
-func randObject(r *rand.Rand) *entrypb.Object {
-	strs := []string{"", "a", "a\x00", "a\x00b", "a\x01", "ab", "abc", "b", "\x00", "\x00\x00", "\xff", "é", "z\x00\xff"}
-	langs := []string{"", "en", "en-GB", "fr", "\x00"}
-	ints := []int64{math.MinInt64, math.MinInt64 + 1, -1 << 40, -2, -1, 0, 1, 2, 1 << 40, math.MaxInt64 - 1, math.MaxInt64}
-	floats := []float64{math.NaN(), math.Copysign(0, -1), math.Inf(-1), -math.MaxFloat64, -1e10, -1, -math.SmallestNonzeroFloat64, 0, math.SmallestNonzeroFloat64, 0.5, 1, 1e300, math.Inf(1)}
-	switch r.IntN(6) {
-	case 0:
-		ids := []uint64{0, 1, 2, 255, 256, 1 << 32, math.MaxUint64 - 1, math.MaxUint64}
-		return node(ids[r.IntN(len(ids))])
-	case 1:
-		return str(strs[r.IntN(len(strs))], langs[r.IntN(len(langs))])
-	case 2:
-		if r.IntN(2) == 0 {
-			return i64(int64(r.Uint64()))
-		}
-		return i64(ints[r.IntN(len(ints))])
-	case 3:
-		if r.IntN(2) == 0 {
-			return f64(r.NormFloat64() * math.Pow(10, float64(r.IntN(40)-20)))
-		}
-		return f64(floats[r.IntN(len(floats))])
-	case 4:
-		return boolean(r.IntN(2) == 1)
-	}
-	secs := []int64{math.MinInt64, -1, 0, 1, 1700000000, math.MaxInt64}
-	return ts(secs[r.IntN(len(secs))], int32(r.IntN(3))*499_999_999, entrypb.Timestamp_Precision(r.IntN(8)))
-}
-
 func TestHashes(t *testing.T) {
 	var b [16]byte
 	binary.BigEndian.PutUint64(b[:], 7)
@@ -76,7 +32,7 @@ func TestHashes(t *testing.T) {
 	if got, want := HashSP(7, 9), xxhash.Sum64(b[:]); got != want {
 		t.Errorf("HashSP = %x, want %x", got, want)
 	}
-	o := enc(t, str("x", "en"))
+	o := enc(t, modeltest.Str("x", "en"))
 	want := xxhash.Sum64(append(binary.BigEndian.AppendUint64(nil, 9), o...))
 	if got := HashPO(9, o); got != want {
 		t.Errorf("HashPO = %x, want %x", got, want)
@@ -109,7 +65,7 @@ func TestSplitContract(t *testing.T) {
 			space = SpacePO
 		}
 		s, p := uint64(r.IntN(3)), uint64(r.IntN(3))
-		body := AppendBody(nil, space, s, p, enc(t, randObject(r)))
+		body := AppendBody(nil, space, s, p, enc(t, modeltest.RandObject(r)))
 		var prefix []byte
 		if r.IntN(2) == 0 {
 			prefix = AppendFactPrefix(nil, space, BodyHash(space, body), body)
