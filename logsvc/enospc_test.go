@@ -3,72 +3,20 @@ package logsvc
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/akutan/akutan/internal/fulldisk"
 	"github.com/akutan/akutan/logsvc/logclient"
 	"github.com/akutan/akutan/proto/logpb"
 )
-
-// smallDisk mounts a tmpfs of size at a new directory and unmounts it in
-// cleanup; it skips the test where mounting is not allowed.
-func smallDisk(t *testing.T, size string) string {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("a full disk needs a tmpfs, which only root may mount here")
-	}
-	dir := filepath.Join(t.TempDir(), "tmpfs")
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
-		t.Skipf("cannot mount a tmpfs (%v: %s); skipping the full-disk process test", err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", "-l", dir).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v: %s", dir, err, out)
-		}
-	})
-	return dir
-}
-
-// fillDisk writes a file into dir until the disk is full and returns its
-// path.
-func fillDisk(t *testing.T, dir string) string {
-	t.Helper()
-	path := filepath.Join(dir, "filler")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	chunk := make([]byte, 1<<20)
-	for {
-		if _, err := f.Write(chunk); err != nil {
-			if !errors.Is(err, syscall.ENOSPC) {
-				t.Fatalf("fill %s: %v", dir, err)
-			}
-			break
-		}
-	}
-	// The last bytes, a page at a time.
-	for {
-		if _, err := f.Write(chunk[:4096]); err != nil {
-			break
-		}
-	}
-	return path
-}
 
 // TestReplicaFullDisk: 3 replicas, one with its data dir on a small tmpfs
 // that fills up. That replica stops with a clear error (its appends answer
@@ -81,7 +29,7 @@ func TestReplicaFullDisk(t *testing.T) {
 	}
 	// Room for raft-wal's preallocated 64 MiB segment and the entry
 	// store's preallocated WAL (1.1 x its 64 MiB memtable), and little more.
-	mnt := smallDisk(t, "160m")
+	mnt := fulldisk.Mount(t, "160m")
 	ps := newProcs(t, 3)
 	victim := ps[2]
 	victim.dataDir = filepath.Join(mnt, "data")
@@ -91,7 +39,7 @@ func TestReplicaFullDisk(t *testing.T) {
 		p.start()
 	}
 	waitReady(t, ps)
-	filler := fillDisk(t, mnt)
+	filler := fulldisk.Fill(t, mnt, 0)
 
 	app := logclient.NewAppender(procAddrs(ps), logclient.DefaultAppenderConfig())
 	defer app.Close()

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/akutan/akutan/internal/fulldisk"
 	"github.com/akutan/akutan/logsvc"
 	"github.com/akutan/akutan/logsvc/logclient"
 	"github.com/akutan/akutan/proto/viewpb"
@@ -193,61 +194,6 @@ func freeTCPAddr(t *testing.T) string {
 	return l.Addr().String()
 }
 
-// smallDisk mounts a tmpfs of size and unmounts it in cleanup; it skips
-// the test where mounting is not allowed.
-func smallDisk(t *testing.T, size string) string {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("a full disk needs a tmpfs, which only root may mount here")
-	}
-	dir := filepath.Join(t.TempDir(), "tmpfs")
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
-		t.Skipf("cannot mount a tmpfs (%v: %s); skipping the full-disk process test", err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", "-l", dir).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v: %s", dir, err, out)
-		}
-	})
-	return dir
-}
-
-// fillDisk writes a file into dir until the disk is full, then gives back
-// leave bytes.
-func fillDisk(t *testing.T, dir string, leave int64) string {
-	t.Helper()
-	path := filepath.Join(dir, "filler")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	chunk := make([]byte, 1<<20)
-	for {
-		if _, err := f.Write(chunk); err != nil {
-			break
-		}
-	}
-	for {
-		if _, err := f.Write(chunk[:4096]); err != nil {
-			break
-		}
-	}
-	if leave > 0 {
-		fi, err := f.Stat()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := f.Truncate(max(0, fi.Size()-leave)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return path
-}
-
 // viewProc is an akutan-view process.
 type viewProc struct {
 	t       *testing.T
@@ -310,7 +256,7 @@ func TestViewProcessFullDisk(t *testing.T) {
 	if testing.Short() {
 		t.Skip("process test")
 	}
-	mnt := smallDisk(t, "32m")
+	mnt := fulldisk.Mount(t, "32m")
 	ds := makeDataset(5, 20_000, 40, true, 0)
 	half := len(ds.entries) / 2
 	last := uint64(len(ds.entries))
@@ -388,7 +334,7 @@ func TestViewProcessFullDisk(t *testing.T) {
 	// Leave 4 MiB: below the view's 16 MiB reserve, so it stops applying,
 	// and room for what Pebble writes in the background (a flush already
 	// under way, its MANIFEST), which it treats as fatal when that fails.
-	filler := fillDisk(t, mnt, 4<<20)
+	filler := fulldisk.Fill(t, mnt, 4<<20)
 	appendAll(ds.entries[half:])
 	full := func(st *viewpb.StatusResponse) bool { return strings.Contains(st.Error, "no space left on device") }
 	st := waitFor("reported the full disk", full)
