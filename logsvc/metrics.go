@@ -186,8 +186,8 @@ type commitMark struct {
 }
 
 const (
-	commitClockGrain = time.Second
-	commitClockMax   = 4096 // marks kept; beyond it neighbours merge
+	commitClockGrain = 50 * time.Millisecond // the RPO is watched at under a second
+	commitClockMax   = 4096                  // marks kept; beyond it neighbours merge
 )
 
 // start records that entries through last exist at t, committed at an
