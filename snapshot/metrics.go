@@ -57,6 +57,7 @@ func NewStoreMetrics(reg prometheus.Registerer) *StoreMetrics {
 	for _, op := range []string{OpPut, OpPutIf, OpGet, OpHead, OpDelete, OpList} {
 		m.requests.WithLabelValues(op)
 		m.errors.WithLabelValues(op)
+		m.seconds.WithLabelValues(op)
 	}
 	return m
 }

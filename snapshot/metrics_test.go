@@ -63,8 +63,8 @@ func TestInstrumentStore(t *testing.T) {
 			t.Errorf("%s: requests, errors = %v, want %v", op, got, want)
 		}
 	}
-	if n := testutil.CollectAndCount(reg, "akutan_bucket_request_duration_seconds"); n != 3 {
-		t.Errorf("%d operations timed, want 3", n)
+	if n := testutil.CollectAndCount(reg, "akutan_bucket_request_duration_seconds"); n != 6 {
+		t.Errorf("%d operations have a latency series, want all 6", n)
 	}
 }
 
