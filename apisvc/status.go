@@ -9,6 +9,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/akutan/akutan/infra/health"
+	"github.com/akutan/akutan/internal/buildinfo"
 	"github.com/akutan/akutan/proto/apipb"
 	"github.com/akutan/akutan/proto/viewpb"
 )
@@ -71,6 +72,7 @@ func (s *Server) Status(ctx context.Context, _ *apipb.StatusRequest) (*apipb.Sta
 		}
 	}
 	fully, healthy := health.Evaluate(in)
+	resp.Version = buildinfo.Get().String()
 	resp.FullyAvailable = &apipb.Verdict{Ok: fully.OK, Missing: fully.Missing}
 	resp.Healthy = &apipb.Verdict{Ok: healthy.OK, Missing: healthy.Missing}
 	return resp, nil

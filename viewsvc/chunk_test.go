@@ -14,13 +14,13 @@ import (
 func TestChunksUnderByteBudget(t *testing.T) {
 	log := NewMemLog()
 	tx := newTx(1)
-	const n, size = 12, 700 << 10
+	const n, size = 6, 400 << 10
 	for i := range n {
 		tx.insert(newRef(1), idRef(100), strObj(strings.Repeat(string(rune('a'+i)), size), ""))
 	}
 	log.Append(tx.bytes())
 	cfg := testConfig(t, SpaceSP, FullRange)
-	cfg.MaxChunkBytes = 1 << 20
+	cfg.MaxChunkBytes = 512 << 10
 	v := openView(t, cfg)
 	defer v.Close()
 	r := start(t, v, log)

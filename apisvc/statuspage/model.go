@@ -15,6 +15,7 @@ import (
 type page struct {
 	Generated time.Time
 	Refresh   int // seconds; 0 is never
+	Version   string
 	// Err, when set, makes the page an error page and nothing else is set.
 	Err      string
 	Log      logView
@@ -112,7 +113,7 @@ func errorPage(now time.Time, err error) *page {
 
 // build turns a status response into the page.
 func build(now time.Time, resp *apipb.StatusResponse) *page {
-	p := &page{Generated: now, Refresh: RefreshSeconds, Log: buildLog(resp.GetLog())}
+	p := &page{Generated: now, Refresh: RefreshSeconds, Version: resp.GetVersion(), Log: buildLog(resp.GetLog())}
 	for _, c := range clusters(resp) {
 		p.Clusters = append(p.Clusters, buildCluster(c, resp.GetLog().GetLastIndex()))
 	}

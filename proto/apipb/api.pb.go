@@ -1866,7 +1866,10 @@ type StatusResponse struct {
 	FullyAvailable *Verdict `protobuf:"bytes,4,opt,name=fully_available,json=fullyAvailable,proto3" json:"fully_available,omitempty"`
 	// healthy: the same with three views at every point and three API
 	// servers.
-	Healthy       *Verdict `protobuf:"bytes,5,opt,name=healthy,proto3" json:"healthy,omitempty"`
+	Healthy *Verdict `protobuf:"bytes,5,opt,name=healthy,proto3" json:"healthy,omitempty"`
+	// version is the answering API server's build: version, commit and build
+	// date (internal/buildinfo).
+	Version       string `protobuf:"bytes,6,opt,name=version,proto3" json:"version,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1934,6 +1937,13 @@ func (x *StatusResponse) GetHealthy() *Verdict {
 		return x.Healthy
 	}
 	return nil
+}
+
+func (x *StatusResponse) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
 }
 
 var File_apipb_api_proto protoreflect.FileDescriptor
@@ -2062,14 +2072,15 @@ const file_apipb_api_proto_rawDesc = "" +
 	"\x05error\x18\x03 \x01(\tR\x05error\"3\n" +
 	"\aVerdict\x12\x0e\n" +
 	"\x02ok\x18\x01 \x01(\bR\x02ok\x12\x18\n" +
-	"\amissing\x18\x02 \x03(\tR\amissing\"\xa1\x02\n" +
+	"\amissing\x18\x02 \x03(\tR\amissing\"\xbb\x02\n" +
 	"\x0eStatusResponse\x12*\n" +
 	"\x03log\x18\x01 \x01(\v2\x18.akutan.api.v1.LogStatusR\x03log\x12/\n" +
 	"\x05views\x18\x02 \x03(\v2\x19.akutan.api.v1.ViewStatusR\x05views\x12?\n" +
 	"\vapi_servers\x18\x03 \x03(\v2\x1e.akutan.api.v1.ApiServerStatusR\n" +
 	"apiServers\x12?\n" +
 	"\x0ffully_available\x18\x04 \x01(\v2\x16.akutan.api.v1.VerdictR\x0efullyAvailable\x120\n" +
-	"\ahealthy\x18\x05 \x01(\v2\x16.akutan.api.v1.VerdictR\ahealthy*]\n" +
+	"\ahealthy\x18\x05 \x01(\v2\x16.akutan.api.v1.VerdictR\ahealthy\x12\x18\n" +
+	"\aversion\x18\x06 \x01(\tR\aversion*]\n" +
 	"\x05CmpOp\x12\x13\n" +
 	"\x0fCMP_UNSPECIFIED\x10\x00\x12\x06\n" +
 	"\x02EQ\x10\x01\x12\x06\n" +

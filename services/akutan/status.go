@@ -109,4 +109,7 @@ func printStatus(out io.Writer, st *apipb.StatusResponse) {
 	for _, a := range st.ApiServers {
 		fmt.Fprintf(out, "  %s\t%s\n", a.Address, okOr(a.Error))
 	}
+	if st.Version != "" {
+		fmt.Fprintf(out, "\nanswered by akutan-api %s\n", st.Version)
+	}
 }
