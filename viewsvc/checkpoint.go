@@ -8,11 +8,11 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"sync"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/sstable"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/akutan/akutan/internal/backoff"
 	"github.com/akutan/akutan/snapshot"
@@ -120,27 +120,24 @@ func (v *View) checkpoint(ctx context.Context) (snapshot.CheckpointRef, error) {
 	type result struct {
 		files []snapshot.FileRef
 		raw   int64
-		err   error
 	}
 	results := make([]result, len(tables))
-	sem := make(chan struct{}, 2)
-	var wg sync.WaitGroup
+	g, gctx := errgroup.WithContext(ctx) // a failed table stops the other
+	g.SetLimit(2)
 	for i, t := range tables {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			sem <- struct{}{}
-			defer func() { <-sem }()
+		g.Go(func() (err error) {
 			r := &results[i]
-			r.files, r.raw, r.err = v.exportTable(ctx, snap, tmp, prefix, t.kind, t.table, wo)
-		}()
+			if r.files, r.raw, err = v.exportTable(gctx, snap, tmp, prefix, t.kind, t.table, wo); err != nil {
+				return fmt.Errorf("export %s: %w", t.kind, err)
+			}
+			return nil
+		})
 	}
-	wg.Wait()
+	if err := g.Wait(); err != nil {
+		return snapshot.CheckpointRef{}, err
+	}
 	var raw int64
-	for i, r := range results {
-		if r.err != nil {
-			return snapshot.CheckpointRef{}, fmt.Errorf("export %s: %w", tables[i].kind, r.err)
-		}
+	for _, r := range results {
 		raw += r.raw
 		m.Files = append(m.Files, r.files...)
 	}
