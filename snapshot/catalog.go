@@ -6,9 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"sort"
 	"time"
+
+	"github.com/akutan/akutan/internal/backoff"
 )
 
 // Bucket layout, relative to the store's root (see Prefixed for per-cluster
@@ -198,7 +199,7 @@ func UpdateCheckpointCatalog(ctx context.Context, s Store, fn func(*CheckpointCa
 var ErrNoChange = errors.New("no change")
 
 func update[T any](ctx context.Context, s Store, key string, load func(context.Context, Store) (*T, string, error), fn func(*T) error) (*T, error) {
-	backoff := 5 * time.Millisecond
+	delay := backoff.New(5*time.Millisecond, 500*time.Millisecond)
 	for attempt := 1; ; attempt++ {
 		c, etag, err := load(ctx, s)
 		if err != nil {
@@ -225,12 +226,9 @@ func update[T any](ctx context.Context, s Store, key string, load func(context.C
 			return nil, fmt.Errorf("update %s: %w", key, err)
 		}
 		// Another writer won the race: read its version and try again.
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(backoff/2 + rand.N(backoff)):
+		if err := delay.Wait(ctx); err != nil {
+			return nil, err
 		}
-		backoff = min(2*backoff, 500*time.Millisecond)
 	}
 }
 
