@@ -12,11 +12,19 @@
 //	API server receives                    max tx bytes + 8 MiB (one write)
 //	view server receives                   ViewMaxRecvBytes (64 MiB): a lookup
 //	                                         batch; answers stream in chunks of
-//	                                         at most 1000 facts
+//	                                         at most 1000 facts and about 1 MiB
+//	                                         (viewsvc.Config.MaxChunkBytes)
 //	API server's view clients receive      64 MiB (fanout.Config.MaxRecvBytes):
 //	                                         one such chunk, with room
 //
 // gRPC's own defaults (4 MiB received, unlimited sent) are never relied on.
+//
+// Streams and bytes in flight: a connection carries at most
+// MaxStreamsPerConn concurrent calls (more wait for a slot, as HTTP/2
+// prescribes), and its flow-control windows (StreamWindowBytes per call,
+// ConnWindowBytes per connection) bound the bytes a client can have sent
+// that the server has not yet read, so one client cannot fill a server's
+// memory with requests it is slow to handle.
 package rpcconf
 
 import (
@@ -32,6 +40,12 @@ const (
 	MaxMessageBytes = 256 << 20
 	// ViewMaxRecvBytes bounds one request to a view server.
 	ViewMaxRecvBytes = 64 << 20
+	// MaxStreamsPerConn bounds the concurrent calls on one connection.
+	MaxStreamsPerConn = 1000
+	// StreamWindowBytes and ConnWindowBytes are the flow-control windows:
+	// unread bytes one call, and one connection, may have in flight.
+	StreamWindowBytes = 1 << 20
+	ConnWindowBytes   = 16 << 20
 )
 
 // Keepalive: clients ping an idle connection every 30 s and drop it when
@@ -51,6 +65,9 @@ var (
 func ServerOptions() []grpc.ServerOption {
 	return []grpc.ServerOption{
 		grpc.MaxSendMsgSize(MaxMessageBytes),
+		grpc.MaxConcurrentStreams(MaxStreamsPerConn),
+		grpc.InitialWindowSize(StreamWindowBytes),
+		grpc.InitialConnWindowSize(ConnWindowBytes),
 		grpc.KeepaliveEnforcementPolicy(ServerEnforcement),
 		grpc.KeepaliveParams(ServerKeepalive),
 	}
