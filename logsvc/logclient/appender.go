@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"golang.org/x/sync/semaphore"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -29,11 +31,27 @@ type AppenderConfig struct {
 	InFlight int
 	// Timeout bounds one append when the caller's context has no deadline.
 	Timeout time.Duration
+	// MaxQueueBytes bounds the bytes of the entries Append holds, queued or
+	// in flight, so that a slow or unreachable log cannot make callers pile
+	// up memory without limit (the queue also holds at most
+	// 4*MaxBatchEntries entries). An Append that would exceed it waits, in
+	// the order the callers came and until its context ends, for earlier
+	// entries to be answered; an entry larger than MaxQueueBytes is refused
+	// at once with logerr.ErrEntryTooLarge, since it could never fit. 0
+	// means DefaultMaxQueueBytes. AppendBatch and AppendGuarded hold their
+	// entries in the caller and are not counted.
+	MaxQueueBytes int
 }
+
+// DefaultMaxQueueBytes is the default AppenderConfig.MaxQueueBytes: four
+// batches of the default MaxBatchBytes, and eight of the API server's
+// largest transaction.
+const DefaultMaxQueueBytes = 64 << 20
 
 // DefaultAppenderConfig returns the defaults.
 func DefaultAppenderConfig() AppenderConfig {
-	return AppenderConfig{MaxBatchEntries: 10000, MaxBatchBytes: 16 << 20, InFlight: 1, Timeout: 30 * time.Second}
+	return AppenderConfig{MaxBatchEntries: 10000, MaxBatchBytes: 16 << 20, InFlight: 1, Timeout: 30 * time.Second,
+		MaxQueueBytes: DefaultMaxQueueBytes}
 }
 
 // Appender appends entries to the log. It is safe for concurrent use.
@@ -42,11 +60,19 @@ type Appender struct {
 	addrs []string
 	conns ConnPool
 	queue chan *pending
+	// room holds MaxQueueBytes: an Append takes its entry's bytes before
+	// it queues and gives them back once the entry is answered. Its
+	// waiters are served first come, first served. held counts the bytes
+	// taken, for tests.
+	room *semaphore.Weighted
+	held atomic.Int64
 
 	mu     sync.Mutex
 	leader string // gRPC address of the last known leader
 
 	closing chan struct{}
+	closed  context.Context // done once Close begins; ends waits for room
+	stop    context.CancelFunc
 	wg      sync.WaitGroup
 }
 
@@ -60,7 +86,12 @@ type pending struct {
 
 // NewAppender returns an Appender for the replicas at addrs.
 func NewAppender(addrs []string, cfg AppenderConfig) *Appender {
-	a := &Appender{cfg: cfg, addrs: append([]string(nil), addrs...), queue: make(chan *pending, 4*cfg.MaxBatchEntries), closing: make(chan struct{})}
+	if cfg.MaxQueueBytes <= 0 {
+		cfg.MaxQueueBytes = DefaultMaxQueueBytes
+	}
+	a := &Appender{cfg: cfg, addrs: append([]string(nil), addrs...), queue: make(chan *pending, 4*cfg.MaxBatchEntries),
+		room: semaphore.NewWeighted(int64(cfg.MaxQueueBytes)), closing: make(chan struct{})}
+	a.closed, a.stop = context.WithCancel(context.Background())
 	for i := 0; i < cfg.InFlight; i++ {
 		a.wg.Add(1)
 		go a.flusher()
@@ -68,25 +99,43 @@ func NewAppender(addrs []string, cfg AppenderConfig) *Appender {
 	return a
 }
 
-// Close stops the Appender; queued appends fail.
+// Close stops the Appender. Queued appends, and appends waiting for room
+// in the queue, fail with logerr.ErrUnavailable; a batch in flight is
+// abandoned, its outcome unknown (logerr.ErrUnknownOutcome) if it had left.
 func (a *Appender) Close() error {
+	a.stop()
 	close(a.closing)
 	a.wg.Wait()
-	a.conns.Close()
-	return nil
+	for {
+		select {
+		case p := <-a.queue:
+			a.answer([]*pending{p}, 0, errClosed())
+		default:
+			a.conns.Close()
+			return nil
+		}
+	}
 }
+
+func errClosed() error { return logerr.New(logerr.ErrUnavailable, nil, "appender closed") }
 
 // Append appends one encoded envelope and returns its index. Concurrent
 // calls share RPCs. If ctx ends after the entry was sent, the entry may
-// still be committed.
+// still be committed. Append waits while the entries it holds for other
+// callers fill MaxQueueBytes.
 func (a *Appender) Append(ctx context.Context, data []byte) (uint64, error) {
+	if err := a.reserve(ctx, len(data)); err != nil {
+		return 0, err
+	}
 	p := &pending{ctx: ctx, data: data, done: make(chan struct{})}
 	select {
 	case a.queue <- p:
 	case <-ctx.Done():
+		a.release(len(data))
 		return 0, ctx.Err()
 	case <-a.closing:
-		return 0, logerr.New(logerr.ErrUnavailable, nil, "appender closed")
+		a.release(len(data))
+		return 0, errClosed()
 	}
 	select {
 	case <-p.done:
@@ -120,6 +169,37 @@ func (a *Appender) AppendGuarded(ctx context.Context, entries [][]byte, since ui
 	return a.send(ctx, &logpb.AppendRequest{Entries: entries, GuardKeys: keys, GuardSince: since})
 }
 
+// reserve takes n bytes of room in the queue, waiting for them until ctx
+// ends or the Appender closes.
+func (a *Appender) reserve(ctx context.Context, n int) error {
+	if n > a.cfg.MaxQueueBytes {
+		return logerr.New(logerr.ErrEntryTooLarge, nil,
+			"entry of %d bytes is larger than the appender's whole queue of %d bytes", n, a.cfg.MaxQueueBytes)
+	}
+	if !a.room.TryAcquire(int64(n)) {
+		wctx, cancel := context.WithCancel(ctx)
+		stop := context.AfterFunc(a.closed, cancel)
+		err := a.room.Acquire(wctx, int64(n))
+		stop()
+		cancel()
+		switch {
+		case err == nil:
+		case ctx.Err() != nil:
+			return ctx.Err()
+		default:
+			return errClosed()
+		}
+	}
+	a.held.Add(int64(n))
+	return nil
+}
+
+// release gives back n bytes that reserve took.
+func (a *Appender) release(n int) {
+	a.held.Add(-int64(n))
+	a.room.Release(int64(n))
+}
+
 func (a *Appender) flusher() {
 	defer a.wg.Done()
 	for {
@@ -150,8 +230,7 @@ func (a *Appender) flush(batch []*pending) {
 	live := batch[:0]
 	for _, p := range batch {
 		if err := p.ctx.Err(); err != nil {
-			p.err = err
-			close(p.done)
+			a.answer([]*pending{p}, 0, err)
 			continue
 		}
 		live = append(live, p)
@@ -163,16 +242,25 @@ func (a *Appender) flush(batch []*pending) {
 	for i, p := range live {
 		entries[i] = p.data
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), a.cfg.Timeout)
+	ctx, cancel := context.WithTimeout(a.closed, a.cfg.Timeout)
 	first, err := a.send(ctx, &logpb.AppendRequest{Entries: entries})
 	cancel()
-	for i, p := range live {
+	a.answer(live, first, err)
+}
+
+// answer completes ps, which were appended at consecutive indexes from
+// first unless err, and gives their room in the queue back.
+func (a *Appender) answer(ps []*pending, first uint64, err error) {
+	n := 0
+	for i, p := range ps {
 		if err == nil {
 			p.index = first + uint64(i)
 		}
 		p.err = err
 		close(p.done)
+		n += len(p.data)
 	}
+	a.release(n)
 }
 
 // send delivers one batch, following the leader and retrying only what
