@@ -37,12 +37,16 @@ the data dir remembers its space and range and refuses any other.
 
 With --store (a directory, or s3://bucket/prefix?endpoint=...&path_style=true
 with credentials from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY) the view
-writes checkpoints there (--checkpoint-interval, --checkpoint-entries, or the
-Checkpoint RPC), and a view started on an empty data dir boots from the newest
-checkpoints covering its range, then replays the log after them; entries the
-log has discarded are read from the log archive in the same store (or the
-one --archive names; a view without --store may still read the archive). --stop-at N
-applies exactly to index N and stays there (restore to a point).
+writes a checkpoint there every --checkpoint-interval (10m by default, the
+first at a random point of the first interval; 0 turns them off), and on
+the Checkpoint RPC. The log can only be truncated below indexes that
+checkpoints cover, so a view with --store and no checkpoints, or one without
+--store, lets the log grow; either logs a warning at startup. A view started
+on an empty data dir boots from the newest checkpoints covering its range,
+then replays the log after them; entries the log has discarded are read from
+the log archive in the same store (or the one --archive names; a view
+without --store may still read the archive). --stop-at N applies exactly to
+index N and stays there (restore to a point).
 
 It is ready (/readyz on --http-addr, gRPC health SERVING) while it is
 SERVING and within --max-lag entries of the log's last index. Once
@@ -51,6 +55,16 @@ it gracefully.
 
 Flags:
 `
+
+// defaultCheckpointInterval is --checkpoint-interval for a view with
+// --store: often enough that the log truncates well before a disk sized for
+// a day of writes fills, and a booting view replays at most a few minutes
+// of the log after its checkpoint; rare enough that uploading a view's
+// whole state (a new checkpoint shares no files with the last) stays a
+// small part of its bandwidth. The checkpointer starts its clock at a
+// random point of the first interval, so views started together spread
+// their uploads.
+const defaultCheckpointInterval = 10 * time.Minute
 
 // options are the parsed flags.
 type options struct {
@@ -96,7 +110,8 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.archive, "archive", "", "log archive to read the entries the log has discarded from (default: the --store)")
 	fs.StringVar(&o.store, "store", "", "object store for checkpoints: a directory, or s3://bucket/prefix?endpoint=URL&path_style=true; an empty data dir boots from it")
 	fs.StringVar(&o.cfg.Cluster, "cluster", "", "name of this view cluster (datacenter), recorded in its checkpoints")
-	fs.DurationVar(&o.cfg.CheckpointInterval, "checkpoint-interval", 0, "write a checkpoint this often (0: only on request); needs --store")
+	fs.DurationVar(&o.cfg.CheckpointInterval, "checkpoint-interval", defaultCheckpointInterval,
+		"with --store, write a checkpoint this often, the first at a random point of the first interval (0: only on request, and the log cannot be truncated past this view)")
 	fs.Uint64Var(&o.cfg.CheckpointEntries, "checkpoint-entries", 0, "and only once this many entries were applied since the last checkpoint")
 	fs.Uint64Var(&o.cfg.StopAt, "stop-at", 0, "apply the log to exactly this index and stay there (0: follow the log)")
 	if err := o.proc.Parse(args); err != nil {
@@ -131,6 +146,15 @@ func parseFlags(args []string) (options, error) {
 		errs = append(errs, errors.New("--log is required"))
 	}
 	o.cfg.MaxSupportedVersion = uint32(maxVersion)
+	if o.store == "" {
+		// The default interval applies only with a store; one asked for
+		// without a store is refused by Validate below.
+		set := false
+		fs.Visit(func(f *flag.Flag) { set = set || f.Name == "checkpoint-interval" })
+		if !set {
+			o.cfg.CheckpointInterval = 0
+		}
+	}
 	if o.cfg.Dir == "" {
 		errs = append(errs, errors.New("--data-dir is required"))
 	} else {
@@ -152,12 +176,17 @@ func run(o options) error {
 	logger := p.Logger
 	o.cfg.Logger = logger
 	o.cfg.Registerer = p.Registry
+	if msg := checkpointWarning(o); msg != "" {
+		logger.Warn(msg, "store", o.store, "checkpoint_interval", o.cfg.CheckpointInterval)
+	}
+	// Both stores count their requests in the bucket metrics
+	// (docs/metrics.md), which have no label for which store it was.
 	if o.store != "" {
 		store, err := snapshot.OpenStore(context.Background(), o.store)
 		if err != nil {
 			return err
 		}
-		o.cfg.Store = store
+		o.cfg.Store = snapshot.InstrumentStore(store, p.Registry)
 	}
 	view, err := viewsvc.Open(o.cfg)
 	if err != nil {
@@ -171,7 +200,7 @@ func run(o options) error {
 		if err != nil {
 			return err
 		}
-		reader.UseArchive(archive)
+		reader.UseArchive(snapshot.InstrumentStore(archive, p.Registry))
 	case o.cfg.Store != nil:
 		// The log's discarded prefix is read from the archive, which lives
 		// in the same store by default.
@@ -222,6 +251,20 @@ func run(o options) error {
 		logger.Warn("the view had stopped applying the log", "err", err)
 	}
 	return view.Close()
+}
+
+// checkpointWarning says why this view holds the log back, or "". The
+// truncator discards the log only below indexes that checkpoints cover at
+// every point (infra/truncate), so a view that writes none keeps the whole
+// log, on disk, on every replica.
+func checkpointWarning(o options) string {
+	switch {
+	case o.store == "":
+		return "no --store: this view writes no checkpoints, so nothing it holds is backed up, its range adds no checkpoint coverage that would let the log be truncated, and a replacement view must replay the log"
+	case o.cfg.CheckpointInterval == 0:
+		return "checkpoints are off (--checkpoint-interval 0): this view writes one only when asked (akutan backup now), so the log cannot be truncated past its newest checkpoint and grows until its disk fills"
+	}
+	return ""
 }
 
 // logReader adapts the log client to the view's LogReader.

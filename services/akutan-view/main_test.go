@@ -38,6 +38,20 @@ func TestFlags(t *testing.T) {
 	if err != nil || o.cfg.Range != viewsvc.FullRange {
 		t.Errorf("default range: %+v %v", o.cfg.Range, err)
 	}
+	// Without a store, no checkpoints, and a warning says so.
+	if o.cfg.CheckpointInterval != 0 || !strings.Contains(checkpointWarning(o), "no --store") {
+		t.Errorf("no store: checkpoint interval %v, warning %q", o.cfg.CheckpointInterval, checkpointWarning(o))
+	}
+	// With a store, checkpoints by default, and no warning.
+	o, err = parseFlags([]string{"--space", "sp", "--data-dir", "d", "--log", "a:1", "--store", "/tmp/b"})
+	if err != nil || o.cfg.CheckpointInterval != defaultCheckpointInterval || checkpointWarning(o) != "" {
+		t.Errorf("store: checkpoint interval %v (want %v), warning %q, err %v", o.cfg.CheckpointInterval, defaultCheckpointInterval, checkpointWarning(o), err)
+	}
+	// Turned off explicitly, with a warning.
+	o, err = parseFlags([]string{"--space", "sp", "--data-dir", "d", "--log", "a:1", "--store", "/tmp/b", "--checkpoint-interval", "0"})
+	if err != nil || o.cfg.CheckpointInterval != 0 || !strings.Contains(checkpointWarning(o), "checkpoints are off") {
+		t.Errorf("checkpoints off: interval %v, warning %q, err %v", o.cfg.CheckpointInterval, checkpointWarning(o), err)
+	}
 	o, err = parseFlags([]string{"--space", "sp", "--data-dir", "d", "--log", "a:1", "--store", "/tmp/b",
 		"--cluster", "dc2", "--checkpoint-interval", "5m", "--checkpoint-entries", "1000", "--stop-at", "77"})
 	if err != nil || o.store != "/tmp/b" || o.cfg.Cluster != "dc2" || o.cfg.CheckpointInterval != 5*time.Minute ||
