@@ -28,6 +28,9 @@ Start a new three-replica cluster (run once per replica, same --peers):
 With --archive, the leader archives committed entries into object storage
 (segments of --segment-bytes, cut at least every --segment-age), which lets
 "akutan log truncate" discard the prefix; readers fetch it from the archive.
+Without it nothing is archived, the log refuses every discard and grows until
+its disk fills; the replica logs a warning at startup. Give every replica
+the same --archive (the views' --store), since any of them may lead.
 
 A replica started without --bootstrap and an empty data dir waits to be
 added with the AddVoter RPC. A restarted replica recovers from its data dir;
@@ -66,6 +69,9 @@ func main() {
 func run(o options) error {
 	p, cfg := o.proc, o.cfg
 	log := p.Logger
+	if msg := archiveWarning(o); msg != "" {
+		log.Warn(msg)
+	}
 	if o.archiveURL != "" {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		store, err := snapshot.OpenStore(ctx, o.archiveURL)
@@ -121,7 +127,7 @@ func parseFlags(args []string) (options, error) {
 	fs.Uint64Var(&cfg.SnapshotThreshold, "snapshot-threshold", cfg.SnapshotThreshold, "Raft entries between snapshots")
 	fs.DurationVar(&cfg.SnapshotInterval, "snapshot-interval", cfg.SnapshotInterval, "how often to check whether to snapshot")
 	fs.Uint64Var(&cfg.TrailingLogs, "trailing-logs", cfg.TrailingLogs, "Raft entries kept after a snapshot for slow followers")
-	fs.StringVar(&o.archiveURL, "archive", "", "object store to archive the log into before its prefix may be discarded: s3://bucket/prefix, file:///dir or a directory; empty: no archive")
+	fs.StringVar(&o.archiveURL, "archive", "", "object store to archive the log into before its prefix may be discarded: s3://bucket/prefix, file:///dir or a directory; empty: no archive, so the log is never truncated (a warning at startup)")
 	fs.IntVar(&cfg.Segments.SegmentBytes, "segment-bytes", cfg.Segments.SegmentBytes, "cut an archive segment at this many bytes of entries (before compression)")
 	fs.DurationVar(&cfg.Segments.SegmentAge, "segment-age", cfg.Segments.SegmentAge, "cut an archive segment once its oldest entry has waited this long")
 	fs.DurationVar(&cfg.ArchiveInterval, "archive-interval", cfg.ArchiveInterval, "how often the leader hands new entries to the archive")
@@ -141,6 +147,16 @@ func parseFlags(args []string) (options, error) {
 		}
 	}
 	return o, cfg.Validate()
+}
+
+// archiveWarning says why this replica's log can never shrink, or "".
+// Archiving has no default store: a replica must not write into a bucket
+// it was not given.
+func archiveWarning(o options) string {
+	if o.archiveURL == "" && o.cfg.Archiver == nil {
+		return "no --archive: the log is not archived, so it refuses every discard, grows until its disk fills, and nothing of it is backed up"
+	}
+	return ""
 }
 
 func parsePeers(s string) ([]logsvc.Peer, error) {
