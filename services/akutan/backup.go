@@ -55,8 +55,9 @@ func (a *app) backupInitCmd() *cobra.Command {
 					return err
 				}
 			}
-			// Reading the catalogs proves the store answers and holds no garbage
-			// where they belong.
+			// Create both catalogs where they are absent, then the marker.
+			// A store whose catalogs were lost (the marker or segments are
+			// there) is refused rather than given empty ones.
 			if _, err := snapshot.InitBucket(ctx, s, "akutan backup init"); err != nil {
 				return err
 			}

@@ -7,20 +7,15 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/akutan/akutan/infra/backup"
 	"github.com/akutan/akutan/snapshot"
 )
 
 // pruneResult is the JSON of one retention pass.
 type pruneResult struct {
-	At                 time.Time `json:"at"`
-	RetiredCheckpoints int       `json:"retired_checkpoints"`
-	RetiredSegments    int       `json:"retired_segments"`
-	KeepLogFrom        uint64    `json:"keep_log_from"`
-	RetiredDeleted     int       `json:"retired_deleted"`
-	OrphansDeleted     int       `json:"orphans_deleted"`
-	BytesDeleted       int64     `json:"bytes_deleted"`
-	OrphansKept        int       `json:"orphans_kept"`
-	Error              string    `json:"error,omitempty"`
+	At time.Time `json:"at"`
+	backup.PruneReport
+	Error string `json:"error,omitempty"`
 }
 
 // backupPruneCmd applies the retention policy to the bucket and collects
@@ -35,7 +30,9 @@ func (a *app) backupPruneCmd() *cobra.Command {
 checkpoints at every point of every (cluster, space) range and the archive
 back to the oldest of them, and deletes retired and unreferenced objects
 once they are older than --grace. Once, or every --every (then with --json
-one document per line).`,
+one document per line). It names every checkpoint it skipped as unverified
+(not whole: it is kept but counts for nothing) and every corrupt catalog
+entry it left alone (the pass then fails).`,
 		Args: noArgs,
 	}
 	f := c.Flags()
@@ -56,20 +53,8 @@ one document per line).`,
 		once := func() (pruneResult, error) {
 			cctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 			defer cancel()
-			res := pruneResult{At: time.Now().UTC()}
-			rep, err := snapshot.ApplyRetention(cctx, s, policy)
-			if err != nil {
-				return res, fmt.Errorf("retention: %w", err)
-			}
-			gc, err := snapshot.CollectGarbage(cctx, s, policy.Grace)
-			if err != nil {
-				return res, fmt.Errorf("garbage collection: %w", err)
-			}
-			res.RetiredCheckpoints, res.RetiredSegments, res.KeepLogFrom = rep.RetiredCheckpoints, rep.RetiredSegments, rep.KeepLogFrom
-			res.RetiredDeleted = rep.Purge.RetiredDeleted + gc.RetiredDeleted
-			res.OrphansDeleted, res.OrphansKept = gc.OrphansDeleted, gc.OrphansKept
-			res.BytesDeleted = rep.Purge.BytesDeleted + gc.BytesDeleted
-			return res, nil
+			rep, err := backup.Prune(cctx, s, policy)
+			return pruneResult{At: time.Now().UTC(), PruneReport: *rep}, err
 		}
 		print := func(res pruneResult, err error, line bool) error {
 			if a.jsonOut {
@@ -80,6 +65,9 @@ one document per line).`,
 				return a.printJSON(res)
 			}
 			stamp := res.At.Format(time.RFC3339)
+			for _, sk := range res.Skipped {
+				fmt.Fprintf(a.stdout, "%s: skipped %s %s: %s\n", stamp, sk.Kind, sk.Key, sk.Reason)
+			}
 			if err != nil {
 				if line {
 					fmt.Fprintf(a.stdout, "%s: %v\n", stamp, err)
