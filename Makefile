@@ -83,7 +83,7 @@ test: vet lint build tools-minio tools-chromium rules fuzz-short
 FUZZTIME ?= 5m
 FUZZ_TARGETS := ./snapshot/:FuzzSegment ./snapshot/:FuzzCatalog ./snapshot/:FuzzManifest \
 	./logsvc/:FuzzEnvelope ./logsvc/:FuzzDecodeCommand ./viewsvc/:FuzzRawTx ./viewsvc/:FuzzDecodeEntry \
-	./apisvc/facttext/:FuzzParseLine ./apisvc/facttext/:FuzzFormatLine
+	./apisvc/facttext/:FuzzParseLine ./apisvc/facttext/:FuzzFormatLine ./apisvc/:FuzzPageToken
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 	  echo "fuzz $${t#*:} in $${t%%:*} for $(FUZZTIME)"; \

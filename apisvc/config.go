@@ -31,6 +31,13 @@ type Config struct {
 	// WriteAttempts bounds how often a write retries after losing a race
 	// for a name.
 	WriteAttempts int
+	// PageLimit is the facts in one page of a lookup's answer when the
+	// request names no limit, and MaxPageLimit caps the limit a request
+	// names. MaxPageBytes ends a page once the views' answers for it hold
+	// about this many bytes (a page holds at least one fact).
+	PageLimit    int
+	MaxPageLimit int
+	MaxPageBytes int
 	// DefaultTimeout bounds calls whose context has no deadline.
 	DefaultTimeout time.Duration
 	// Registerer receives the server's metrics (docs/metrics.md); nil
@@ -63,6 +70,9 @@ func DefaultConfig() Config {
 		MaxLag:         1000,
 		MaxTxBytes:     8 << 20,
 		WriteAttempts:  20,
+		PageLimit:      10000,
+		MaxPageLimit:   100000,
+		MaxPageBytes:   16 << 20,
 		DefaultTimeout: 30 * time.Second,
 	}
 }
@@ -78,6 +88,9 @@ func (c Config) Validate() error {
 	}
 	if err := c.Views.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("views: %w", err))
+	}
+	if c.PageLimit <= 0 || c.MaxPageLimit < c.PageLimit || c.MaxPageBytes <= 0 {
+		errs = append(errs, errors.New("page limit, max page limit and max page bytes must be positive, and max page limit at least page limit"))
 	}
 	if c.MaxTxBytes <= 0 || c.WriteAttempts <= 0 || c.DefaultTimeout <= 0 {
 		errs = append(errs, errors.New("max tx bytes, write attempts and default timeout must be positive"))

@@ -4,9 +4,12 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/akutan/akutan/apisvc/internal/fanout"
 	"github.com/akutan/akutan/proto/apipb"
 	"github.com/akutan/akutan/proto/entrypb"
 	"github.com/akutan/akutan/proto/viewpb"
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
 )
 
 // maxLookups bounds one lookup request.
@@ -53,45 +56,113 @@ func (s *Server) recentIndex() uint64 {
 	return s.recent.raise(min(s.views.RecentIndex(viewpb.Space_HASH_SP), s.views.RecentIndex(viewpb.Space_HASH_PO)))
 }
 
-// lookup runs one lookup request: pick the index, resolve names, query
-// the views, name the results.
-func (s *Server) lookup(ctx context.Context, c *apipb.IndexConstraint, n int, names nameSet,
-	query func(ctx context.Context, index uint64, ids map[string]uint64) ([][]*viewpb.LookupFact, error)) (*apipb.LookupResponse, error) {
-	ctx, cancel := s.withTimeout(ctx)
+// lookupCall is one public lookup request: the request itself (for its
+// page token's fingerprint), its index constraint and paging, the names it
+// uses, and how to read one page of it from the views.
+type lookupCall struct {
+	req   proto.Message
+	index *apipb.IndexConstraint
+	limit uint32
+	token string
+	n     int // lookups
+	names nameSet
+	query func(ctx context.Context, index uint64, ids map[string]uint64, pg fanout.Page) (*fanout.PageResult, error)
+}
+
+// lookup answers one page of a lookup request: pick the index (or take
+// the page token's), resolve names, read the page from the views, name
+// its nodes, and stream it.
+func (s *Server) lookup(stream grpc.ServerStreamingServer[apipb.LookupResponse], c lookupCall) error {
+	ctx, cancel := s.withTimeout(stream.Context())
 	defer cancel()
-	if n == 0 {
-		return nil, fmt.Errorf("%w: no lookups", ErrInvalid)
+	if c.n == 0 {
+		return fmt.Errorf("%w: no lookups", ErrInvalid)
 	}
-	if n > maxLookups {
-		return nil, fmt.Errorf("%w: %d lookups; the limit is %d", ErrInvalid, n, maxLookups)
+	if c.n > maxLookups {
+		return fmt.Errorf("%w: %d lookups; the limit is %d", ErrInvalid, c.n, maxLookups)
 	}
-	index, err := s.readIndex(ctx, c)
-	if err != nil {
-		return nil, err
+	fp := fingerprint(c.req)
+	pg := fanout.Page{Limit: s.cfg.PageLimit, MaxBytes: s.cfg.MaxPageBytes}
+	if c.limit > 0 {
+		pg.Limit = min(int(c.limit), s.cfg.MaxPageLimit)
 	}
-	ids, err := s.resolve(ctx, index, names.list())
-	if err != nil {
-		return nil, err
-	}
-	for name := range names {
-		if _, ok := ids[name]; !ok {
-			return nil, fmt.Errorf("%w: <%s> names no node at index %d", ErrUnknownName, name, index)
+	var index uint64
+	if c.token != "" {
+		t, err := decodePageToken(c.token)
+		if err != nil {
+			return err
+		}
+		if t.fingerprint != fp {
+			return fmt.Errorf("%w: the page token belongs to a different request", ErrInvalid)
+		}
+		if int(t.from.GetLookup()) >= c.n {
+			return fmt.Errorf("%w: %w: lookup %d of %d", ErrInvalid, errBadToken, t.from.GetLookup(), c.n)
+		}
+		index, pg.From = t.index, t.from
+	} else {
+		var err error
+		if index, err = s.readIndex(ctx, c.index); err != nil {
+			return err
 		}
 	}
-	res, err := query(ctx, index, ids)
+	ids, err := s.resolve(ctx, index, c.names.list())
 	if err != nil {
-		return nil, err
+		return err
 	}
-	resp, err := s.nameResults(ctx, index, res)
-	if err == nil {
-		s.recent.raise(index)
+	for name := range c.names {
+		if _, ok := ids[name]; !ok {
+			return fmt.Errorf("%w: <%s> names no node at index %d", ErrUnknownName, name, index)
+		}
 	}
-	return resp, err
+	res, err := c.query(ctx, index, ids, pg)
+	if err != nil {
+		return err
+	}
+	defer res.Release()
+	facts, err := s.nameResults(ctx, index, res.Facts)
+	if err != nil {
+		return err
+	}
+	next := ""
+	if res.Next != nil {
+		if next, err = (pageToken{index: index, fingerprint: fp, from: res.Next}).encode(); err != nil {
+			return err
+		}
+	}
+	if err := sendPage(stream, index, facts, next); err != nil {
+		return err
+	}
+	s.recent.raise(index)
+	return nil
+}
+
+// maxMessageBytes bounds the facts of one response message (a larger fact
+// goes alone), as the views bound theirs.
+const maxMessageBytes = 1 << 20
+
+// sendPage streams a page's facts in messages of about maxMessageBytes;
+// the last carries the next page's token. There is always at least one
+// message, so the client learns the index.
+func sendPage(stream grpc.ServerStreamingServer[apipb.LookupResponse], index uint64, facts []*apipb.ResultFact, next string) error {
+	msg, size := &apipb.LookupResponse{Index: index}, 0
+	for _, f := range facts {
+		n := proto.Size(f)
+		if size > 0 && size+n > maxMessageBytes {
+			if err := stream.Send(msg); err != nil {
+				return err
+			}
+			msg, size = &apipb.LookupResponse{Index: index}, 0
+		}
+		msg.Facts = append(msg.Facts, f)
+		size += n
+	}
+	msg.NextPageToken = next
+	return stream.Send(msg)
 }
 
 // nameResults converts view facts to API facts, with the names of every
 // node they mention.
-func (s *Server) nameResults(ctx context.Context, index uint64, res [][]*viewpb.LookupFact) (*apipb.LookupResponse, error) {
+func (s *Server) nameResults(ctx context.Context, index uint64, facts []*viewpb.LookupFact) ([]*apipb.ResultFact, error) {
 	seen := map[uint64]bool{}
 	var ids []uint64
 	add := func(id uint64) {
@@ -100,13 +171,11 @@ func (s *Server) nameResults(ctx context.Context, index uint64, res [][]*viewpb.
 			ids = append(ids, id)
 		}
 	}
-	for _, facts := range res {
-		for _, f := range facts {
-			add(f.Subject)
-			add(f.Predicate)
-			if id := f.Object.GetNode().GetId(); id != 0 {
-				add(id)
-			}
+	for _, f := range facts {
+		add(f.Subject)
+		add(f.Predicate)
+		if id := f.Object.GetNode().GetId(); id != 0 {
+			add(id)
 		}
 	}
 	names, err := s.names(ctx, index, ids)
@@ -114,20 +183,18 @@ func (s *Server) nameResults(ctx context.Context, index uint64, res [][]*viewpb.
 		return nil, err
 	}
 	named := func(id uint64) *apipb.NamedNode { return &apipb.NamedNode{Id: id, Name: names[id]} }
-	resp := &apipb.LookupResponse{Index: index}
-	for i, facts := range res {
-		for _, f := range facts {
-			resp.Facts = append(resp.Facts, &apipb.ResultFact{
-				Lookup:    uint32(i),
-				Id:        f.Id,
-				Subject:   named(f.Subject),
-				Predicate: named(f.Predicate),
-				Object:    resultObject(f.Object, named),
-				Index:     f.Index,
-			})
+	out := make([]*apipb.ResultFact, len(facts))
+	for i, f := range facts {
+		out[i] = &apipb.ResultFact{
+			Lookup:    f.Lookup,
+			Id:        f.Id,
+			Subject:   named(f.Subject),
+			Predicate: named(f.Predicate),
+			Object:    resultObject(f.Object, named),
+			Index:     f.Index,
 		}
 	}
-	return resp, nil
+	return out, nil
 }
 
 func resultObject(o *entrypb.Object, named func(uint64) *apipb.NamedNode) *apipb.ResultObject {
@@ -149,133 +216,138 @@ func resultObject(o *entrypb.Object, named func(uint64) *apipb.NamedNode) *apipb
 }
 
 // LookupS finds the facts with the given subjects.
-func (s *Server) LookupS(ctx context.Context, req *apipb.LookupSRequest) (*apipb.LookupResponse, error) {
+func (s *Server) LookupS(req *apipb.LookupSRequest, stream grpc.ServerStreamingServer[apipb.LookupResponse]) error {
 	names := nameSet{}
 	for i, n := range req.Subjects {
 		if err := names.node(n, fmt.Sprintf("lookup %d subject", i)); err != nil {
-			return nil, toStatus(err)
+			return toStatus(err)
 		}
 	}
-	resp, err := s.lookup(ctx, req.Index, len(req.Subjects), names, func(ctx context.Context, index uint64, ids map[string]uint64) ([][]*viewpb.LookupFact, error) {
-		subjects := make([]uint64, len(req.Subjects))
-		for i, n := range req.Subjects {
-			subjects[i], _ = nodeID(n, ids)
-		}
-		return s.views.LookupS(ctx, index, subjects)
-	})
-	return resp, toStatus(err)
+	err := s.lookup(stream, lookupCall{req: req, index: req.Index, limit: req.Limit, token: req.PageToken, n: len(req.Subjects), names: names,
+		query: func(ctx context.Context, index uint64, ids map[string]uint64, pg fanout.Page) (*fanout.PageResult, error) {
+			subjects := make([]uint64, len(req.Subjects))
+			for i, n := range req.Subjects {
+				subjects[i], _ = nodeID(n, ids)
+			}
+			return s.views.LookupSPage(ctx, index, subjects, pg)
+		}})
+	return toStatus(err)
 }
 
 // LookupSP finds the facts with the given subjects and predicates.
-func (s *Server) LookupSP(ctx context.Context, req *apipb.LookupSPRequest) (*apipb.LookupResponse, error) {
+func (s *Server) LookupSP(req *apipb.LookupSPRequest, stream grpc.ServerStreamingServer[apipb.LookupResponse]) error {
 	names := nameSet{}
 	for i, l := range req.Lookups {
 		if err := names.node(l.GetSubject(), fmt.Sprintf("lookup %d subject", i)); err != nil {
-			return nil, toStatus(err)
+			return toStatus(err)
 		}
 		if err := names.node(l.GetPredicate(), fmt.Sprintf("lookup %d predicate", i)); err != nil {
-			return nil, toStatus(err)
+			return toStatus(err)
 		}
 	}
-	resp, err := s.lookup(ctx, req.Index, len(req.Lookups), names, func(ctx context.Context, index uint64, ids map[string]uint64) ([][]*viewpb.LookupFact, error) {
-		ls := make([]*viewpb.SPLookup, len(req.Lookups))
-		for i, l := range req.Lookups {
-			sub, _ := nodeID(l.Subject, ids)
-			pred, _ := nodeID(l.Predicate, ids)
-			ls[i] = &viewpb.SPLookup{Subject: sub, Predicate: pred}
-		}
-		return s.views.LookupSP(ctx, index, ls)
-	})
-	return resp, toStatus(err)
+	err := s.lookup(stream, lookupCall{req: req, index: req.Index, limit: req.Limit, token: req.PageToken, n: len(req.Lookups), names: names,
+		query: func(ctx context.Context, index uint64, ids map[string]uint64, pg fanout.Page) (*fanout.PageResult, error) {
+			ls := make([]*viewpb.SPLookup, len(req.Lookups))
+			for i, l := range req.Lookups {
+				sub, _ := nodeID(l.Subject, ids)
+				pred, _ := nodeID(l.Predicate, ids)
+				ls[i] = &viewpb.SPLookup{Subject: sub, Predicate: pred}
+			}
+			return s.views.LookupSPPage(ctx, index, ls, pg)
+		}})
+	return toStatus(err)
 }
 
 // LookupSPO finds the given facts, if live.
-func (s *Server) LookupSPO(ctx context.Context, req *apipb.LookupSPORequest) (*apipb.LookupResponse, error) {
+func (s *Server) LookupSPO(req *apipb.LookupSPORequest, stream grpc.ServerStreamingServer[apipb.LookupResponse]) error {
 	names := nameSet{}
 	for i, f := range req.Lookups {
 		if err := checkFact(names, f, "lookup", i); err != nil {
-			return nil, toStatus(err)
+			return toStatus(err)
 		}
 	}
-	resp, err := s.lookup(ctx, req.Index, len(req.Lookups), names, func(ctx context.Context, index uint64, ids map[string]uint64) ([][]*viewpb.LookupFact, error) {
-		ls := make([]*viewpb.SPOLookup, len(req.Lookups))
-		for i, f := range req.Lookups {
-			sub, _ := nodeID(f.Subject, ids)
-			pred, _ := nodeID(f.Predicate, ids)
-			obj, err := viewObject(f.Object, ids)
-			if err != nil {
-				return nil, err
+	err := s.lookup(stream, lookupCall{req: req, index: req.Index, limit: req.Limit, token: req.PageToken, n: len(req.Lookups), names: names,
+		query: func(ctx context.Context, index uint64, ids map[string]uint64, pg fanout.Page) (*fanout.PageResult, error) {
+			ls := make([]*viewpb.SPOLookup, len(req.Lookups))
+			for i, f := range req.Lookups {
+				sub, _ := nodeID(f.Subject, ids)
+				pred, _ := nodeID(f.Predicate, ids)
+				obj, err := viewObject(f.Object, ids)
+				if err != nil {
+					return nil, err
+				}
+				ls[i] = &viewpb.SPOLookup{Subject: sub, Predicate: pred, Object: obj}
 			}
-			ls[i] = &viewpb.SPOLookup{Subject: sub, Predicate: pred, Object: obj}
-		}
-		return s.views.LookupSPO(ctx, index, ls)
-	})
-	return resp, toStatus(err)
+			return s.views.LookupSPOPage(ctx, index, ls, pg)
+		}})
+	return toStatus(err)
 }
 
 // LookupPO finds the facts with the given predicates and objects.
-func (s *Server) LookupPO(ctx context.Context, req *apipb.LookupPORequest) (*apipb.LookupResponse, error) {
+func (s *Server) LookupPO(req *apipb.LookupPORequest, stream grpc.ServerStreamingServer[apipb.LookupResponse]) error {
 	names := nameSet{}
 	for i, l := range req.Lookups {
 		if err := names.node(l.GetPredicate(), fmt.Sprintf("lookup %d predicate", i)); err != nil {
-			return nil, toStatus(err)
+			return toStatus(err)
 		}
 		if err := names.object(l.GetObject(), fmt.Sprintf("lookup %d object", i)); err != nil {
-			return nil, toStatus(err)
+			return toStatus(err)
 		}
 	}
-	resp, err := s.lookup(ctx, req.Index, len(req.Lookups), names, func(ctx context.Context, index uint64, ids map[string]uint64) ([][]*viewpb.LookupFact, error) {
-		ls := make([]*viewpb.POLookup, len(req.Lookups))
-		for i, l := range req.Lookups {
-			pred, _ := nodeID(l.Predicate, ids)
-			obj, err := viewObject(l.Object, ids)
-			if err != nil {
-				return nil, err
+	err := s.lookup(stream, lookupCall{req: req, index: req.Index, limit: req.Limit, token: req.PageToken, n: len(req.Lookups), names: names,
+		query: func(ctx context.Context, index uint64, ids map[string]uint64, pg fanout.Page) (*fanout.PageResult, error) {
+			ls := make([]*viewpb.POLookup, len(req.Lookups))
+			for i, l := range req.Lookups {
+				pred, _ := nodeID(l.Predicate, ids)
+				obj, err := viewObject(l.Object, ids)
+				if err != nil {
+					return nil, err
+				}
+				ls[i] = &viewpb.POLookup{Predicate: pred, Object: obj}
 			}
-			ls[i] = &viewpb.POLookup{Predicate: pred, Object: obj}
-		}
-		return s.views.LookupPO(ctx, index, ls)
-	})
-	return resp, toStatus(err)
+			return s.views.LookupPOPage(ctx, index, ls, pg)
+		}})
+	return toStatus(err)
 }
 
 // LookupPOCmp finds the facts with a predicate whose object compares to an
 // operand.
-func (s *Server) LookupPOCmp(ctx context.Context, req *apipb.LookupPOCmpRequest) (*apipb.LookupResponse, error) {
+func (s *Server) LookupPOCmp(req *apipb.LookupPOCmpRequest, stream grpc.ServerStreamingServer[apipb.LookupResponse]) error {
 	names := nameSet{}
 	for i, l := range req.Lookups {
 		what := fmt.Sprintf("lookup %d", i)
 		if err := names.node(l.GetPredicate(), what+" predicate"); err != nil {
-			return nil, toStatus(err)
+			return toStatus(err)
 		}
 		if err := names.object(l.GetObject(), what+" operand"); err != nil {
-			return nil, toStatus(err)
+			return toStatus(err)
 		}
 		if l.Op == apipb.CmpOp_BETWEEN {
 			if err := names.object(l.GetUpper(), what+" upper bound"); err != nil {
-				return nil, toStatus(err)
+				return toStatus(err)
 			}
 		}
 		if l.Op == apipb.CmpOp_CMP_UNSPECIFIED {
-			return nil, toStatus(fmt.Errorf("%w: %s: no comparison operator", ErrInvalid, what))
+			return toStatus(fmt.Errorf("%w: %s: no comparison operator", ErrInvalid, what))
 		}
 	}
-	resp, err := s.lookup(ctx, req.Index, len(req.Lookups), names, func(ctx context.Context, index uint64, ids map[string]uint64) ([][]*viewpb.LookupFact, error) {
-		ls := make([]*viewpb.POCmpLookup, len(req.Lookups))
-		for i, l := range req.Lookups {
-			pred, _ := nodeID(l.Predicate, ids)
-			obj, err := viewObject(l.Object, ids)
-			if err != nil {
-				return nil, err
-			}
-			ls[i] = &viewpb.POCmpLookup{Predicate: pred, Op: viewpb.CmpOp(l.Op), Object: obj}
-			if l.Op == apipb.CmpOp_BETWEEN {
-				if ls[i].Upper, err = viewObject(l.Upper, ids); err != nil {
+	err := s.lookup(stream, lookupCall{req: req, index: req.Index, limit: req.Limit, token: req.PageToken, n: len(req.Lookups), names: names,
+		query: func(ctx context.Context, index uint64, ids map[string]uint64, pg fanout.Page) (*fanout.PageResult, error) {
+			ls := make([]*viewpb.POCmpLookup, len(req.Lookups))
+			for i, l := range req.Lookups {
+				pred, _ := nodeID(l.Predicate, ids)
+				obj, err := viewObject(l.Object, ids)
+				if err != nil {
 					return nil, err
 				}
+				ls[i] = &viewpb.POCmpLookup{Predicate: pred, Op: viewpb.CmpOp(l.Op), Object: obj}
+				if l.Op == apipb.CmpOp_BETWEEN {
+					if ls[i].Upper, err = viewObject(l.Upper, ids); err != nil {
+						return nil, err
+					}
+				}
 			}
-		}
-		return s.views.LookupPOCmp(ctx, index, ls)
-	})
-	return resp, toStatus(err)
+			return s.views.LookupPOCmpPage(ctx, index, ls, pg)
+		}})
+	return toStatus(err)
 }

@@ -26,6 +26,11 @@ type viewReader interface {
 	LookupSPO(ctx context.Context, index uint64, lookups []*viewpb.SPOLookup) ([][]*viewpb.LookupFact, error)
 	LookupPO(ctx context.Context, index uint64, lookups []*viewpb.POLookup) ([][]*viewpb.LookupFact, error)
 	LookupPOCmp(ctx context.Context, index uint64, lookups []*viewpb.POCmpLookup) ([][]*viewpb.LookupFact, error)
+	LookupSPage(ctx context.Context, index uint64, subjects []uint64, pg fanout.Page) (*fanout.PageResult, error)
+	LookupSPPage(ctx context.Context, index uint64, lookups []*viewpb.SPLookup, pg fanout.Page) (*fanout.PageResult, error)
+	LookupSPOPage(ctx context.Context, index uint64, lookups []*viewpb.SPOLookup, pg fanout.Page) (*fanout.PageResult, error)
+	LookupPOPage(ctx context.Context, index uint64, lookups []*viewpb.POLookup, pg fanout.Page) (*fanout.PageResult, error)
+	LookupPOCmpPage(ctx context.Context, index uint64, lookups []*viewpb.POCmpLookup, pg fanout.Page) (*fanout.PageResult, error)
 	RecentIndex(space viewpb.Space) uint64
 	Views() []fanout.View
 }

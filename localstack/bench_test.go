@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/akutan/akutan/apisvc/apiclient"
 	"github.com/akutan/akutan/proto/apipb"
 )
 
@@ -91,7 +92,7 @@ func BenchmarkEndToEnd(b *testing.B) {
 		var lat []time.Duration
 		for i := 0; i < 500; i++ {
 			t0 := time.Now()
-			_, err := cl.LookupSP(ctx, &apipb.LookupSPRequest{Index: &apipb.IndexConstraint{Kind: &apipb.IndexConstraint_Recent{Recent: true}},
+			_, err := apiclient.LookupSP(ctx, cl, &apipb.LookupSPRequest{Index: &apipb.IndexConstraint{Kind: &apipb.IndexConstraint_Recent{Recent: true}},
 				Lookups: []*apipb.SP{{Subject: &apipb.Node{Ref: &apipb.Node_Id{Id: subjects[i%len(subjects)]}}, Predicate: &apipb.Node{Ref: &apipb.Node_Id{Id: value}}}}})
 			if err != nil {
 				b.Fatal(err)

@@ -20,6 +20,7 @@ import (
 
 	"github.com/anishathalye/porcupine"
 
+	"github.com/akutan/akutan/apisvc/apiclient"
 	"github.com/akutan/akutan/internal/chaos"
 	"github.com/akutan/akutan/logsvc/logclient"
 	"github.com/akutan/akutan/proto/apipb"
@@ -373,7 +374,7 @@ var latest = &apipb.IndexConstraint{Kind: &apipb.IndexConstraint_Latest{Latest: 
 
 // read looks up <kN> <v> at the latest index.
 func read(ctx context.Context, c apipb.AkutanClient, key int) ([]int64, error) {
-	resp, err := c.LookupSP(ctx, &apipb.LookupSPRequest{Index: latest,
+	resp, err := apiclient.LookupSP(ctx, c, &apipb.LookupSPRequest{Index: latest,
 		Lookups: []*apipb.SP{{Subject: name(fmt.Sprintf("k%d", key)), Predicate: name("v")}}})
 	if err != nil {
 		return nil, err

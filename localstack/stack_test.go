@@ -2,7 +2,9 @@ package localstack
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -20,7 +22,9 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
+	"github.com/akutan/akutan/apisvc/apiclient"
 	"github.com/akutan/akutan/proto/apipb"
 	"github.com/akutan/akutan/proto/entrypb"
 	"github.com/akutan/akutan/proto/viewpb"
@@ -145,7 +149,8 @@ func (s *stack) dumpLogs() {
 }
 
 func apiClient(t testing.TB, addr string) apipb.AkutanClient {
-	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20), grpc.MaxCallSendMsgSize(64<<20)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -229,7 +234,7 @@ func TestLocalStack(t *testing.T) {
 			t.Fatalf("delete of unknown name: exit %d: %s", code, out)
 		}
 		cl := apiClient(t, s.api(2))
-		_, err := cl.LookupS(ctx, &apipb.LookupSRequest{Subjects: []*apipb.Node{name("nobody")}})
+		_, err := apiclient.LookupS(ctx, cl, &apipb.LookupSRequest{Subjects: []*apipb.Node{name("nobody")}})
 		if status.Code(err) != codes.NotFound {
 			t.Fatalf("lookup of unknown name: %v", err)
 		}
@@ -257,6 +262,94 @@ func TestLocalStack(t *testing.T) {
 		}
 	})
 
+	t.Run("a huge answer comes in pages and fails no other read", func(t *testing.T) {
+		// The case: ten 7 MB facts on one subject once made it
+		// unreadable and failed the next, unrelated lookup. Six take less
+		// time and still need two pages of 16 MiB.
+		cl := apiClient(t, s.api(1))
+		const n, size = 6, 7 << 20
+		for i := range n {
+			obj := stringObj(fmt.Sprint(i) + strings.Repeat("h", size))
+			if _, err := cl.Write(ctx, &apipb.WriteRequest{Inserts: []*apipb.Fact{{Subject: name("huge"), Predicate: name("blob"), Object: obj}}}); err != nil {
+				t.Fatalf("write fact %d of 7 MB: %v", i, err)
+			}
+		}
+		others := make(chan error, 1)
+		stop := make(chan struct{})
+		go func() {
+			defer close(others)
+			other := apiClient(t, s.api(2))
+			for reads := 0; ; reads++ {
+				select {
+				case <-stop:
+					if reads == 0 {
+						others <- errors.New("no other read ran")
+					}
+					return
+				default:
+				}
+				res, err := apiclient.LookupS(ctx, other, &apipb.LookupSRequest{Subjects: []*apipb.Node{name("alice")}})
+				if err == nil && len(res.Facts) == 0 {
+					err = errors.New("no facts")
+				}
+				if err != nil {
+					others <- fmt.Errorf("unrelated lookup %d: %w", reads, err)
+					return
+				}
+			}
+		}()
+		req := &apipb.LookupSRequest{Subjects: []*apipb.Node{name("huge")}}
+		seen := map[uint64]bool{}
+		var index uint64
+		pages := 0
+		for token := ""; ; pages++ {
+			req.PageToken = token
+			stream, err := cl.LookupS(ctx, req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			token = ""
+			for {
+				msg, err := stream.Recv()
+				if err == io.EOF {
+					break
+				}
+				if err != nil {
+					t.Fatalf("page %d: %v", pages, err)
+				}
+				if len(msg.Facts) > 1 && proto.Size(msg) > 2<<20 {
+					t.Errorf("page %d: a message of %d bytes holds %d facts; a large fact goes alone", pages, proto.Size(msg), len(msg.Facts))
+				}
+				if index != 0 && msg.Index != index {
+					t.Fatalf("page %d read at %d, the first at %d", pages, msg.Index, index)
+				}
+				index = msg.Index
+				for _, f := range msg.Facts {
+					if seen[f.Id] {
+						t.Fatalf("fact %d twice", f.Id)
+					}
+					seen[f.Id] = true
+				}
+				token = msg.NextPageToken
+			}
+			if token == "" {
+				break
+			}
+		}
+		close(stop)
+		if err := <-others; err != nil {
+			t.Fatal(err)
+		}
+		if len(seen) != n+1 || pages < 1 { // and the fact that names it
+			t.Fatalf("%d facts in %d pages; want %d facts in several pages of at most 16 MiB", len(seen), pages+1, n+1)
+		}
+		// A page token is only good for its own request.
+		_, err := apiclient.ReadPage(cl.LookupS(ctx, &apipb.LookupSRequest{Subjects: []*apipb.Node{name("alice")}, PageToken: "AQ"}))
+		if status.Code(err) != codes.InvalidArgument {
+			t.Fatalf("malformed page token: %v", err)
+		}
+	})
+
 	t.Run("100 concurrent creators of one name make one node", func(t *testing.T) {
 		var wg sync.WaitGroup
 		errs := make(chan error, 100)
@@ -277,11 +370,11 @@ func TestLocalStack(t *testing.T) {
 			t.Fatalf("write: %v", err)
 		}
 		cl := apiClient(t, s.api(2))
-		res, err := cl.LookupPO(ctx, &apipb.LookupPORequest{Lookups: []*apipb.PO{{Predicate: name("HasExternalID"), Object: stringObj("zed")}}})
+		res, err := apiclient.LookupPO(ctx, cl, &apipb.LookupPORequest{Lookups: []*apipb.PO{{Predicate: name("HasExternalID"), Object: stringObj("zed")}}})
 		if err != nil || len(res.Facts) != 1 {
 			t.Fatalf("nodes named zed: %v %v", res, err)
 		}
-		res, err = cl.LookupSP(ctx, &apipb.LookupSPRequest{Lookups: []*apipb.SP{{Subject: name("zed"), Predicate: name("n")}}})
+		res, err = apiclient.LookupSP(ctx, cl, &apipb.LookupSPRequest{Lookups: []*apipb.SP{{Subject: name("zed"), Predicate: name("n")}}})
 		if err != nil || len(res.Facts) != 100 {
 			t.Fatalf("facts of zed: %d %v", len(res.GetFacts()), err)
 		}
@@ -293,7 +386,7 @@ func TestLocalStack(t *testing.T) {
 		}
 		cl := apiClient(t, s.api(1))
 		for i := 0; i < 50; i++ {
-			res, err := cl.LookupS(ctx, &apipb.LookupSRequest{Subjects: []*apipb.Node{name("alice"), name("bob"), name("carol")}})
+			res, err := apiclient.LookupS(ctx, cl, &apipb.LookupSRequest{Subjects: []*apipb.Node{name("alice"), name("bob"), name("carol")}})
 			if err != nil {
 				t.Fatalf("lookup %d after the kill: %v", i, err)
 			}
@@ -310,7 +403,7 @@ func TestLocalStack(t *testing.T) {
 			var lat []time.Duration
 			for i := 0; i < warmup+300; i++ {
 				t0 := time.Now()
-				if _, err := cl.LookupSP(ctx, &apipb.LookupSPRequest{Index: &apipb.IndexConstraint{Kind: &apipb.IndexConstraint_Recent{Recent: true}},
+				if _, err := apiclient.LookupSP(ctx, cl, &apipb.LookupSPRequest{Index: &apipb.IndexConstraint{Kind: &apipb.IndexConstraint_Recent{Recent: true}},
 					Lookups: []*apipb.SP{{Subject: name("alice"), Predicate: name("age")}, {Subject: name("bob"), Predicate: name("age")}}}); err != nil {
 					t.Fatal(err)
 				}

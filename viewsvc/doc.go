@@ -73,8 +73,11 @@
 // waiting, up to the context's deadline, for the view to apply it. A lookup
 // for the wrong space, outside the range, or malformed fails the whole batch
 // before anything is read. Facts come in lookup order and, within a lookup,
-// in key order. Digest summarises the visible facts at an index so that views
-// can be compared.
+// in key order. LookupFrom resumes an answer after a Cursor (a lookup and a
+// fact's triple: the scan restarts at the next key after that fact's), and
+// the server ends a stream after a request's limit of facts; the API pages
+// through large answers with the two. Digest summarises the visible facts at
+// an index so that views can be compared.
 //
 // # Checkpoints and booting from the bucket
 //

@@ -335,6 +335,10 @@ func TestViewProcessFullDisk(t *testing.T) {
 	// and room for what Pebble writes in the background (a flush already
 	// under way, its MANIFEST), which it treats as fatal when that fails.
 	filler := fulldisk.Fill(t, mnt, 4<<20)
+	// The view reads free space at most every 100 ms (pebblelog.Health);
+	// without this pause it could apply the whole second half on the
+	// reading taken before the fill, as it did once on a loaded machine.
+	time.Sleep(300 * time.Millisecond)
 	appendAll(ds.entries[half:])
 	full := func(st *viewpb.StatusResponse) bool { return strings.Contains(st.Error, "no space left on device") }
 	st := waitFor("reported the full disk", full)

@@ -73,10 +73,25 @@ type Fact struct {
 	Index uint64
 }
 
+// Cursor is where a lookup answer resumes: with the facts of lookup Lookup
+// that come after After in its key order (all of them if After is nil),
+// then the later lookups. The zero Cursor is the whole answer.
+type Cursor struct {
+	Lookup int
+	After  *FactKey
+}
+
+// FactKey places a fact in its lookup's key order: its triple.
+type FactKey struct {
+	Subject, Predicate uint64
+	Object             *entrypb.Object
+}
+
 // scan is a lookup compiled to a key range of one table.
 type scan struct {
 	lo, hi []byte // hi is exclusive; nil means no upper bound
 	exact  bool   // lo is a complete MVCC prefix and hi is unused
+	skip   bool   // before the request's cursor: nothing to read
 }
 
 // Lookup answers lookups at index: it waits until the view has applied
@@ -84,8 +99,16 @@ type scan struct {
 // of the lookups and, within one, in key order (see view.proto). A request
 // is validated as a whole before anything is read.
 func (v *View) Lookup(ctx context.Context, index uint64, lookups []Lookup, fn func(lookup int, f Fact) error) error {
+	return v.LookupFrom(ctx, index, lookups, Cursor{}, fn)
+}
+
+// LookupFrom is Lookup resumed at a cursor: it skips the facts before from.
+func (v *View) LookupFrom(ctx context.Context, index uint64, lookups []Lookup, from Cursor, fn func(lookup int, f Fact) error) error {
 	scans, err := v.plan(lookups)
 	if err != nil {
+		return err
+	}
+	if err := v.resume(lookups, scans, from); err != nil {
 		return err
 	}
 	if err := v.waitReadable(ctx, index); err != nil {
@@ -105,7 +128,10 @@ func (v *View) Lookup(ctx context.Context, index uint64, lookups []Lookup, fn fu
 	if err != nil {
 		return err
 	}
-	for i := range scans {
+	for i := from.Lookup; i < len(scans); i++ {
+		if scans[i].skip {
+			continue
+		}
 		if scans[i].exact {
 			if f := &points[i]; f.ID != 0 {
 				if err := fn(i, *f); err != nil {
@@ -130,7 +156,7 @@ func (v *View) Lookup(ctx context.Context, index uint64, lookups []Lookup, fn fu
 func (v *View) seekPoints(ctx context.Context, it *pebble.Iterator, scans []scan, index uint64, buf *[]byte) ([]Fact, error) {
 	var order []int
 	for i := range scans {
-		if scans[i].exact {
+		if scans[i].exact && !scans[i].skip {
 			order = append(order, i)
 		}
 	}
@@ -181,6 +207,45 @@ func (v *View) plan(lookups []Lookup) ([]scan, error) {
 		scans[i] = sc
 	}
 	return scans, nil
+}
+
+// resume applies a cursor to a planned batch: the lookups before it are
+// skipped, and its own lookup starts after the cursor's fact. Scans start
+// at the next MVCC prefix after that fact's, in the table the lookup reads.
+func (v *View) resume(lookups []Lookup, scans []scan, from Cursor) error {
+	if from.Lookup < 0 || from.Lookup >= len(lookups) {
+		if from.Lookup == 0 && from.After == nil {
+			return nil
+		}
+		return fmt.Errorf("%w: cursor at lookup %d of %d", ErrInvalidLookup, from.Lookup, len(lookups))
+	}
+	for i := range from.Lookup {
+		scans[i].skip = true
+	}
+	if from.After == nil {
+		return nil
+	}
+	sc := &scans[from.Lookup]
+	if sc.exact {
+		sc.skip = true // its one fact was the cursor's
+		return nil
+	}
+	obj, err := model.AppendObject(nil, from.After.Object, model.IDOnly)
+	if err != nil {
+		return fmt.Errorf("%w: cursor object: %v", ErrInvalidLookup, err)
+	}
+	space := v.cfg.Space
+	body := keys.AppendBody(nil, space, from.After.Subject, from.After.Predicate, obj)
+	var prefix []byte
+	if k := lookups[from.Lookup].Kind; k == LookupS || k == LookupPOCmp {
+		prefix = keys.AppendOrderedPrefix(nil, space, body)
+	} else {
+		prefix = keys.AppendFactPrefix(nil, space, keys.BodyHash(space, body), body)
+	}
+	if next := keys.PrefixEnd(prefix); bytes.Compare(next, sc.lo) > 0 {
+		sc.lo = next
+	}
+	return nil
 }
 
 func (v *View) compile(l *Lookup) (scan, error) {

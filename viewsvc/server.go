@@ -2,6 +2,7 @@ package viewsvc
 
 import (
 	"context"
+	"errors"
 
 	"google.golang.org/grpc"
 
@@ -25,7 +26,7 @@ func (s *Server) LookupS(req *viewpb.LookupSRequest, stream grpc.ServerStreaming
 	for i, subject := range req.GetSubjects() {
 		lookups[i] = Lookup{Kind: LookupS, Subject: subject}
 	}
-	return s.serve(stream, req.GetIndex(), lookups)
+	return s.serve(stream, req, lookups)
 }
 
 // LookupSP implements viewpb.ViewServer.
@@ -34,7 +35,7 @@ func (s *Server) LookupSP(req *viewpb.LookupSPRequest, stream grpc.ServerStreami
 	for i, l := range req.GetLookups() {
 		lookups[i] = Lookup{Kind: LookupSP, Subject: l.GetSubject(), Predicate: l.GetPredicate()}
 	}
-	return s.serve(stream, req.GetIndex(), lookups)
+	return s.serve(stream, req, lookups)
 }
 
 // LookupSPO implements viewpb.ViewServer.
@@ -43,7 +44,7 @@ func (s *Server) LookupSPO(req *viewpb.LookupSPORequest, stream grpc.ServerStrea
 	for i, l := range req.GetLookups() {
 		lookups[i] = Lookup{Kind: LookupSPO, Subject: l.GetSubject(), Predicate: l.GetPredicate(), Object: l.GetObject()}
 	}
-	return s.serve(stream, req.GetIndex(), lookups)
+	return s.serve(stream, req, lookups)
 }
 
 // LookupPO implements viewpb.ViewServer.
@@ -52,7 +53,7 @@ func (s *Server) LookupPO(req *viewpb.LookupPORequest, stream grpc.ServerStreami
 	for i, l := range req.GetLookups() {
 		lookups[i] = Lookup{Kind: LookupPO, Predicate: l.GetPredicate(), Object: l.GetObject()}
 	}
-	return s.serve(stream, req.GetIndex(), lookups)
+	return s.serve(stream, req, lookups)
 }
 
 // LookupPOCmp implements viewpb.ViewServer.
@@ -61,14 +62,22 @@ func (s *Server) LookupPOCmp(req *viewpb.LookupPOCmpRequest, stream grpc.ServerS
 	for i, l := range req.GetLookups() {
 		lookups[i] = Lookup{Kind: LookupPOCmp, Predicate: l.GetPredicate(), Object: l.GetObject(), Op: l.GetOp(), Upper: l.GetUpper()}
 	}
-	return s.serve(stream, req.GetIndex(), lookups)
+	return s.serve(stream, req, lookups)
 }
 
 // serve runs a batch and streams its facts in chunks of at most
 // Config.MaxFactsPerChunk facts and about Config.MaxChunkBytes bytes (a
 // single larger fact goes alone), so no message nears the gRPC limit
 // whatever the facts hold.
-func (s *Server) serve(stream grpc.ServerStreamingServer[viewpb.LookupResponse], index uint64, lookups []Lookup) error {
+//
+// The request's cursor and limit page through the answer: the stream starts
+// after the cursor and ends after limit facts.
+func (s *Server) serve(stream grpc.ServerStreamingServer[viewpb.LookupResponse], req pagedRequest, lookups []Lookup) error {
+	index, limit := req.GetIndex(), int(req.GetLimit())
+	from := Cursor{Lookup: int(req.GetFrom().GetLookup())}
+	if a := req.GetFrom().GetAfter(); a != nil {
+		from.After = &FactKey{Subject: a.GetSubject(), Predicate: a.GetPredicate(), Object: a.GetObject()}
+	}
 	max, maxBytes := s.v.cfg.MaxFactsPerChunk, s.v.cfg.MaxChunkBytes
 	var chunk *viewpb.LookupResponse
 	chunkBytes := 0
@@ -83,8 +92,12 @@ func (s *Server) serve(stream grpc.ServerStreamingServer[viewpb.LookupResponse],
 		}
 	}
 	newChunk()
-	sent := false
-	err := s.v.Lookup(stream.Context(), index, lookups, func(i int, f Fact) error {
+	sent, n := false, 0
+	err := s.v.LookupFrom(stream.Context(), index, lookups, from, func(i int, f Fact) error {
+		if limit > 0 && n == limit {
+			return errLimitReached
+		}
+		n++
 		if len(slab) == 0 {
 			slab = make([]viewpb.LookupFact, min(max, 256))
 		}
@@ -102,7 +115,7 @@ func (s *Server) serve(stream grpc.ServerStreamingServer[viewpb.LookupResponse],
 		}
 		return nil
 	})
-	if err != nil {
+	if err != nil && !errors.Is(err, errLimitReached) {
 		return ToStatus(err)
 	}
 	if len(chunk.Facts) > 0 || !sent {
@@ -114,6 +127,16 @@ func (s *Server) serve(stream grpc.ServerStreamingServer[viewpb.LookupResponse],
 	}
 	return nil
 }
+
+// pagedRequest is what every lookup request has besides its lookups.
+type pagedRequest interface {
+	GetIndex() uint64
+	GetFrom() *viewpb.Cursor
+	GetLimit() uint32
+}
+
+// errLimitReached ends a lookup once it has sent its limit of facts.
+var errLimitReached = errors.New("lookup limit reached")
 
 // Status implements viewpb.ViewServer.
 func (s *Server) Status(context.Context, *viewpb.StatusRequest) (*viewpb.StatusResponse, error) {

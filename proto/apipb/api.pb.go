@@ -627,9 +627,12 @@ func (*IndexConstraint_Recent) isIndexConstraint_Kind() {}
 func (*IndexConstraint_Latest) isIndexConstraint_Kind() {}
 
 type LookupSRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Index         *IndexConstraint       `protobuf:"bytes,1,opt,name=index,proto3" json:"index,omitempty"`
-	Subjects      []*Node                `protobuf:"bytes,2,rep,name=subjects,proto3" json:"subjects,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Index    *IndexConstraint       `protobuf:"bytes,1,opt,name=index,proto3" json:"index,omitempty"`
+	Subjects []*Node                `protobuf:"bytes,2,rep,name=subjects,proto3" json:"subjects,omitempty"`
+	// limit and page_token page through the answer (see LookupResponse).
+	Limit         uint32 `protobuf:"varint,3,opt,name=limit,proto3" json:"limit,omitempty"`
+	PageToken     string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -676,6 +679,20 @@ func (x *LookupSRequest) GetSubjects() []*Node {
 		return x.Subjects
 	}
 	return nil
+}
+
+func (x *LookupSRequest) GetLimit() uint32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+func (x *LookupSRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
 }
 
 type SP struct {
@@ -731,9 +748,12 @@ func (x *SP) GetPredicate() *Node {
 }
 
 type LookupSPRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Index         *IndexConstraint       `protobuf:"bytes,1,opt,name=index,proto3" json:"index,omitempty"`
-	Lookups       []*SP                  `protobuf:"bytes,2,rep,name=lookups,proto3" json:"lookups,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Index   *IndexConstraint       `protobuf:"bytes,1,opt,name=index,proto3" json:"index,omitempty"`
+	Lookups []*SP                  `protobuf:"bytes,2,rep,name=lookups,proto3" json:"lookups,omitempty"`
+	// limit and page_token page through the answer (see LookupResponse).
+	Limit         uint32 `protobuf:"varint,3,opt,name=limit,proto3" json:"limit,omitempty"`
+	PageToken     string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -782,10 +802,27 @@ func (x *LookupSPRequest) GetLookups() []*SP {
 	return nil
 }
 
+func (x *LookupSPRequest) GetLimit() uint32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+func (x *LookupSPRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
 type LookupSPORequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Index         *IndexConstraint       `protobuf:"bytes,1,opt,name=index,proto3" json:"index,omitempty"`
-	Lookups       []*Fact                `protobuf:"bytes,2,rep,name=lookups,proto3" json:"lookups,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Index   *IndexConstraint       `protobuf:"bytes,1,opt,name=index,proto3" json:"index,omitempty"`
+	Lookups []*Fact                `protobuf:"bytes,2,rep,name=lookups,proto3" json:"lookups,omitempty"`
+	// limit and page_token page through the answer (see LookupResponse).
+	Limit         uint32 `protobuf:"varint,3,opt,name=limit,proto3" json:"limit,omitempty"`
+	PageToken     string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -832,6 +869,20 @@ func (x *LookupSPORequest) GetLookups() []*Fact {
 		return x.Lookups
 	}
 	return nil
+}
+
+func (x *LookupSPORequest) GetLimit() uint32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+func (x *LookupSPORequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
 }
 
 type PO struct {
@@ -887,9 +938,12 @@ func (x *PO) GetObject() *Object {
 }
 
 type LookupPORequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Index         *IndexConstraint       `protobuf:"bytes,1,opt,name=index,proto3" json:"index,omitempty"`
-	Lookups       []*PO                  `protobuf:"bytes,2,rep,name=lookups,proto3" json:"lookups,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Index   *IndexConstraint       `protobuf:"bytes,1,opt,name=index,proto3" json:"index,omitempty"`
+	Lookups []*PO                  `protobuf:"bytes,2,rep,name=lookups,proto3" json:"lookups,omitempty"`
+	// limit and page_token page through the answer (see LookupResponse).
+	Limit         uint32 `protobuf:"varint,3,opt,name=limit,proto3" json:"limit,omitempty"`
+	PageToken     string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -936,6 +990,20 @@ func (x *LookupPORequest) GetLookups() []*PO {
 		return x.Lookups
 	}
 	return nil
+}
+
+func (x *LookupPORequest) GetLimit() uint32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+func (x *LookupPORequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
 }
 
 type POCmp struct {
@@ -1008,9 +1076,12 @@ func (x *POCmp) GetUpper() *Object {
 }
 
 type LookupPOCmpRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Index         *IndexConstraint       `protobuf:"bytes,1,opt,name=index,proto3" json:"index,omitempty"`
-	Lookups       []*POCmp               `protobuf:"bytes,2,rep,name=lookups,proto3" json:"lookups,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Index   *IndexConstraint       `protobuf:"bytes,1,opt,name=index,proto3" json:"index,omitempty"`
+	Lookups []*POCmp               `protobuf:"bytes,2,rep,name=lookups,proto3" json:"lookups,omitempty"`
+	// limit and page_token page through the answer (see LookupResponse).
+	Limit         uint32 `protobuf:"varint,3,opt,name=limit,proto3" json:"limit,omitempty"`
+	PageToken     string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1057,6 +1128,20 @@ func (x *LookupPOCmpRequest) GetLookups() []*POCmp {
 		return x.Lookups
 	}
 	return nil
+}
+
+func (x *LookupPOCmpRequest) GetLimit() uint32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+func (x *LookupPOCmpRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
 }
 
 // NamedNode is a node's ID and, if it has one, its external ID.
@@ -1344,11 +1429,30 @@ func (x *ResultFact) GetIndex() uint64 {
 	return 0
 }
 
+// LookupResponse is one message of a lookup's answer stream. The facts
+// come in the order of the lookups (every fact of lookup 0, then of lookup
+// 1, ...) and, within one lookup, in the views' key order: LookupS by
+// (predicate, object), LookupSP by object, LookupPO by subject, LookupPOCmp
+// by (object, subject). Messages hold about 1 MiB of facts at most (a
+// larger fact goes alone).
+//
+// One call answers one page: at most the request's limit facts (0 asks for
+// the server's default, 10,000; the server caps it at 100,000) and about
+// the server's page byte budget (16 MiB by default; a page holds at least
+// one fact). When more facts follow, the last message carries
+// next_page_token: send the same request again with it as page_token for
+// the next page. Every page of a token chain reads at the first page's
+// index, so the pages together are one consistent answer; the request's
+// index constraint is ignored when a token is given, and a token used with
+// a different request is INVALID_ARGUMENT.
 type LookupResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// index is the log index every fact was read at.
-	Index         uint64        `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
-	Facts         []*ResultFact `protobuf:"bytes,2,rep,name=facts,proto3" json:"facts,omitempty"`
+	Index uint64        `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	Facts []*ResultFact `protobuf:"bytes,2,rep,name=facts,proto3" json:"facts,omitempty"`
+	// next_page_token is set on the last message of a page when more facts
+	// follow; empty after the last page.
+	NextPageToken string `protobuf:"bytes,3,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1395,6 +1499,13 @@ func (x *LookupResponse) GetFacts() []*ResultFact {
 		return x.Facts
 	}
 	return nil
+}
+
+func (x *LookupResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
 }
 
 type StatusRequest struct {
@@ -1983,33 +2094,48 @@ const file_apipb_api_proto_rawDesc = "" +
 	"\bat_least\x18\x02 \x01(\x04H\x00R\aatLeast\x12\x18\n" +
 	"\x06recent\x18\x03 \x01(\bH\x00R\x06recent\x12\x18\n" +
 	"\x06latest\x18\x04 \x01(\bH\x00R\x06latestB\x06\n" +
-	"\x04kind\"w\n" +
+	"\x04kind\"\xac\x01\n" +
 	"\x0eLookupSRequest\x124\n" +
 	"\x05index\x18\x01 \x01(\v2\x1e.akutan.api.v1.IndexConstraintR\x05index\x12/\n" +
-	"\bsubjects\x18\x02 \x03(\v2\x13.akutan.api.v1.NodeR\bsubjects\"f\n" +
+	"\bsubjects\x18\x02 \x03(\v2\x13.akutan.api.v1.NodeR\bsubjects\x12\x14\n" +
+	"\x05limit\x18\x03 \x01(\rR\x05limit\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x04 \x01(\tR\tpageToken\"f\n" +
 	"\x02SP\x12-\n" +
 	"\asubject\x18\x01 \x01(\v2\x13.akutan.api.v1.NodeR\asubject\x121\n" +
-	"\tpredicate\x18\x02 \x01(\v2\x13.akutan.api.v1.NodeR\tpredicate\"t\n" +
+	"\tpredicate\x18\x02 \x01(\v2\x13.akutan.api.v1.NodeR\tpredicate\"\xa9\x01\n" +
 	"\x0fLookupSPRequest\x124\n" +
 	"\x05index\x18\x01 \x01(\v2\x1e.akutan.api.v1.IndexConstraintR\x05index\x12+\n" +
-	"\alookups\x18\x02 \x03(\v2\x11.akutan.api.v1.SPR\alookups\"w\n" +
+	"\alookups\x18\x02 \x03(\v2\x11.akutan.api.v1.SPR\alookups\x12\x14\n" +
+	"\x05limit\x18\x03 \x01(\rR\x05limit\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x04 \x01(\tR\tpageToken\"\xac\x01\n" +
 	"\x10LookupSPORequest\x124\n" +
 	"\x05index\x18\x01 \x01(\v2\x1e.akutan.api.v1.IndexConstraintR\x05index\x12-\n" +
-	"\alookups\x18\x02 \x03(\v2\x13.akutan.api.v1.FactR\alookups\"f\n" +
+	"\alookups\x18\x02 \x03(\v2\x13.akutan.api.v1.FactR\alookups\x12\x14\n" +
+	"\x05limit\x18\x03 \x01(\rR\x05limit\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x04 \x01(\tR\tpageToken\"f\n" +
 	"\x02PO\x121\n" +
 	"\tpredicate\x18\x01 \x01(\v2\x13.akutan.api.v1.NodeR\tpredicate\x12-\n" +
-	"\x06object\x18\x02 \x01(\v2\x15.akutan.api.v1.ObjectR\x06object\"t\n" +
+	"\x06object\x18\x02 \x01(\v2\x15.akutan.api.v1.ObjectR\x06object\"\xa9\x01\n" +
 	"\x0fLookupPORequest\x124\n" +
 	"\x05index\x18\x01 \x01(\v2\x1e.akutan.api.v1.IndexConstraintR\x05index\x12+\n" +
-	"\alookups\x18\x02 \x03(\v2\x11.akutan.api.v1.POR\alookups\"\xbc\x01\n" +
+	"\alookups\x18\x02 \x03(\v2\x11.akutan.api.v1.POR\alookups\x12\x14\n" +
+	"\x05limit\x18\x03 \x01(\rR\x05limit\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x04 \x01(\tR\tpageToken\"\xbc\x01\n" +
 	"\x05POCmp\x121\n" +
 	"\tpredicate\x18\x01 \x01(\v2\x13.akutan.api.v1.NodeR\tpredicate\x12$\n" +
 	"\x02op\x18\x02 \x01(\x0e2\x14.akutan.api.v1.CmpOpR\x02op\x12-\n" +
 	"\x06object\x18\x03 \x01(\v2\x15.akutan.api.v1.ObjectR\x06object\x12+\n" +
-	"\x05upper\x18\x04 \x01(\v2\x15.akutan.api.v1.ObjectR\x05upper\"z\n" +
+	"\x05upper\x18\x04 \x01(\v2\x15.akutan.api.v1.ObjectR\x05upper\"\xaf\x01\n" +
 	"\x12LookupPOCmpRequest\x124\n" +
 	"\x05index\x18\x01 \x01(\v2\x1e.akutan.api.v1.IndexConstraintR\x05index\x12.\n" +
-	"\alookups\x18\x02 \x03(\v2\x14.akutan.api.v1.POCmpR\alookups\"/\n" +
+	"\alookups\x18\x02 \x03(\v2\x14.akutan.api.v1.POCmpR\alookups\x12\x14\n" +
+	"\x05limit\x18\x03 \x01(\rR\x05limit\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x04 \x01(\tR\tpageToken\"/\n" +
 	"\tNamedNode\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\"\x84\x02\n" +
@@ -2028,10 +2154,11 @@ const file_apipb_api_proto_rawDesc = "" +
 	"\asubject\x18\x03 \x01(\v2\x18.akutan.api.v1.NamedNodeR\asubject\x126\n" +
 	"\tpredicate\x18\x04 \x01(\v2\x18.akutan.api.v1.NamedNodeR\tpredicate\x123\n" +
 	"\x06object\x18\x05 \x01(\v2\x1b.akutan.api.v1.ResultObjectR\x06object\x12\x14\n" +
-	"\x05index\x18\x06 \x01(\x04R\x05index\"W\n" +
+	"\x05index\x18\x06 \x01(\x04R\x05index\"\x7f\n" +
 	"\x0eLookupResponse\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x12/\n" +
-	"\x05facts\x18\x02 \x03(\v2\x19.akutan.api.v1.ResultFactR\x05facts\"\x0f\n" +
+	"\x05facts\x18\x02 \x03(\v2\x19.akutan.api.v1.ResultFactR\x05facts\x12&\n" +
+	"\x0fnext_page_token\x18\x03 \x01(\tR\rnextPageToken\"\x0f\n" +
 	"\rStatusRequest\"p\n" +
 	"\tLogMember\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
@@ -2090,14 +2217,14 @@ const file_apipb_api_proto_rawDesc = "" +
 	"\x02GE\x10\x05\x12\v\n" +
 	"\aBETWEEN\x10\x06\x12\n" +
 	"\n" +
-	"\x06PREFIX\x10\a2\x90\x04\n" +
+	"\x06PREFIX\x10\a2\x9a\x04\n" +
 	"\x06Akutan\x12B\n" +
-	"\x05Write\x12\x1b.akutan.api.v1.WriteRequest\x1a\x1c.akutan.api.v1.WriteResponse\x12G\n" +
-	"\aLookupS\x12\x1d.akutan.api.v1.LookupSRequest\x1a\x1d.akutan.api.v1.LookupResponse\x12I\n" +
-	"\bLookupSP\x12\x1e.akutan.api.v1.LookupSPRequest\x1a\x1d.akutan.api.v1.LookupResponse\x12K\n" +
-	"\tLookupSPO\x12\x1f.akutan.api.v1.LookupSPORequest\x1a\x1d.akutan.api.v1.LookupResponse\x12I\n" +
-	"\bLookupPO\x12\x1e.akutan.api.v1.LookupPORequest\x1a\x1d.akutan.api.v1.LookupResponse\x12O\n" +
-	"\vLookupPOCmp\x12!.akutan.api.v1.LookupPOCmpRequest\x1a\x1d.akutan.api.v1.LookupResponse\x12E\n" +
+	"\x05Write\x12\x1b.akutan.api.v1.WriteRequest\x1a\x1c.akutan.api.v1.WriteResponse\x12I\n" +
+	"\aLookupS\x12\x1d.akutan.api.v1.LookupSRequest\x1a\x1d.akutan.api.v1.LookupResponse0\x01\x12K\n" +
+	"\bLookupSP\x12\x1e.akutan.api.v1.LookupSPRequest\x1a\x1d.akutan.api.v1.LookupResponse0\x01\x12M\n" +
+	"\tLookupSPO\x12\x1f.akutan.api.v1.LookupSPORequest\x1a\x1d.akutan.api.v1.LookupResponse0\x01\x12K\n" +
+	"\bLookupPO\x12\x1e.akutan.api.v1.LookupPORequest\x1a\x1d.akutan.api.v1.LookupResponse0\x01\x12Q\n" +
+	"\vLookupPOCmp\x12!.akutan.api.v1.LookupPOCmpRequest\x1a\x1d.akutan.api.v1.LookupResponse0\x01\x12E\n" +
 	"\x06Status\x12\x1c.akutan.api.v1.StatusRequest\x1a\x1d.akutan.api.v1.StatusResponseB&Z$github.com/akutan/akutan/proto/apipbb\x06proto3"
 
 var (

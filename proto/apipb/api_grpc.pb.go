@@ -51,16 +51,16 @@ type AkutanClient interface {
 	// creating the same name end with exactly one node.
 	Write(ctx context.Context, in *WriteRequest, opts ...grpc.CallOption) (*WriteResponse, error)
 	// LookupS finds the facts with the given subjects.
-	LookupS(ctx context.Context, in *LookupSRequest, opts ...grpc.CallOption) (*LookupResponse, error)
+	LookupS(ctx context.Context, in *LookupSRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[LookupResponse], error)
 	// LookupSP finds the facts with the given subjects and predicates.
-	LookupSP(ctx context.Context, in *LookupSPRequest, opts ...grpc.CallOption) (*LookupResponse, error)
+	LookupSP(ctx context.Context, in *LookupSPRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[LookupResponse], error)
 	// LookupSPO finds the given facts, if live.
-	LookupSPO(ctx context.Context, in *LookupSPORequest, opts ...grpc.CallOption) (*LookupResponse, error)
+	LookupSPO(ctx context.Context, in *LookupSPORequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[LookupResponse], error)
 	// LookupPO finds the facts with the given predicates and objects.
-	LookupPO(ctx context.Context, in *LookupPORequest, opts ...grpc.CallOption) (*LookupResponse, error)
+	LookupPO(ctx context.Context, in *LookupPORequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[LookupResponse], error)
 	// LookupPOCmp finds the facts with a predicate whose object compares to an
 	// operand.
-	LookupPOCmp(ctx context.Context, in *LookupPOCmpRequest, opts ...grpc.CallOption) (*LookupResponse, error)
+	LookupPOCmp(ctx context.Context, in *LookupPOCmpRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[LookupResponse], error)
 	// Status describes the cluster and gives the "fully available" and
 	// "healthy" verdicts.
 	Status(ctx context.Context, in *StatusRequest, opts ...grpc.CallOption) (*StatusResponse, error)
@@ -84,55 +84,100 @@ func (c *akutanClient) Write(ctx context.Context, in *WriteRequest, opts ...grpc
 	return out, nil
 }
 
-func (c *akutanClient) LookupS(ctx context.Context, in *LookupSRequest, opts ...grpc.CallOption) (*LookupResponse, error) {
+func (c *akutanClient) LookupS(ctx context.Context, in *LookupSRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[LookupResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(LookupResponse)
-	err := c.cc.Invoke(ctx, Akutan_LookupS_FullMethodName, in, out, cOpts...)
+	stream, err := c.cc.NewStream(ctx, &Akutan_ServiceDesc.Streams[0], Akutan_LookupS_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
-	return out, nil
+	x := &grpc.GenericClientStream[LookupSRequest, LookupResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
 }
 
-func (c *akutanClient) LookupSP(ctx context.Context, in *LookupSPRequest, opts ...grpc.CallOption) (*LookupResponse, error) {
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Akutan_LookupSClient = grpc.ServerStreamingClient[LookupResponse]
+
+func (c *akutanClient) LookupSP(ctx context.Context, in *LookupSPRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[LookupResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(LookupResponse)
-	err := c.cc.Invoke(ctx, Akutan_LookupSP_FullMethodName, in, out, cOpts...)
+	stream, err := c.cc.NewStream(ctx, &Akutan_ServiceDesc.Streams[1], Akutan_LookupSP_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
-	return out, nil
+	x := &grpc.GenericClientStream[LookupSPRequest, LookupResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
 }
 
-func (c *akutanClient) LookupSPO(ctx context.Context, in *LookupSPORequest, opts ...grpc.CallOption) (*LookupResponse, error) {
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Akutan_LookupSPClient = grpc.ServerStreamingClient[LookupResponse]
+
+func (c *akutanClient) LookupSPO(ctx context.Context, in *LookupSPORequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[LookupResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(LookupResponse)
-	err := c.cc.Invoke(ctx, Akutan_LookupSPO_FullMethodName, in, out, cOpts...)
+	stream, err := c.cc.NewStream(ctx, &Akutan_ServiceDesc.Streams[2], Akutan_LookupSPO_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
-	return out, nil
+	x := &grpc.GenericClientStream[LookupSPORequest, LookupResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
 }
 
-func (c *akutanClient) LookupPO(ctx context.Context, in *LookupPORequest, opts ...grpc.CallOption) (*LookupResponse, error) {
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Akutan_LookupSPOClient = grpc.ServerStreamingClient[LookupResponse]
+
+func (c *akutanClient) LookupPO(ctx context.Context, in *LookupPORequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[LookupResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(LookupResponse)
-	err := c.cc.Invoke(ctx, Akutan_LookupPO_FullMethodName, in, out, cOpts...)
+	stream, err := c.cc.NewStream(ctx, &Akutan_ServiceDesc.Streams[3], Akutan_LookupPO_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
-	return out, nil
+	x := &grpc.GenericClientStream[LookupPORequest, LookupResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
 }
 
-func (c *akutanClient) LookupPOCmp(ctx context.Context, in *LookupPOCmpRequest, opts ...grpc.CallOption) (*LookupResponse, error) {
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Akutan_LookupPOClient = grpc.ServerStreamingClient[LookupResponse]
+
+func (c *akutanClient) LookupPOCmp(ctx context.Context, in *LookupPOCmpRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[LookupResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(LookupResponse)
-	err := c.cc.Invoke(ctx, Akutan_LookupPOCmp_FullMethodName, in, out, cOpts...)
+	stream, err := c.cc.NewStream(ctx, &Akutan_ServiceDesc.Streams[4], Akutan_LookupPOCmp_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
-	return out, nil
+	x := &grpc.GenericClientStream[LookupPOCmpRequest, LookupResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
 }
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Akutan_LookupPOCmpClient = grpc.ServerStreamingClient[LookupResponse]
 
 func (c *akutanClient) Status(ctx context.Context, in *StatusRequest, opts ...grpc.CallOption) (*StatusResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
@@ -154,16 +199,16 @@ type AkutanServer interface {
 	// creating the same name end with exactly one node.
 	Write(context.Context, *WriteRequest) (*WriteResponse, error)
 	// LookupS finds the facts with the given subjects.
-	LookupS(context.Context, *LookupSRequest) (*LookupResponse, error)
+	LookupS(*LookupSRequest, grpc.ServerStreamingServer[LookupResponse]) error
 	// LookupSP finds the facts with the given subjects and predicates.
-	LookupSP(context.Context, *LookupSPRequest) (*LookupResponse, error)
+	LookupSP(*LookupSPRequest, grpc.ServerStreamingServer[LookupResponse]) error
 	// LookupSPO finds the given facts, if live.
-	LookupSPO(context.Context, *LookupSPORequest) (*LookupResponse, error)
+	LookupSPO(*LookupSPORequest, grpc.ServerStreamingServer[LookupResponse]) error
 	// LookupPO finds the facts with the given predicates and objects.
-	LookupPO(context.Context, *LookupPORequest) (*LookupResponse, error)
+	LookupPO(*LookupPORequest, grpc.ServerStreamingServer[LookupResponse]) error
 	// LookupPOCmp finds the facts with a predicate whose object compares to an
 	// operand.
-	LookupPOCmp(context.Context, *LookupPOCmpRequest) (*LookupResponse, error)
+	LookupPOCmp(*LookupPOCmpRequest, grpc.ServerStreamingServer[LookupResponse]) error
 	// Status describes the cluster and gives the "fully available" and
 	// "healthy" verdicts.
 	Status(context.Context, *StatusRequest) (*StatusResponse, error)
@@ -180,20 +225,20 @@ type UnimplementedAkutanServer struct{}
 func (UnimplementedAkutanServer) Write(context.Context, *WriteRequest) (*WriteResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Write not implemented")
 }
-func (UnimplementedAkutanServer) LookupS(context.Context, *LookupSRequest) (*LookupResponse, error) {
-	return nil, status.Errorf(codes.Unimplemented, "method LookupS not implemented")
+func (UnimplementedAkutanServer) LookupS(*LookupSRequest, grpc.ServerStreamingServer[LookupResponse]) error {
+	return status.Errorf(codes.Unimplemented, "method LookupS not implemented")
 }
-func (UnimplementedAkutanServer) LookupSP(context.Context, *LookupSPRequest) (*LookupResponse, error) {
-	return nil, status.Errorf(codes.Unimplemented, "method LookupSP not implemented")
+func (UnimplementedAkutanServer) LookupSP(*LookupSPRequest, grpc.ServerStreamingServer[LookupResponse]) error {
+	return status.Errorf(codes.Unimplemented, "method LookupSP not implemented")
 }
-func (UnimplementedAkutanServer) LookupSPO(context.Context, *LookupSPORequest) (*LookupResponse, error) {
-	return nil, status.Errorf(codes.Unimplemented, "method LookupSPO not implemented")
+func (UnimplementedAkutanServer) LookupSPO(*LookupSPORequest, grpc.ServerStreamingServer[LookupResponse]) error {
+	return status.Errorf(codes.Unimplemented, "method LookupSPO not implemented")
 }
-func (UnimplementedAkutanServer) LookupPO(context.Context, *LookupPORequest) (*LookupResponse, error) {
-	return nil, status.Errorf(codes.Unimplemented, "method LookupPO not implemented")
+func (UnimplementedAkutanServer) LookupPO(*LookupPORequest, grpc.ServerStreamingServer[LookupResponse]) error {
+	return status.Errorf(codes.Unimplemented, "method LookupPO not implemented")
 }
-func (UnimplementedAkutanServer) LookupPOCmp(context.Context, *LookupPOCmpRequest) (*LookupResponse, error) {
-	return nil, status.Errorf(codes.Unimplemented, "method LookupPOCmp not implemented")
+func (UnimplementedAkutanServer) LookupPOCmp(*LookupPOCmpRequest, grpc.ServerStreamingServer[LookupResponse]) error {
+	return status.Errorf(codes.Unimplemented, "method LookupPOCmp not implemented")
 }
 func (UnimplementedAkutanServer) Status(context.Context, *StatusRequest) (*StatusResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Status not implemented")
@@ -237,95 +282,60 @@ func _Akutan_Write_Handler(srv interface{}, ctx context.Context, dec func(interf
 	return interceptor(ctx, in, info, handler)
 }
 
-func _Akutan_LookupS_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(LookupSRequest)
-	if err := dec(in); err != nil {
-		return nil, err
+func _Akutan_LookupS_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(LookupSRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
 	}
-	if interceptor == nil {
-		return srv.(AkutanServer).LookupS(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: Akutan_LookupS_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(AkutanServer).LookupS(ctx, req.(*LookupSRequest))
-	}
-	return interceptor(ctx, in, info, handler)
+	return srv.(AkutanServer).LookupS(m, &grpc.GenericServerStream[LookupSRequest, LookupResponse]{ServerStream: stream})
 }
 
-func _Akutan_LookupSP_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(LookupSPRequest)
-	if err := dec(in); err != nil {
-		return nil, err
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Akutan_LookupSServer = grpc.ServerStreamingServer[LookupResponse]
+
+func _Akutan_LookupSP_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(LookupSPRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
 	}
-	if interceptor == nil {
-		return srv.(AkutanServer).LookupSP(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: Akutan_LookupSP_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(AkutanServer).LookupSP(ctx, req.(*LookupSPRequest))
-	}
-	return interceptor(ctx, in, info, handler)
+	return srv.(AkutanServer).LookupSP(m, &grpc.GenericServerStream[LookupSPRequest, LookupResponse]{ServerStream: stream})
 }
 
-func _Akutan_LookupSPO_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(LookupSPORequest)
-	if err := dec(in); err != nil {
-		return nil, err
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Akutan_LookupSPServer = grpc.ServerStreamingServer[LookupResponse]
+
+func _Akutan_LookupSPO_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(LookupSPORequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
 	}
-	if interceptor == nil {
-		return srv.(AkutanServer).LookupSPO(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: Akutan_LookupSPO_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(AkutanServer).LookupSPO(ctx, req.(*LookupSPORequest))
-	}
-	return interceptor(ctx, in, info, handler)
+	return srv.(AkutanServer).LookupSPO(m, &grpc.GenericServerStream[LookupSPORequest, LookupResponse]{ServerStream: stream})
 }
 
-func _Akutan_LookupPO_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(LookupPORequest)
-	if err := dec(in); err != nil {
-		return nil, err
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Akutan_LookupSPOServer = grpc.ServerStreamingServer[LookupResponse]
+
+func _Akutan_LookupPO_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(LookupPORequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
 	}
-	if interceptor == nil {
-		return srv.(AkutanServer).LookupPO(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: Akutan_LookupPO_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(AkutanServer).LookupPO(ctx, req.(*LookupPORequest))
-	}
-	return interceptor(ctx, in, info, handler)
+	return srv.(AkutanServer).LookupPO(m, &grpc.GenericServerStream[LookupPORequest, LookupResponse]{ServerStream: stream})
 }
 
-func _Akutan_LookupPOCmp_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(LookupPOCmpRequest)
-	if err := dec(in); err != nil {
-		return nil, err
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Akutan_LookupPOServer = grpc.ServerStreamingServer[LookupResponse]
+
+func _Akutan_LookupPOCmp_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(LookupPOCmpRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
 	}
-	if interceptor == nil {
-		return srv.(AkutanServer).LookupPOCmp(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: Akutan_LookupPOCmp_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(AkutanServer).LookupPOCmp(ctx, req.(*LookupPOCmpRequest))
-	}
-	return interceptor(ctx, in, info, handler)
+	return srv.(AkutanServer).LookupPOCmp(m, &grpc.GenericServerStream[LookupPOCmpRequest, LookupResponse]{ServerStream: stream})
 }
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Akutan_LookupPOCmpServer = grpc.ServerStreamingServer[LookupResponse]
 
 func _Akutan_Status_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(StatusRequest)
@@ -357,30 +367,36 @@ var Akutan_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _Akutan_Write_Handler,
 		},
 		{
-			MethodName: "LookupS",
-			Handler:    _Akutan_LookupS_Handler,
-		},
-		{
-			MethodName: "LookupSP",
-			Handler:    _Akutan_LookupSP_Handler,
-		},
-		{
-			MethodName: "LookupSPO",
-			Handler:    _Akutan_LookupSPO_Handler,
-		},
-		{
-			MethodName: "LookupPO",
-			Handler:    _Akutan_LookupPO_Handler,
-		},
-		{
-			MethodName: "LookupPOCmp",
-			Handler:    _Akutan_LookupPOCmp_Handler,
-		},
-		{
 			MethodName: "Status",
 			Handler:    _Akutan_Status_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "LookupS",
+			Handler:       _Akutan_LookupS_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "LookupSP",
+			Handler:       _Akutan_LookupSP_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "LookupSPO",
+			Handler:       _Akutan_LookupSPO_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "LookupPO",
+			Handler:       _Akutan_LookupPO_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "LookupPOCmp",
+			Handler:       _Akutan_LookupPOCmp_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "apipb/api.proto",
 }

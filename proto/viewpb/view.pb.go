@@ -280,17 +280,137 @@ func (x *HashRange) GetEnd() uint64 {
 	return 0
 }
 
+// Cursor is a position in a lookup answer, to resume it there: the answer
+// goes on with the facts of the request's lookup `lookup` that come after
+// `after` in that lookup's key order (all of them if after is unset), then
+// with the later lookups. The lookups before `lookup` are skipped.
+type Cursor struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Lookup        uint32                 `protobuf:"varint,1,opt,name=lookup,proto3" json:"lookup,omitempty"`
+	After         *FactKey               `protobuf:"bytes,2,opt,name=after,proto3" json:"after,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Cursor) Reset() {
+	*x = Cursor{}
+	mi := &file_viewpb_view_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Cursor) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Cursor) ProtoMessage() {}
+
+func (x *Cursor) ProtoReflect() protoreflect.Message {
+	mi := &file_viewpb_view_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Cursor.ProtoReflect.Descriptor instead.
+func (*Cursor) Descriptor() ([]byte, []int) {
+	return file_viewpb_view_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *Cursor) GetLookup() uint32 {
+	if x != nil {
+		return x.Lookup
+	}
+	return 0
+}
+
+func (x *Cursor) GetAfter() *FactKey {
+	if x != nil {
+		return x.After
+	}
+	return nil
+}
+
+// FactKey places a fact in its lookup's key order: its triple. A node
+// object names its node by id.
+type FactKey struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Subject       uint64                 `protobuf:"varint,1,opt,name=subject,proto3" json:"subject,omitempty"`
+	Predicate     uint64                 `protobuf:"varint,2,opt,name=predicate,proto3" json:"predicate,omitempty"`
+	Object        *entrypb.Object        `protobuf:"bytes,3,opt,name=object,proto3" json:"object,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FactKey) Reset() {
+	*x = FactKey{}
+	mi := &file_viewpb_view_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FactKey) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FactKey) ProtoMessage() {}
+
+func (x *FactKey) ProtoReflect() protoreflect.Message {
+	mi := &file_viewpb_view_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FactKey.ProtoReflect.Descriptor instead.
+func (*FactKey) Descriptor() ([]byte, []int) {
+	return file_viewpb_view_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *FactKey) GetSubject() uint64 {
+	if x != nil {
+		return x.Subject
+	}
+	return 0
+}
+
+func (x *FactKey) GetPredicate() uint64 {
+	if x != nil {
+		return x.Predicate
+	}
+	return 0
+}
+
+func (x *FactKey) GetObject() *entrypb.Object {
+	if x != nil {
+		return x.Object
+	}
+	return nil
+}
+
 type LookupSRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Index         uint64                 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
 	Subjects      []uint64               `protobuf:"varint,2,rep,packed,name=subjects,proto3" json:"subjects,omitempty"`
+	From          *Cursor                `protobuf:"bytes,3,opt,name=from,proto3" json:"from,omitempty"`
+	Limit         uint32                 `protobuf:"varint,4,opt,name=limit,proto3" json:"limit,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *LookupSRequest) Reset() {
 	*x = LookupSRequest{}
-	mi := &file_viewpb_view_proto_msgTypes[1]
+	mi := &file_viewpb_view_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -302,7 +422,7 @@ func (x *LookupSRequest) String() string {
 func (*LookupSRequest) ProtoMessage() {}
 
 func (x *LookupSRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_viewpb_view_proto_msgTypes[1]
+	mi := &file_viewpb_view_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -315,7 +435,7 @@ func (x *LookupSRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LookupSRequest.ProtoReflect.Descriptor instead.
 func (*LookupSRequest) Descriptor() ([]byte, []int) {
-	return file_viewpb_view_proto_rawDescGZIP(), []int{1}
+	return file_viewpb_view_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *LookupSRequest) GetIndex() uint64 {
@@ -332,6 +452,20 @@ func (x *LookupSRequest) GetSubjects() []uint64 {
 	return nil
 }
 
+func (x *LookupSRequest) GetFrom() *Cursor {
+	if x != nil {
+		return x.From
+	}
+	return nil
+}
+
+func (x *LookupSRequest) GetLimit() uint32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
 type SPLookup struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Subject       uint64                 `protobuf:"varint,1,opt,name=subject,proto3" json:"subject,omitempty"`
@@ -342,7 +476,7 @@ type SPLookup struct {
 
 func (x *SPLookup) Reset() {
 	*x = SPLookup{}
-	mi := &file_viewpb_view_proto_msgTypes[2]
+	mi := &file_viewpb_view_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -354,7 +488,7 @@ func (x *SPLookup) String() string {
 func (*SPLookup) ProtoMessage() {}
 
 func (x *SPLookup) ProtoReflect() protoreflect.Message {
-	mi := &file_viewpb_view_proto_msgTypes[2]
+	mi := &file_viewpb_view_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -367,7 +501,7 @@ func (x *SPLookup) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SPLookup.ProtoReflect.Descriptor instead.
 func (*SPLookup) Descriptor() ([]byte, []int) {
-	return file_viewpb_view_proto_rawDescGZIP(), []int{2}
+	return file_viewpb_view_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *SPLookup) GetSubject() uint64 {
@@ -388,13 +522,15 @@ type LookupSPRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Index         uint64                 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
 	Lookups       []*SPLookup            `protobuf:"bytes,2,rep,name=lookups,proto3" json:"lookups,omitempty"`
+	From          *Cursor                `protobuf:"bytes,3,opt,name=from,proto3" json:"from,omitempty"`
+	Limit         uint32                 `protobuf:"varint,4,opt,name=limit,proto3" json:"limit,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *LookupSPRequest) Reset() {
 	*x = LookupSPRequest{}
-	mi := &file_viewpb_view_proto_msgTypes[3]
+	mi := &file_viewpb_view_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -406,7 +542,7 @@ func (x *LookupSPRequest) String() string {
 func (*LookupSPRequest) ProtoMessage() {}
 
 func (x *LookupSPRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_viewpb_view_proto_msgTypes[3]
+	mi := &file_viewpb_view_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -419,7 +555,7 @@ func (x *LookupSPRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LookupSPRequest.ProtoReflect.Descriptor instead.
 func (*LookupSPRequest) Descriptor() ([]byte, []int) {
-	return file_viewpb_view_proto_rawDescGZIP(), []int{3}
+	return file_viewpb_view_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *LookupSPRequest) GetIndex() uint64 {
@@ -436,6 +572,20 @@ func (x *LookupSPRequest) GetLookups() []*SPLookup {
 	return nil
 }
 
+func (x *LookupSPRequest) GetFrom() *Cursor {
+	if x != nil {
+		return x.From
+	}
+	return nil
+}
+
+func (x *LookupSPRequest) GetLimit() uint32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
 type SPOLookup struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	Subject   uint64                 `protobuf:"varint,1,opt,name=subject,proto3" json:"subject,omitempty"`
@@ -448,7 +598,7 @@ type SPOLookup struct {
 
 func (x *SPOLookup) Reset() {
 	*x = SPOLookup{}
-	mi := &file_viewpb_view_proto_msgTypes[4]
+	mi := &file_viewpb_view_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -460,7 +610,7 @@ func (x *SPOLookup) String() string {
 func (*SPOLookup) ProtoMessage() {}
 
 func (x *SPOLookup) ProtoReflect() protoreflect.Message {
-	mi := &file_viewpb_view_proto_msgTypes[4]
+	mi := &file_viewpb_view_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -473,7 +623,7 @@ func (x *SPOLookup) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SPOLookup.ProtoReflect.Descriptor instead.
 func (*SPOLookup) Descriptor() ([]byte, []int) {
-	return file_viewpb_view_proto_rawDescGZIP(), []int{4}
+	return file_viewpb_view_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *SPOLookup) GetSubject() uint64 {
@@ -501,13 +651,15 @@ type LookupSPORequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Index         uint64                 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
 	Lookups       []*SPOLookup           `protobuf:"bytes,2,rep,name=lookups,proto3" json:"lookups,omitempty"`
+	From          *Cursor                `protobuf:"bytes,3,opt,name=from,proto3" json:"from,omitempty"`
+	Limit         uint32                 `protobuf:"varint,4,opt,name=limit,proto3" json:"limit,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *LookupSPORequest) Reset() {
 	*x = LookupSPORequest{}
-	mi := &file_viewpb_view_proto_msgTypes[5]
+	mi := &file_viewpb_view_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -519,7 +671,7 @@ func (x *LookupSPORequest) String() string {
 func (*LookupSPORequest) ProtoMessage() {}
 
 func (x *LookupSPORequest) ProtoReflect() protoreflect.Message {
-	mi := &file_viewpb_view_proto_msgTypes[5]
+	mi := &file_viewpb_view_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -532,7 +684,7 @@ func (x *LookupSPORequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LookupSPORequest.ProtoReflect.Descriptor instead.
 func (*LookupSPORequest) Descriptor() ([]byte, []int) {
-	return file_viewpb_view_proto_rawDescGZIP(), []int{5}
+	return file_viewpb_view_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *LookupSPORequest) GetIndex() uint64 {
@@ -549,6 +701,20 @@ func (x *LookupSPORequest) GetLookups() []*SPOLookup {
 	return nil
 }
 
+func (x *LookupSPORequest) GetFrom() *Cursor {
+	if x != nil {
+		return x.From
+	}
+	return nil
+}
+
+func (x *LookupSPORequest) GetLimit() uint32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
 type POLookup struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Predicate     uint64                 `protobuf:"varint,1,opt,name=predicate,proto3" json:"predicate,omitempty"`
@@ -559,7 +725,7 @@ type POLookup struct {
 
 func (x *POLookup) Reset() {
 	*x = POLookup{}
-	mi := &file_viewpb_view_proto_msgTypes[6]
+	mi := &file_viewpb_view_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -571,7 +737,7 @@ func (x *POLookup) String() string {
 func (*POLookup) ProtoMessage() {}
 
 func (x *POLookup) ProtoReflect() protoreflect.Message {
-	mi := &file_viewpb_view_proto_msgTypes[6]
+	mi := &file_viewpb_view_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -584,7 +750,7 @@ func (x *POLookup) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use POLookup.ProtoReflect.Descriptor instead.
 func (*POLookup) Descriptor() ([]byte, []int) {
-	return file_viewpb_view_proto_rawDescGZIP(), []int{6}
+	return file_viewpb_view_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *POLookup) GetPredicate() uint64 {
@@ -605,13 +771,15 @@ type LookupPORequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Index         uint64                 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
 	Lookups       []*POLookup            `protobuf:"bytes,2,rep,name=lookups,proto3" json:"lookups,omitempty"`
+	From          *Cursor                `protobuf:"bytes,3,opt,name=from,proto3" json:"from,omitempty"`
+	Limit         uint32                 `protobuf:"varint,4,opt,name=limit,proto3" json:"limit,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *LookupPORequest) Reset() {
 	*x = LookupPORequest{}
-	mi := &file_viewpb_view_proto_msgTypes[7]
+	mi := &file_viewpb_view_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -623,7 +791,7 @@ func (x *LookupPORequest) String() string {
 func (*LookupPORequest) ProtoMessage() {}
 
 func (x *LookupPORequest) ProtoReflect() protoreflect.Message {
-	mi := &file_viewpb_view_proto_msgTypes[7]
+	mi := &file_viewpb_view_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -636,7 +804,7 @@ func (x *LookupPORequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LookupPORequest.ProtoReflect.Descriptor instead.
 func (*LookupPORequest) Descriptor() ([]byte, []int) {
-	return file_viewpb_view_proto_rawDescGZIP(), []int{7}
+	return file_viewpb_view_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *LookupPORequest) GetIndex() uint64 {
@@ -653,6 +821,20 @@ func (x *LookupPORequest) GetLookups() []*POLookup {
 	return nil
 }
 
+func (x *LookupPORequest) GetFrom() *Cursor {
+	if x != nil {
+		return x.From
+	}
+	return nil
+}
+
+func (x *LookupPORequest) GetLimit() uint32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
 type POCmpLookup struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	Predicate uint64                 `protobuf:"varint,1,opt,name=predicate,proto3" json:"predicate,omitempty"`
@@ -666,7 +848,7 @@ type POCmpLookup struct {
 
 func (x *POCmpLookup) Reset() {
 	*x = POCmpLookup{}
-	mi := &file_viewpb_view_proto_msgTypes[8]
+	mi := &file_viewpb_view_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -678,7 +860,7 @@ func (x *POCmpLookup) String() string {
 func (*POCmpLookup) ProtoMessage() {}
 
 func (x *POCmpLookup) ProtoReflect() protoreflect.Message {
-	mi := &file_viewpb_view_proto_msgTypes[8]
+	mi := &file_viewpb_view_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -691,7 +873,7 @@ func (x *POCmpLookup) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use POCmpLookup.ProtoReflect.Descriptor instead.
 func (*POCmpLookup) Descriptor() ([]byte, []int) {
-	return file_viewpb_view_proto_rawDescGZIP(), []int{8}
+	return file_viewpb_view_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *POCmpLookup) GetPredicate() uint64 {
@@ -726,13 +908,15 @@ type LookupPOCmpRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Index         uint64                 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
 	Lookups       []*POCmpLookup         `protobuf:"bytes,2,rep,name=lookups,proto3" json:"lookups,omitempty"`
+	From          *Cursor                `protobuf:"bytes,3,opt,name=from,proto3" json:"from,omitempty"`
+	Limit         uint32                 `protobuf:"varint,4,opt,name=limit,proto3" json:"limit,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *LookupPOCmpRequest) Reset() {
 	*x = LookupPOCmpRequest{}
-	mi := &file_viewpb_view_proto_msgTypes[9]
+	mi := &file_viewpb_view_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -744,7 +928,7 @@ func (x *LookupPOCmpRequest) String() string {
 func (*LookupPOCmpRequest) ProtoMessage() {}
 
 func (x *LookupPOCmpRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_viewpb_view_proto_msgTypes[9]
+	mi := &file_viewpb_view_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -757,7 +941,7 @@ func (x *LookupPOCmpRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LookupPOCmpRequest.ProtoReflect.Descriptor instead.
 func (*LookupPOCmpRequest) Descriptor() ([]byte, []int) {
-	return file_viewpb_view_proto_rawDescGZIP(), []int{9}
+	return file_viewpb_view_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *LookupPOCmpRequest) GetIndex() uint64 {
@@ -772,6 +956,20 @@ func (x *LookupPOCmpRequest) GetLookups() []*POCmpLookup {
 		return x.Lookups
 	}
 	return nil
+}
+
+func (x *LookupPOCmpRequest) GetFrom() *Cursor {
+	if x != nil {
+		return x.From
+	}
+	return nil
+}
+
+func (x *LookupPOCmpRequest) GetLimit() uint32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
 }
 
 // LookupResponse is one chunk of a lookup answer. Facts come in the order of
@@ -795,7 +993,7 @@ type LookupResponse struct {
 
 func (x *LookupResponse) Reset() {
 	*x = LookupResponse{}
-	mi := &file_viewpb_view_proto_msgTypes[10]
+	mi := &file_viewpb_view_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -807,7 +1005,7 @@ func (x *LookupResponse) String() string {
 func (*LookupResponse) ProtoMessage() {}
 
 func (x *LookupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_viewpb_view_proto_msgTypes[10]
+	mi := &file_viewpb_view_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -820,7 +1018,7 @@ func (x *LookupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LookupResponse.ProtoReflect.Descriptor instead.
 func (*LookupResponse) Descriptor() ([]byte, []int) {
-	return file_viewpb_view_proto_rawDescGZIP(), []int{10}
+	return file_viewpb_view_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *LookupResponse) GetIndex() uint64 {
@@ -860,7 +1058,7 @@ type LookupFact struct {
 
 func (x *LookupFact) Reset() {
 	*x = LookupFact{}
-	mi := &file_viewpb_view_proto_msgTypes[11]
+	mi := &file_viewpb_view_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -872,7 +1070,7 @@ func (x *LookupFact) String() string {
 func (*LookupFact) ProtoMessage() {}
 
 func (x *LookupFact) ProtoReflect() protoreflect.Message {
-	mi := &file_viewpb_view_proto_msgTypes[11]
+	mi := &file_viewpb_view_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -885,7 +1083,7 @@ func (x *LookupFact) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LookupFact.ProtoReflect.Descriptor instead.
 func (*LookupFact) Descriptor() ([]byte, []int) {
-	return file_viewpb_view_proto_rawDescGZIP(), []int{11}
+	return file_viewpb_view_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *LookupFact) GetLookup() uint32 {
@@ -938,7 +1136,7 @@ type StatusRequest struct {
 
 func (x *StatusRequest) Reset() {
 	*x = StatusRequest{}
-	mi := &file_viewpb_view_proto_msgTypes[12]
+	mi := &file_viewpb_view_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -950,7 +1148,7 @@ func (x *StatusRequest) String() string {
 func (*StatusRequest) ProtoMessage() {}
 
 func (x *StatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_viewpb_view_proto_msgTypes[12]
+	mi := &file_viewpb_view_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -963,7 +1161,7 @@ func (x *StatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
 func (*StatusRequest) Descriptor() ([]byte, []int) {
-	return file_viewpb_view_proto_rawDescGZIP(), []int{12}
+	return file_viewpb_view_proto_rawDescGZIP(), []int{14}
 }
 
 type StatusResponse struct {
@@ -1004,7 +1202,7 @@ type StatusResponse struct {
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_viewpb_view_proto_msgTypes[13]
+	mi := &file_viewpb_view_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1016,7 +1214,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_viewpb_view_proto_msgTypes[13]
+	mi := &file_viewpb_view_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1029,7 +1227,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_viewpb_view_proto_rawDescGZIP(), []int{13}
+	return file_viewpb_view_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *StatusResponse) GetSpace() Space {
@@ -1138,7 +1336,7 @@ type CheckpointRequest struct {
 
 func (x *CheckpointRequest) Reset() {
 	*x = CheckpointRequest{}
-	mi := &file_viewpb_view_proto_msgTypes[14]
+	mi := &file_viewpb_view_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1150,7 +1348,7 @@ func (x *CheckpointRequest) String() string {
 func (*CheckpointRequest) ProtoMessage() {}
 
 func (x *CheckpointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_viewpb_view_proto_msgTypes[14]
+	mi := &file_viewpb_view_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1163,7 +1361,7 @@ func (x *CheckpointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckpointRequest.ProtoReflect.Descriptor instead.
 func (*CheckpointRequest) Descriptor() ([]byte, []int) {
-	return file_viewpb_view_proto_rawDescGZIP(), []int{14}
+	return file_viewpb_view_proto_rawDescGZIP(), []int{16}
 }
 
 type CheckpointResponse struct {
@@ -1180,7 +1378,7 @@ type CheckpointResponse struct {
 
 func (x *CheckpointResponse) Reset() {
 	*x = CheckpointResponse{}
-	mi := &file_viewpb_view_proto_msgTypes[15]
+	mi := &file_viewpb_view_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1192,7 +1390,7 @@ func (x *CheckpointResponse) String() string {
 func (*CheckpointResponse) ProtoMessage() {}
 
 func (x *CheckpointResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_viewpb_view_proto_msgTypes[15]
+	mi := &file_viewpb_view_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1205,7 +1403,7 @@ func (x *CheckpointResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckpointResponse.ProtoReflect.Descriptor instead.
 func (*CheckpointResponse) Descriptor() ([]byte, []int) {
-	return file_viewpb_view_proto_rawDescGZIP(), []int{15}
+	return file_viewpb_view_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *CheckpointResponse) GetIndex() uint64 {
@@ -1238,7 +1436,7 @@ type DigestRequest struct {
 
 func (x *DigestRequest) Reset() {
 	*x = DigestRequest{}
-	mi := &file_viewpb_view_proto_msgTypes[16]
+	mi := &file_viewpb_view_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1250,7 +1448,7 @@ func (x *DigestRequest) String() string {
 func (*DigestRequest) ProtoMessage() {}
 
 func (x *DigestRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_viewpb_view_proto_msgTypes[16]
+	mi := &file_viewpb_view_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1263,7 +1461,7 @@ func (x *DigestRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DigestRequest.ProtoReflect.Descriptor instead.
 func (*DigestRequest) Descriptor() ([]byte, []int) {
-	return file_viewpb_view_proto_rawDescGZIP(), []int{16}
+	return file_viewpb_view_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *DigestRequest) GetIndex() uint64 {
@@ -1295,7 +1493,7 @@ type DigestResponse struct {
 
 func (x *DigestResponse) Reset() {
 	*x = DigestResponse{}
-	mi := &file_viewpb_view_proto_msgTypes[17]
+	mi := &file_viewpb_view_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1307,7 +1505,7 @@ func (x *DigestResponse) String() string {
 func (*DigestResponse) ProtoMessage() {}
 
 func (x *DigestResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_viewpb_view_proto_msgTypes[17]
+	mi := &file_viewpb_view_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1320,7 +1518,7 @@ func (x *DigestResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DigestResponse.ProtoReflect.Descriptor instead.
 func (*DigestResponse) Descriptor() ([]byte, []int) {
-	return file_viewpb_view_proto_rawDescGZIP(), []int{17}
+	return file_viewpb_view_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *DigestResponse) GetIndex() uint64 {
@@ -1365,37 +1563,54 @@ const file_viewpb_view_proto_rawDesc = "" +
 	"\x11viewpb/view.proto\x12\x0eakutan.view.v1\x1a\x13entrypb/entry.proto\"3\n" +
 	"\tHashRange\x12\x14\n" +
 	"\x05start\x18\x01 \x01(\x04R\x05start\x12\x10\n" +
-	"\x03end\x18\x02 \x01(\x04R\x03end\"B\n" +
+	"\x03end\x18\x02 \x01(\x04R\x03end\"O\n" +
+	"\x06Cursor\x12\x16\n" +
+	"\x06lookup\x18\x01 \x01(\rR\x06lookup\x12-\n" +
+	"\x05after\x18\x02 \x01(\v2\x17.akutan.view.v1.FactKeyR\x05after\"r\n" +
+	"\aFactKey\x12\x18\n" +
+	"\asubject\x18\x01 \x01(\x04R\asubject\x12\x1c\n" +
+	"\tpredicate\x18\x02 \x01(\x04R\tpredicate\x12/\n" +
+	"\x06object\x18\x03 \x01(\v2\x17.akutan.entry.v1.ObjectR\x06object\"\x84\x01\n" +
 	"\x0eLookupSRequest\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x1a\n" +
-	"\bsubjects\x18\x02 \x03(\x04R\bsubjects\"B\n" +
+	"\bsubjects\x18\x02 \x03(\x04R\bsubjects\x12*\n" +
+	"\x04from\x18\x03 \x01(\v2\x16.akutan.view.v1.CursorR\x04from\x12\x14\n" +
+	"\x05limit\x18\x04 \x01(\rR\x05limit\"B\n" +
 	"\bSPLookup\x12\x18\n" +
 	"\asubject\x18\x01 \x01(\x04R\asubject\x12\x1c\n" +
-	"\tpredicate\x18\x02 \x01(\x04R\tpredicate\"[\n" +
+	"\tpredicate\x18\x02 \x01(\x04R\tpredicate\"\x9d\x01\n" +
 	"\x0fLookupSPRequest\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x122\n" +
-	"\alookups\x18\x02 \x03(\v2\x18.akutan.view.v1.SPLookupR\alookups\"t\n" +
+	"\alookups\x18\x02 \x03(\v2\x18.akutan.view.v1.SPLookupR\alookups\x12*\n" +
+	"\x04from\x18\x03 \x01(\v2\x16.akutan.view.v1.CursorR\x04from\x12\x14\n" +
+	"\x05limit\x18\x04 \x01(\rR\x05limit\"t\n" +
 	"\tSPOLookup\x12\x18\n" +
 	"\asubject\x18\x01 \x01(\x04R\asubject\x12\x1c\n" +
 	"\tpredicate\x18\x02 \x01(\x04R\tpredicate\x12/\n" +
-	"\x06object\x18\x03 \x01(\v2\x17.akutan.entry.v1.ObjectR\x06object\"]\n" +
+	"\x06object\x18\x03 \x01(\v2\x17.akutan.entry.v1.ObjectR\x06object\"\x9f\x01\n" +
 	"\x10LookupSPORequest\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x123\n" +
-	"\alookups\x18\x02 \x03(\v2\x19.akutan.view.v1.SPOLookupR\alookups\"Y\n" +
+	"\alookups\x18\x02 \x03(\v2\x19.akutan.view.v1.SPOLookupR\alookups\x12*\n" +
+	"\x04from\x18\x03 \x01(\v2\x16.akutan.view.v1.CursorR\x04from\x12\x14\n" +
+	"\x05limit\x18\x04 \x01(\rR\x05limit\"Y\n" +
 	"\bPOLookup\x12\x1c\n" +
 	"\tpredicate\x18\x01 \x01(\x04R\tpredicate\x12/\n" +
-	"\x06object\x18\x02 \x01(\v2\x17.akutan.entry.v1.ObjectR\x06object\"[\n" +
+	"\x06object\x18\x02 \x01(\v2\x17.akutan.entry.v1.ObjectR\x06object\"\x9d\x01\n" +
 	"\x0fLookupPORequest\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x122\n" +
-	"\alookups\x18\x02 \x03(\v2\x18.akutan.view.v1.POLookupR\alookups\"\xb2\x01\n" +
+	"\alookups\x18\x02 \x03(\v2\x18.akutan.view.v1.POLookupR\alookups\x12*\n" +
+	"\x04from\x18\x03 \x01(\v2\x16.akutan.view.v1.CursorR\x04from\x12\x14\n" +
+	"\x05limit\x18\x04 \x01(\rR\x05limit\"\xb2\x01\n" +
 	"\vPOCmpLookup\x12\x1c\n" +
 	"\tpredicate\x18\x01 \x01(\x04R\tpredicate\x12%\n" +
 	"\x02op\x18\x02 \x01(\x0e2\x15.akutan.view.v1.CmpOpR\x02op\x12/\n" +
 	"\x06object\x18\x03 \x01(\v2\x17.akutan.entry.v1.ObjectR\x06object\x12-\n" +
-	"\x05upper\x18\x04 \x01(\v2\x17.akutan.entry.v1.ObjectR\x05upper\"a\n" +
+	"\x05upper\x18\x04 \x01(\v2\x17.akutan.entry.v1.ObjectR\x05upper\"\xa3\x01\n" +
 	"\x12LookupPOCmpRequest\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x125\n" +
-	"\alookups\x18\x02 \x03(\v2\x1b.akutan.view.v1.POCmpLookupR\alookups\"w\n" +
+	"\alookups\x18\x02 \x03(\v2\x1b.akutan.view.v1.POCmpLookupR\alookups\x12*\n" +
+	"\x04from\x18\x03 \x01(\v2\x16.akutan.view.v1.CursorR\x04from\x12\x14\n" +
+	"\x05limit\x18\x04 \x01(\rR\x05limit\"w\n" +
 	"\x0eLookupResponse\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x120\n" +
 	"\x05facts\x18\x02 \x03(\v2\x1a.akutan.view.v1.LookupFactR\x05facts\x12\x1d\n" +
@@ -1485,67 +1700,76 @@ func file_viewpb_view_proto_rawDescGZIP() []byte {
 }
 
 var file_viewpb_view_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_viewpb_view_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_viewpb_view_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_viewpb_view_proto_goTypes = []any{
 	(Space)(0),                 // 0: akutan.view.v1.Space
 	(CmpOp)(0),                 // 1: akutan.view.v1.CmpOp
 	(State)(0),                 // 2: akutan.view.v1.State
 	(*HashRange)(nil),          // 3: akutan.view.v1.HashRange
-	(*LookupSRequest)(nil),     // 4: akutan.view.v1.LookupSRequest
-	(*SPLookup)(nil),           // 5: akutan.view.v1.SPLookup
-	(*LookupSPRequest)(nil),    // 6: akutan.view.v1.LookupSPRequest
-	(*SPOLookup)(nil),          // 7: akutan.view.v1.SPOLookup
-	(*LookupSPORequest)(nil),   // 8: akutan.view.v1.LookupSPORequest
-	(*POLookup)(nil),           // 9: akutan.view.v1.POLookup
-	(*LookupPORequest)(nil),    // 10: akutan.view.v1.LookupPORequest
-	(*POCmpLookup)(nil),        // 11: akutan.view.v1.POCmpLookup
-	(*LookupPOCmpRequest)(nil), // 12: akutan.view.v1.LookupPOCmpRequest
-	(*LookupResponse)(nil),     // 13: akutan.view.v1.LookupResponse
-	(*LookupFact)(nil),         // 14: akutan.view.v1.LookupFact
-	(*StatusRequest)(nil),      // 15: akutan.view.v1.StatusRequest
-	(*StatusResponse)(nil),     // 16: akutan.view.v1.StatusResponse
-	(*CheckpointRequest)(nil),  // 17: akutan.view.v1.CheckpointRequest
-	(*CheckpointResponse)(nil), // 18: akutan.view.v1.CheckpointResponse
-	(*DigestRequest)(nil),      // 19: akutan.view.v1.DigestRequest
-	(*DigestResponse)(nil),     // 20: akutan.view.v1.DigestResponse
-	(*entrypb.Object)(nil),     // 21: akutan.entry.v1.Object
+	(*Cursor)(nil),             // 4: akutan.view.v1.Cursor
+	(*FactKey)(nil),            // 5: akutan.view.v1.FactKey
+	(*LookupSRequest)(nil),     // 6: akutan.view.v1.LookupSRequest
+	(*SPLookup)(nil),           // 7: akutan.view.v1.SPLookup
+	(*LookupSPRequest)(nil),    // 8: akutan.view.v1.LookupSPRequest
+	(*SPOLookup)(nil),          // 9: akutan.view.v1.SPOLookup
+	(*LookupSPORequest)(nil),   // 10: akutan.view.v1.LookupSPORequest
+	(*POLookup)(nil),           // 11: akutan.view.v1.POLookup
+	(*LookupPORequest)(nil),    // 12: akutan.view.v1.LookupPORequest
+	(*POCmpLookup)(nil),        // 13: akutan.view.v1.POCmpLookup
+	(*LookupPOCmpRequest)(nil), // 14: akutan.view.v1.LookupPOCmpRequest
+	(*LookupResponse)(nil),     // 15: akutan.view.v1.LookupResponse
+	(*LookupFact)(nil),         // 16: akutan.view.v1.LookupFact
+	(*StatusRequest)(nil),      // 17: akutan.view.v1.StatusRequest
+	(*StatusResponse)(nil),     // 18: akutan.view.v1.StatusResponse
+	(*CheckpointRequest)(nil),  // 19: akutan.view.v1.CheckpointRequest
+	(*CheckpointResponse)(nil), // 20: akutan.view.v1.CheckpointResponse
+	(*DigestRequest)(nil),      // 21: akutan.view.v1.DigestRequest
+	(*DigestResponse)(nil),     // 22: akutan.view.v1.DigestResponse
+	(*entrypb.Object)(nil),     // 23: akutan.entry.v1.Object
 }
 var file_viewpb_view_proto_depIdxs = []int32{
-	5,  // 0: akutan.view.v1.LookupSPRequest.lookups:type_name -> akutan.view.v1.SPLookup
-	21, // 1: akutan.view.v1.SPOLookup.object:type_name -> akutan.entry.v1.Object
-	7,  // 2: akutan.view.v1.LookupSPORequest.lookups:type_name -> akutan.view.v1.SPOLookup
-	21, // 3: akutan.view.v1.POLookup.object:type_name -> akutan.entry.v1.Object
-	9,  // 4: akutan.view.v1.LookupPORequest.lookups:type_name -> akutan.view.v1.POLookup
-	1,  // 5: akutan.view.v1.POCmpLookup.op:type_name -> akutan.view.v1.CmpOp
-	21, // 6: akutan.view.v1.POCmpLookup.object:type_name -> akutan.entry.v1.Object
-	21, // 7: akutan.view.v1.POCmpLookup.upper:type_name -> akutan.entry.v1.Object
-	11, // 8: akutan.view.v1.LookupPOCmpRequest.lookups:type_name -> akutan.view.v1.POCmpLookup
-	14, // 9: akutan.view.v1.LookupResponse.facts:type_name -> akutan.view.v1.LookupFact
-	21, // 10: akutan.view.v1.LookupFact.object:type_name -> akutan.entry.v1.Object
-	0,  // 11: akutan.view.v1.StatusResponse.space:type_name -> akutan.view.v1.Space
-	3,  // 12: akutan.view.v1.StatusResponse.range:type_name -> akutan.view.v1.HashRange
-	2,  // 13: akutan.view.v1.StatusResponse.state:type_name -> akutan.view.v1.State
-	4,  // 14: akutan.view.v1.View.LookupS:input_type -> akutan.view.v1.LookupSRequest
-	6,  // 15: akutan.view.v1.View.LookupSP:input_type -> akutan.view.v1.LookupSPRequest
-	8,  // 16: akutan.view.v1.View.LookupSPO:input_type -> akutan.view.v1.LookupSPORequest
-	10, // 17: akutan.view.v1.View.LookupPO:input_type -> akutan.view.v1.LookupPORequest
-	12, // 18: akutan.view.v1.View.LookupPOCmp:input_type -> akutan.view.v1.LookupPOCmpRequest
-	15, // 19: akutan.view.v1.View.Status:input_type -> akutan.view.v1.StatusRequest
-	19, // 20: akutan.view.v1.View.Digest:input_type -> akutan.view.v1.DigestRequest
-	17, // 21: akutan.view.v1.View.Checkpoint:input_type -> akutan.view.v1.CheckpointRequest
-	13, // 22: akutan.view.v1.View.LookupS:output_type -> akutan.view.v1.LookupResponse
-	13, // 23: akutan.view.v1.View.LookupSP:output_type -> akutan.view.v1.LookupResponse
-	13, // 24: akutan.view.v1.View.LookupSPO:output_type -> akutan.view.v1.LookupResponse
-	13, // 25: akutan.view.v1.View.LookupPO:output_type -> akutan.view.v1.LookupResponse
-	13, // 26: akutan.view.v1.View.LookupPOCmp:output_type -> akutan.view.v1.LookupResponse
-	16, // 27: akutan.view.v1.View.Status:output_type -> akutan.view.v1.StatusResponse
-	20, // 28: akutan.view.v1.View.Digest:output_type -> akutan.view.v1.DigestResponse
-	18, // 29: akutan.view.v1.View.Checkpoint:output_type -> akutan.view.v1.CheckpointResponse
-	22, // [22:30] is the sub-list for method output_type
-	14, // [14:22] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	5,  // 0: akutan.view.v1.Cursor.after:type_name -> akutan.view.v1.FactKey
+	23, // 1: akutan.view.v1.FactKey.object:type_name -> akutan.entry.v1.Object
+	4,  // 2: akutan.view.v1.LookupSRequest.from:type_name -> akutan.view.v1.Cursor
+	7,  // 3: akutan.view.v1.LookupSPRequest.lookups:type_name -> akutan.view.v1.SPLookup
+	4,  // 4: akutan.view.v1.LookupSPRequest.from:type_name -> akutan.view.v1.Cursor
+	23, // 5: akutan.view.v1.SPOLookup.object:type_name -> akutan.entry.v1.Object
+	9,  // 6: akutan.view.v1.LookupSPORequest.lookups:type_name -> akutan.view.v1.SPOLookup
+	4,  // 7: akutan.view.v1.LookupSPORequest.from:type_name -> akutan.view.v1.Cursor
+	23, // 8: akutan.view.v1.POLookup.object:type_name -> akutan.entry.v1.Object
+	11, // 9: akutan.view.v1.LookupPORequest.lookups:type_name -> akutan.view.v1.POLookup
+	4,  // 10: akutan.view.v1.LookupPORequest.from:type_name -> akutan.view.v1.Cursor
+	1,  // 11: akutan.view.v1.POCmpLookup.op:type_name -> akutan.view.v1.CmpOp
+	23, // 12: akutan.view.v1.POCmpLookup.object:type_name -> akutan.entry.v1.Object
+	23, // 13: akutan.view.v1.POCmpLookup.upper:type_name -> akutan.entry.v1.Object
+	13, // 14: akutan.view.v1.LookupPOCmpRequest.lookups:type_name -> akutan.view.v1.POCmpLookup
+	4,  // 15: akutan.view.v1.LookupPOCmpRequest.from:type_name -> akutan.view.v1.Cursor
+	16, // 16: akutan.view.v1.LookupResponse.facts:type_name -> akutan.view.v1.LookupFact
+	23, // 17: akutan.view.v1.LookupFact.object:type_name -> akutan.entry.v1.Object
+	0,  // 18: akutan.view.v1.StatusResponse.space:type_name -> akutan.view.v1.Space
+	3,  // 19: akutan.view.v1.StatusResponse.range:type_name -> akutan.view.v1.HashRange
+	2,  // 20: akutan.view.v1.StatusResponse.state:type_name -> akutan.view.v1.State
+	6,  // 21: akutan.view.v1.View.LookupS:input_type -> akutan.view.v1.LookupSRequest
+	8,  // 22: akutan.view.v1.View.LookupSP:input_type -> akutan.view.v1.LookupSPRequest
+	10, // 23: akutan.view.v1.View.LookupSPO:input_type -> akutan.view.v1.LookupSPORequest
+	12, // 24: akutan.view.v1.View.LookupPO:input_type -> akutan.view.v1.LookupPORequest
+	14, // 25: akutan.view.v1.View.LookupPOCmp:input_type -> akutan.view.v1.LookupPOCmpRequest
+	17, // 26: akutan.view.v1.View.Status:input_type -> akutan.view.v1.StatusRequest
+	21, // 27: akutan.view.v1.View.Digest:input_type -> akutan.view.v1.DigestRequest
+	19, // 28: akutan.view.v1.View.Checkpoint:input_type -> akutan.view.v1.CheckpointRequest
+	15, // 29: akutan.view.v1.View.LookupS:output_type -> akutan.view.v1.LookupResponse
+	15, // 30: akutan.view.v1.View.LookupSP:output_type -> akutan.view.v1.LookupResponse
+	15, // 31: akutan.view.v1.View.LookupSPO:output_type -> akutan.view.v1.LookupResponse
+	15, // 32: akutan.view.v1.View.LookupPO:output_type -> akutan.view.v1.LookupResponse
+	15, // 33: akutan.view.v1.View.LookupPOCmp:output_type -> akutan.view.v1.LookupResponse
+	18, // 34: akutan.view.v1.View.Status:output_type -> akutan.view.v1.StatusResponse
+	22, // 35: akutan.view.v1.View.Digest:output_type -> akutan.view.v1.DigestResponse
+	20, // 36: akutan.view.v1.View.Checkpoint:output_type -> akutan.view.v1.CheckpointResponse
+	29, // [29:37] is the sub-list for method output_type
+	21, // [21:29] is the sub-list for method input_type
+	21, // [21:21] is the sub-list for extension type_name
+	21, // [21:21] is the sub-list for extension extendee
+	0,  // [0:21] is the sub-list for field type_name
 }
 
 func init() { file_viewpb_view_proto_init() }
@@ -1559,7 +1783,7 @@ func file_viewpb_view_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_viewpb_view_proto_rawDesc), len(file_viewpb_view_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   18,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

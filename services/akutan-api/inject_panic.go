@@ -3,8 +3,6 @@
 package main
 
 import (
-	"context"
-
 	"google.golang.org/grpc"
 
 	"github.com/akutan/akutan/proto/apipb"
@@ -16,16 +14,26 @@ import (
 const PanicName = "__panic__"
 
 // testInterceptors panic inside the handler chain, below the recovery
-// interceptor, on a LookupS of PanicName.
+// interceptor, on a LookupS (a server stream) of PanicName.
 func testInterceptors() ([]grpc.UnaryServerInterceptor, []grpc.StreamServerInterceptor) {
-	return []grpc.UnaryServerInterceptor{func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-		if r, ok := req.(*apipb.LookupSRequest); ok {
-			for _, n := range r.GetSubjects() {
-				if n.GetName() == PanicName {
-					panic("injected panic: LookupS " + PanicName)
-				}
+	return nil, []grpc.StreamServerInterceptor{func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+		return h(srv, panicky{ss})
+	}}
+}
+
+// panicky panics when it receives a LookupS of PanicName.
+type panicky struct{ grpc.ServerStream }
+
+func (p panicky) RecvMsg(m any) error {
+	if err := p.ServerStream.RecvMsg(m); err != nil {
+		return err
+	}
+	if r, ok := m.(*apipb.LookupSRequest); ok {
+		for _, n := range r.GetSubjects() {
+			if n.GetName() == PanicName {
+				panic("injected panic: LookupS " + PanicName)
 			}
 		}
-		return h(ctx, req)
-	}}, nil
+	}
+	return nil
 }

@@ -17,6 +17,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
+	"github.com/akutan/akutan/apisvc/apiclient"
 	"github.com/akutan/akutan/proto/apipb"
 )
 
@@ -123,7 +124,7 @@ func TestPanicInjection(t *testing.T) {
 	api := apipb.NewAkutanClient(cc)
 	panicky := &apipb.LookupSRequest{Subjects: []*apipb.Node{{Ref: &apipb.Node_Name{Name: "__panic__"}}}}
 	for i := 0; i < 2; i++ {
-		_, err := api.LookupS(ctx, panicky)
+		_, err := apiclient.LookupS(ctx, api, panicky)
 		if status.Code(err) != codes.Internal || !strings.Contains(err.Error(), "injected panic") {
 			t.Fatalf("call %d: %v, want INTERNAL from the injected panic", i, err)
 		}
@@ -131,7 +132,7 @@ func TestPanicInjection(t *testing.T) {
 	// The process still serves: a normal lookup gets a normal answer (no
 	// views and no log: the server's own Unavailable, not INTERNAL), and
 	// the health service answers.
-	if _, err := api.LookupS(ctx, &apipb.LookupSRequest{Subjects: []*apipb.Node{{Ref: &apipb.Node_Name{Name: "alice"}}}}); status.Code(err) == codes.Internal || !strings.Contains(err.Error(), "unavailable") {
+	if _, err := apiclient.LookupS(ctx, api, &apipb.LookupSRequest{Subjects: []*apipb.Node{{Ref: &apipb.Node_Name{Name: "alice"}}}}); status.Code(err) == codes.Internal || !strings.Contains(err.Error(), "unavailable") {
 		t.Fatalf("a normal lookup after the panic: %v", err)
 	}
 	if _, err := healthpb.NewHealthClient(cc).Check(ctx, &healthpb.HealthCheckRequest{}); err != nil {

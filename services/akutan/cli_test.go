@@ -277,17 +277,26 @@ func (f *fakeAPI) Write(_ context.Context, req *apipb.WriteRequest) (*apipb.Writ
 	return &apipb.WriteResponse{Index: 1 << 40, Created: map[string]uint64{"alice": 7 << 20, "bob": 7<<20 | 1}}, nil
 }
 
-func (f *fakeAPI) LookupS(context.Context, *apipb.LookupSRequest) (*apipb.LookupResponse, error) {
+// LookupS answers in two pages of one fact each.
+func (f *fakeAPI) LookupS(req *apipb.LookupSRequest, stream grpc.ServerStreamingServer[apipb.LookupResponse]) error {
 	f.lookups.Add(1)
 	if f.readErr != nil {
-		return nil, f.readErr
+		return f.readErr
 	}
-	return &apipb.LookupResponse{Index: 9, Facts: []*apipb.ResultFact{{
-		Id: 5, Index: 8,
-		Subject:   &apipb.NamedNode{Id: 1, Name: "alice"},
-		Predicate: &apipb.NamedNode{Id: 2, Name: "age"},
-		Object:    &apipb.ResultObject{Value: &apipb.ResultObject_Int64{Int64: 30}},
-	}}}, nil
+	fact := func(id uint64, age int64) *apipb.ResultFact {
+		return &apipb.ResultFact{Id: id, Index: 8,
+			Subject:   &apipb.NamedNode{Id: 1, Name: "alice"},
+			Predicate: &apipb.NamedNode{Id: 2, Name: "age"},
+			Object:    &apipb.ResultObject{Value: &apipb.ResultObject_Int64{Int64: age}},
+		}
+	}
+	if req.PageToken == "" {
+		return stream.Send(&apipb.LookupResponse{Index: 9, Facts: []*apipb.ResultFact{fact(5, 30)}, NextPageToken: "p2"})
+	}
+	if err := stream.Send(&apipb.LookupResponse{Index: 9}); err != nil {
+		return err
+	}
+	return stream.Send(&apipb.LookupResponse{Index: 9, Facts: []*apipb.ResultFact{fact(6, 31)}})
 }
 
 func (f *fakeAPI) Status(context.Context, *apipb.StatusRequest) (*apipb.StatusResponse, error) {
@@ -339,11 +348,19 @@ func TestJSONShapes(t *testing.T) {
 	out, _, code = runCLI(t, nil, "", "lookup", "--api", srv.addr, "--json", "<alice>")
 	m = decode(t, out)
 	facts, _ := m["facts"].([]any)
-	if code != 0 || m["index"] != json.Number("9") || len(facts) != 1 {
+	if code != 0 || m["index"] != json.Number("9") || len(facts) != 2 || m["more"] != false {
 		t.Fatalf("lookup: exit %d: %v", code, m)
 	}
 	if f := facts[0].(map[string]any); f["id"] != json.Number("5") || f["since_index"] != json.Number("8") || f["object"] != "30" || f["subject"] != "<alice>" {
 		t.Errorf("lookup fact: %v", f)
+	}
+	if f := facts[1].(map[string]any); f["id"] != json.Number("6") || f["object"] != "31" {
+		t.Errorf("lookup fact of the second page: %v", f)
+	}
+	out, _, code = runCLI(t, nil, "", "lookup", "--api", srv.addr, "--json", "--limit", "1", "<alice>")
+	m = decode(t, out)
+	if facts, _ := m["facts"].([]any); code != 0 || len(facts) != 1 || m["more"] != true {
+		t.Fatalf("lookup --limit 1: exit %d: %v", code, m)
 	}
 
 	out, _, code = runCLI(t, nil, "", "status", "--api", srv.addr, "--json")

@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/akutan/akutan/apisvc/apiclient"
 	"github.com/akutan/akutan/apisvc/facttext"
 	"github.com/akutan/akutan/proto/apipb"
 )
@@ -29,10 +30,13 @@ func (a *app) lookupCmd() *cobra.Command {
 
 Flags may come before or after the terms; after the first term only
 --name arguments are flags, so values such as -5 stay terms.
-The read goes to the next API server when one is unavailable.`,
+The answer comes in pages, all read at the first page's index, and is
+printed as it comes. The read goes to the next API server when one is
+unavailable.`,
 		Example: `  akutan lookup '<alice>' '<knows>'
   akutan lookup _ '<age>' '>=' 30
-  akutan lookup _ '<name>' prefix '"Ca"' --index 1 --json`,
+  akutan lookup _ '<name>' prefix '"Ca"' --index 1 --json
+  akutan lookup '<wd:Q5>' --limit 100`,
 		Args: argsBetween(1, 5),
 	}
 	f := c.Flags()
@@ -40,6 +44,8 @@ The read goes to the next API server when one is unavailable.`,
 	atLeast := f.Uint64("at-least", 0, "read at this index or a later one")
 	recent := f.Bool("recent", false, "read at a recent index the views have (may be slightly stale)")
 	latest := f.Bool("latest", false, "read at the log's committed end, confirmed by the leader (the default)")
+	limit := f.Int("limit", 0, "print at most this many facts (0: all)")
+	pageSize := f.Uint32("page-size", 0, "facts per page the server sends (0: the server's default)")
 	c.RunE = func(cmd *cobra.Command, args []string) error {
 		set := 0
 		for _, b := range []bool{*exact > 0, *atLeast > 0, *recent, *latest} {
@@ -63,7 +69,10 @@ The read goes to the next API server when one is unavailable.`,
 		if err != nil {
 			return exitError{code: exitUsage, err: err}
 		}
-		return a.lookup(cmd.Context(), call)
+		if *limit < 0 {
+			return usageError("--limit must not be negative")
+		}
+		return a.lookup(cmd.Context(), call, *limit, *pageSize)
 	}
 	return c
 }
@@ -72,6 +81,8 @@ The read goes to the next API server when one is unavailable.`,
 type lookupResult struct {
 	Index uint64       `json:"index"`
 	Facts []lookupFact `json:"facts"`
+	// More says --limit cut the answer short.
+	More bool `json:"more"`
 }
 
 type lookupFact struct {
@@ -82,7 +93,9 @@ type lookupFact struct {
 	Since     uint64 `json:"since_index"`
 }
 
-func (a *app) lookup(ctx context.Context, call lookupFn) error {
+// lookup reads the answer page by page, each page from whichever API
+// server answers, and prints it as it comes (JSON once, at the end).
+func (a *app) lookup(ctx context.Context, call lookupFn, limit int, pageSize uint32) error {
 	client, err := newAPIClient(a.api)
 	if err != nil {
 		return err
@@ -90,30 +103,53 @@ func (a *app) lookup(ctx context.Context, call lookupFn) error {
 	defer client.Close()
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	var resp *apipb.LookupResponse
-	err = client.read(ctx, 0, func(ctx context.Context, c apipb.AkutanClient) error {
-		var err error
-		resp, err = call(ctx, c)
-		return err
-	})
-	if err != nil {
-		return err
+	res := lookupResult{Facts: []lookupFact{}}
+	printed, token := 0, ""
+	for {
+		size := pageSize
+		if left := limit - printed; limit > 0 && (size == 0 || int(size) > left) {
+			size = uint32(left)
+		}
+		var page *apipb.LookupResponse
+		err = client.read(ctx, 0, func(ctx context.Context, c apipb.AkutanClient) error {
+			var err error
+			page, err = apiclient.ReadPage(call(ctx, c, token, size))
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		res.Index = page.Index
+		for _, f := range page.Facts {
+			if limit > 0 && printed == limit {
+				break
+			}
+			printed++
+			if a.jsonOut {
+				res.Facts = append(res.Facts, lookupFact{f.Id, facttext.FormatNode(f.Subject), facttext.FormatNode(f.Predicate), facttext.FormatObject(f.Object), f.Index})
+			} else {
+				fmt.Fprintln(a.stdout, facttext.FormatFact(f))
+			}
+		}
+		token = page.NextPageToken
+		if token == "" || (limit > 0 && printed == limit) {
+			break
+		}
 	}
 	if a.jsonOut {
-		res := lookupResult{Index: resp.Index, Facts: []lookupFact{}}
-		for _, f := range resp.Facts {
-			res.Facts = append(res.Facts, lookupFact{f.Id, facttext.FormatNode(f.Subject), facttext.FormatNode(f.Predicate), facttext.FormatObject(f.Object), f.Index})
-		}
+		res.More = token != ""
 		return a.printJSON(res)
 	}
-	for _, f := range resp.Facts {
-		fmt.Fprintln(a.stdout, facttext.FormatFact(f))
+	more := ""
+	if token != "" {
+		more = " (more follow; raise --limit)"
 	}
-	fmt.Fprintf(a.stdout, "# %d facts at index %d\n", len(resp.Facts), resp.Index)
+	fmt.Fprintf(a.stdout, "# %d facts at index %d%s\n", printed, res.Index, more)
 	return nil
 }
 
-type lookupFn func(context.Context, apipb.AkutanClient) (*apipb.LookupResponse, error)
+// lookupFn opens one page of a lookup: the one a token names, or the first.
+type lookupFn func(ctx context.Context, c apipb.AkutanClient, token string, limit uint32) (apiclient.Stream, error)
 
 // lookupCall turns the positional arguments into one lookup RPC.
 func lookupCall(args []string, ic *apipb.IndexConstraint) (lookupFn, error) {
@@ -147,7 +183,8 @@ func lookupCall(args []string, ic *apipb.IndexConstraint) (lookupFn, error) {
 		}
 		if len(args) == 3 {
 			req := &apipb.LookupPORequest{Index: ic, Lookups: []*apipb.PO{{Predicate: pred, Object: terms[2].Object()}}}
-			return func(ctx context.Context, c apipb.AkutanClient) (*apipb.LookupResponse, error) {
+			return func(ctx context.Context, c apipb.AkutanClient, token string, limit uint32) (apiclient.Stream, error) {
+				req.PageToken, req.Limit = token, limit
 				return c.LookupPO(ctx, req)
 			}, nil
 		}
@@ -167,7 +204,8 @@ func lookupCall(args []string, ic *apipb.IndexConstraint) (lookupFn, error) {
 			l.Upper = terms[4].Object()
 		}
 		req := &apipb.LookupPOCmpRequest{Index: ic, Lookups: []*apipb.POCmp{l}}
-		return func(ctx context.Context, c apipb.AkutanClient) (*apipb.LookupResponse, error) {
+		return func(ctx context.Context, c apipb.AkutanClient, token string, limit uint32) (apiclient.Stream, error) {
+			req.PageToken, req.Limit = token, limit
 			return c.LookupPOCmp(ctx, req)
 		}, nil
 	}
@@ -178,7 +216,8 @@ func lookupCall(args []string, ic *apipb.IndexConstraint) (lookupFn, error) {
 	switch len(args) {
 	case 1:
 		req := &apipb.LookupSRequest{Index: ic, Subjects: []*apipb.Node{sub}}
-		return func(ctx context.Context, c apipb.AkutanClient) (*apipb.LookupResponse, error) {
+		return func(ctx context.Context, c apipb.AkutanClient, token string, limit uint32) (apiclient.Stream, error) {
+			req.PageToken, req.Limit = token, limit
 			return c.LookupS(ctx, req)
 		}, nil
 	case 2, 3:
@@ -188,12 +227,14 @@ func lookupCall(args []string, ic *apipb.IndexConstraint) (lookupFn, error) {
 		}
 		if len(args) == 2 {
 			req := &apipb.LookupSPRequest{Index: ic, Lookups: []*apipb.SP{{Subject: sub, Predicate: pred}}}
-			return func(ctx context.Context, c apipb.AkutanClient) (*apipb.LookupResponse, error) {
+			return func(ctx context.Context, c apipb.AkutanClient, token string, limit uint32) (apiclient.Stream, error) {
+				req.PageToken, req.Limit = token, limit
 				return c.LookupSP(ctx, req)
 			}, nil
 		}
 		req := &apipb.LookupSPORequest{Index: ic, Lookups: []*apipb.Fact{{Subject: sub, Predicate: pred, Object: terms[2].Object()}}}
-		return func(ctx context.Context, c apipb.AkutanClient) (*apipb.LookupResponse, error) {
+		return func(ctx context.Context, c apipb.AkutanClient, token string, limit uint32) (apiclient.Stream, error) {
+			req.PageToken, req.Limit = token, limit
 			return c.LookupSPO(ctx, req)
 		}, nil
 	}

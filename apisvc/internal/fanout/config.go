@@ -49,6 +49,12 @@ type Config struct {
 	// message fails its request with ErrTooLarge and leaves the view
 	// healthy.
 	MaxRecvBytes int
+	// MaxInflightBytes bounds the bytes of paged lookup answers (Page) read
+	// from views and not yet released, over all requests. When it is used
+	// up, pages end early (each still holds at least one fact): one
+	// client's huge lookups shorten their own pages instead of exhausting
+	// the server's memory for everyone.
+	MaxInflightBytes int
 	// Resolver resolves the DNS names; nil means net.DefaultResolver.
 	Resolver Resolver
 	// Logger receives discovery and health changes; nil means
@@ -66,6 +72,7 @@ func DefaultConfig() Config {
 		HedgePercentile:  0.95,
 		MaxLookupsPerRPC: 1000,
 		MaxRecvBytes:     64 << 20,
+		MaxInflightBytes: 256 << 20,
 	}
 }
 
@@ -77,6 +84,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxRecvBytes < 1 {
 		errs = append(errs, errors.New("max receive bytes must be positive"))
+	}
+	if c.MaxInflightBytes < 1 {
+		errs = append(errs, errors.New("max in-flight bytes must be positive"))
 	}
 	for i, a := range c.Static {
 		if a == "" {

@@ -29,7 +29,8 @@ type Fanout struct {
 	closed atomic.Bool
 	once   sync.Once
 
-	top atomic.Pointer[topology]
+	top      atomic.Pointer[topology]
+	inflight atomic.Int64 // bytes of paged answers read and not yet released
 
 	mu       sync.Mutex
 	replicas map[string]*replica

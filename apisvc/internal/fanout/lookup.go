@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/akutan/akutan/proto/entrypb"
 	"github.com/akutan/akutan/proto/viewpb"
@@ -23,10 +24,10 @@ type lookupOp struct {
 	rpc   string // the view RPC's name, for metrics
 	// open starts the RPC for the lookups sel (offsets into the caller's
 	// lookups).
-	open func(ctx context.Context, c viewpb.ViewClient, index uint64, sel []int) (lookupStream, error)
-	// For whole-space lookups: a fact's hash in the space, and the view's
-	// order of a lookup's facts.
-	hash    func(f *viewpb.LookupFact) (uint64, error)
+	open func(ctx context.Context, c viewpb.ViewClient, index uint64, sel []int, from *viewpb.Cursor, limit uint32) (lookupStream, error)
+	// hash is a fact's hash in the space, for whole-space lookups.
+	hash func(f *viewpb.LookupFact) (uint64, error)
+	// compare is the views' order of one lookup's facts.
 	compare func(a, b *viewpb.LookupFact) int
 }
 
@@ -59,9 +60,23 @@ func checkText(i int, objects ...*entrypb.Object) error {
 	return nil
 }
 
+// whole is a complete answer as one slice per lookup.
+func whole(res *PageResult, err error, n int) ([][]*viewpb.LookupFact, error) {
+	if err != nil {
+		return nil, err
+	}
+	return perLookup(res, n), nil
+}
+
 // LookupSP finds the facts of each (subject, predicate). The result has one
 // slice per lookup, in input order, each in the view's order (by object).
 func (f *Fanout) LookupSP(ctx context.Context, index uint64, lookups []*viewpb.SPLookup) ([][]*viewpb.LookupFact, error) {
+	res, err := f.LookupSPPage(ctx, index, lookups, Page{})
+	return whole(res, err, len(lookups))
+}
+
+// LookupSPPage is one page of LookupSP's answer.
+func (f *Fanout) LookupSPPage(ctx context.Context, index uint64, lookups []*viewpb.SPLookup, pg Page) (*PageResult, error) {
 	if err := nilLookup(lookups); err != nil {
 		return nil, err
 	}
@@ -69,16 +84,22 @@ func (f *Fanout) LookupSP(ctx context.Context, index uint64, lookups []*viewpb.S
 	for i, l := range lookups {
 		hashes[i] = hashSP(l.GetSubject(), l.GetPredicate())
 	}
-	op := &lookupOp{space: viewpb.Space_HASH_SP, rpc: "LookupSP",
-		open: func(ctx context.Context, c viewpb.ViewClient, index uint64, sel []int) (lookupStream, error) {
-			return c.LookupSP(ctx, &viewpb.LookupSPRequest{Index: index, Lookups: pick(lookups, sel)})
+	op := &lookupOp{space: viewpb.Space_HASH_SP, rpc: "LookupSP", compare: compareSP,
+		open: func(ctx context.Context, c viewpb.ViewClient, index uint64, sel []int, from *viewpb.Cursor, limit uint32) (lookupStream, error) {
+			return c.LookupSP(ctx, &viewpb.LookupSPRequest{Index: index, Lookups: pick(lookups, sel), From: from, Limit: limit})
 		}}
-	return f.pointLookup(ctx, index, op, hashes)
+	return f.pointLookup(ctx, index, op, hashes, pg)
 }
 
 // LookupSPO finds each fact (subject, predicate, object) if it is live: one
 // slice per lookup, in input order, empty or holding the fact.
 func (f *Fanout) LookupSPO(ctx context.Context, index uint64, lookups []*viewpb.SPOLookup) ([][]*viewpb.LookupFact, error) {
+	res, err := f.LookupSPOPage(ctx, index, lookups, Page{})
+	return whole(res, err, len(lookups))
+}
+
+// LookupSPOPage is one page of LookupSPO's answer.
+func (f *Fanout) LookupSPOPage(ctx context.Context, index uint64, lookups []*viewpb.SPOLookup, pg Page) (*PageResult, error) {
 	if err := nilLookup(lookups); err != nil {
 		return nil, err
 	}
@@ -89,16 +110,22 @@ func (f *Fanout) LookupSPO(ctx context.Context, index uint64, lookups []*viewpb.
 		}
 		hashes[i] = hashSP(l.GetSubject(), l.GetPredicate())
 	}
-	op := &lookupOp{space: viewpb.Space_HASH_SP, rpc: "LookupSPO",
-		open: func(ctx context.Context, c viewpb.ViewClient, index uint64, sel []int) (lookupStream, error) {
-			return c.LookupSPO(ctx, &viewpb.LookupSPORequest{Index: index, Lookups: pick(lookups, sel)})
+	op := &lookupOp{space: viewpb.Space_HASH_SP, rpc: "LookupSPO", compare: compareSP,
+		open: func(ctx context.Context, c viewpb.ViewClient, index uint64, sel []int, from *viewpb.Cursor, limit uint32) (lookupStream, error) {
+			return c.LookupSPO(ctx, &viewpb.LookupSPORequest{Index: index, Lookups: pick(lookups, sel), From: from, Limit: limit})
 		}}
-	return f.pointLookup(ctx, index, op, hashes)
+	return f.pointLookup(ctx, index, op, hashes, pg)
 }
 
 // LookupPO finds the facts of each (predicate, object): one slice per
 // lookup, in input order, each by subject.
 func (f *Fanout) LookupPO(ctx context.Context, index uint64, lookups []*viewpb.POLookup) ([][]*viewpb.LookupFact, error) {
+	res, err := f.LookupPOPage(ctx, index, lookups, Page{})
+	return whole(res, err, len(lookups))
+}
+
+// LookupPOPage is one page of LookupPO's answer.
+func (f *Fanout) LookupPOPage(ctx context.Context, index uint64, lookups []*viewpb.POLookup, pg Page) (*PageResult, error) {
 	if err := nilLookup(lookups); err != nil {
 		return nil, err
 	}
@@ -113,30 +140,42 @@ func (f *Fanout) LookupPO(ctx context.Context, index uint64, lookups []*viewpb.P
 		}
 		hashes[i] = h
 	}
-	op := &lookupOp{space: viewpb.Space_HASH_PO, rpc: "LookupPO",
-		open: func(ctx context.Context, c viewpb.ViewClient, index uint64, sel []int) (lookupStream, error) {
-			return c.LookupPO(ctx, &viewpb.LookupPORequest{Index: index, Lookups: pick(lookups, sel)})
+	op := &lookupOp{space: viewpb.Space_HASH_PO, rpc: "LookupPO", compare: comparePO,
+		open: func(ctx context.Context, c viewpb.ViewClient, index uint64, sel []int, from *viewpb.Cursor, limit uint32) (lookupStream, error) {
+			return c.LookupPO(ctx, &viewpb.LookupPORequest{Index: index, Lookups: pick(lookups, sel), From: from, Limit: limit})
 		}}
-	return f.pointLookup(ctx, index, op, hashes)
+	return f.pointLookup(ctx, index, op, hashes, pg)
 }
 
 // LookupS finds the facts of each subject, from the whole HashSP space: one
 // slice per subject, in input order, each by (predicate, object).
 func (f *Fanout) LookupS(ctx context.Context, index uint64, subjects []uint64) ([][]*viewpb.LookupFact, error) {
+	res, err := f.LookupSPage(ctx, index, subjects, Page{})
+	return whole(res, err, len(subjects))
+}
+
+// LookupSPage is one page of LookupS's answer.
+func (f *Fanout) LookupSPage(ctx context.Context, index uint64, subjects []uint64, pg Page) (*PageResult, error) {
 	op := &lookupOp{space: viewpb.Space_HASH_SP, rpc: "LookupS",
-		open: func(ctx context.Context, c viewpb.ViewClient, index uint64, sel []int) (lookupStream, error) {
-			return c.LookupS(ctx, &viewpb.LookupSRequest{Index: index, Subjects: pick(subjects, sel)})
+		open: func(ctx context.Context, c viewpb.ViewClient, index uint64, sel []int, from *viewpb.Cursor, limit uint32) (lookupStream, error) {
+			return c.LookupS(ctx, &viewpb.LookupSRequest{Index: index, Subjects: pick(subjects, sel), From: from, Limit: limit})
 		},
 		hash:    func(f *viewpb.LookupFact) (uint64, error) { return hashSP(f.GetSubject(), f.GetPredicate()), nil },
 		compare: compareS,
 	}
-	return f.spaceLookup(ctx, index, op, len(subjects))
+	return f.spaceLookup(ctx, index, op, len(subjects), pg)
 }
 
 // LookupPOCmp finds the facts of each predicate whose object compares to the
 // lookup's operand, from the whole HashPO space: one slice per lookup, in
 // input order, each by (object, subject).
 func (f *Fanout) LookupPOCmp(ctx context.Context, index uint64, lookups []*viewpb.POCmpLookup) ([][]*viewpb.LookupFact, error) {
+	res, err := f.LookupPOCmpPage(ctx, index, lookups, Page{})
+	return whole(res, err, len(lookups))
+}
+
+// LookupPOCmpPage is one page of LookupPOCmp's answer.
+func (f *Fanout) LookupPOCmpPage(ctx context.Context, index uint64, lookups []*viewpb.POCmpLookup, pg Page) (*PageResult, error) {
 	if err := nilLookup(lookups); err != nil {
 		return nil, err
 	}
@@ -146,28 +185,37 @@ func (f *Fanout) LookupPOCmp(ctx context.Context, index uint64, lookups []*viewp
 		}
 	}
 	op := &lookupOp{space: viewpb.Space_HASH_PO, rpc: "LookupPOCmp",
-		open: func(ctx context.Context, c viewpb.ViewClient, index uint64, sel []int) (lookupStream, error) {
-			return c.LookupPOCmp(ctx, &viewpb.LookupPOCmpRequest{Index: index, Lookups: pick(lookups, sel)})
+		open: func(ctx context.Context, c viewpb.ViewClient, index uint64, sel []int, from *viewpb.Cursor, limit uint32) (lookupStream, error) {
+			return c.LookupPOCmp(ctx, &viewpb.LookupPOCmpRequest{Index: index, Lookups: pick(lookups, sel), From: from, Limit: limit})
 		},
 		hash:    func(f *viewpb.LookupFact) (uint64, error) { return hashPO(f.GetPredicate(), f.GetObject()) },
 		compare: comparePOCmp,
 	}
-	return f.spaceLookup(ctx, index, op, len(lookups))
+	return f.spaceLookup(ctx, index, op, len(lookups), pg)
 }
 
-// fetch runs the lookups sel on m and returns their facts, one slice per
-// lookup of sel. With keep set it drops the facts whose hash is outside it.
+// fetch runs the lookups sel on m, from the page's cursor, and returns
+// their facts, one slice per lookup of sel. With keep set it drops the
+// facts whose hash is outside it. A group that stops before the end of its
+// answer (the page's limit or byte budget) records its frontier.
 func (r *request) fetch(ctx context.Context, op *lookupOp, m *member, sel []int, keep intervals) (_ [][]*viewpb.LookupFact, err error) {
 	start := time.Now()
 	defer func() { r.f.met.observeRPC(op.rpc, start, err) }()
-	stream, err := op.open(ctx, m.rep.client, r.index, sel)
+	pg := r.page
+	limit := pg.viewLimit()
+	stream, err := op.open(ctx, m.rep.client, r.index, sel, pg.viewCursor(sel[0]), limit)
 	if err != nil {
 		return nil, err
 	}
 	per := make([][]*viewpb.LookupFact, len(sel))
+	var last position
+	read := 0
 	for {
 		resp, err := stream.Recv()
 		if err == io.EOF {
+			if limit > 0 && read >= int(limit) {
+				pg.stopped(last)
+			}
 			return per, nil
 		}
 		if err != nil {
@@ -181,6 +229,9 @@ func (r *request) fetch(ctx context.Context, op *lookupOp, m *member, sel []int,
 			if k >= len(sel) {
 				return nil, fmt.Errorf("%w: fact for lookup %d of %d", ErrBadResponse, k, len(sel))
 			}
+			fact.Lookup = uint32(sel[k])
+			last = position{sel[k], fact}
+			read++
 			if keep != nil {
 				h, err := op.hash(fact)
 				if err != nil {
@@ -190,17 +241,20 @@ func (r *request) fetch(ctx context.Context, op *lookupOp, m *member, sel []int,
 					continue
 				}
 			}
-			fact.Lookup = uint32(sel[k])
 			per[k] = append(per[k], fact)
+		}
+		if read > 0 && !pg.admit(proto.Size(resp), read == len(resp.GetFacts())) {
+			pg.stopped(last)
+			return per, nil
 		}
 	}
 }
 
 // pointLookup routes each lookup by its hash.
-func (f *Fanout) pointLookup(ctx context.Context, index uint64, op *lookupOp, hashes []uint64) ([][]*viewpb.LookupFact, error) {
-	out := make([][]*viewpb.LookupFact, len(hashes))
-	if len(hashes) == 0 {
-		return out, nil
+func (f *Fanout) pointLookup(ctx context.Context, index uint64, op *lookupOp, hashes []uint64, pg Page) (*PageResult, error) {
+	first := pageStart(pg, len(hashes))
+	if first == len(hashes) {
+		return &PageResult{}, nil
 	}
 	r, err := f.newRequest(ctx, op.space, index)
 	if err != nil {
@@ -208,18 +262,35 @@ func (f *Fanout) pointLookup(ctx context.Context, index uint64, op *lookupOp, ha
 	}
 	defer r.cancel()
 	r.rpc = op.rpc
-	all := make([]int, len(hashes))
-	for i := range all {
-		all[i] = i
+	r.page = &pageState{f: f, page: pg, compare: op.compare}
+	out := make([][]*viewpb.LookupFact, len(hashes))
+	all := make([]int, 0, len(hashes)-first)
+	for i := first; i < len(hashes); i++ {
+		all = append(all, i)
 	}
 	if err := r.routePoints(op, hashes, all, out, nil); err != nil {
 		r.setErr(err)
 	}
 	r.wg.Wait()
 	if err := r.result(); err != nil {
+		r.page.release()
 		return nil, err
 	}
-	return out, nil
+	lists := make([][][]*viewpb.LookupFact, len(out))
+	for i, facts := range out {
+		if len(facts) > 0 {
+			lists[i] = [][]*viewpb.LookupFact{facts}
+		}
+	}
+	return r.page.assemble(lists, first), nil
+}
+
+// pageStart is the first lookup a page reads, of n; n if none is left.
+func pageStart(pg Page, n int) int {
+	if pg.From == nil {
+		return 0
+	}
+	return min(int(pg.From.GetLookup()), n)
 }
 
 // routePoints sends each lookup of idxs to the preferred view whose range
@@ -291,10 +362,10 @@ func (p *partials) add(sel []int, per [][]*viewpb.LookupFact) {
 }
 
 // spaceLookup asks views covering the whole space, one per segment.
-func (f *Fanout) spaceLookup(ctx context.Context, index uint64, op *lookupOp, n int) ([][]*viewpb.LookupFact, error) {
-	out := make([][]*viewpb.LookupFact, n)
-	if n == 0 {
-		return out, nil
+func (f *Fanout) spaceLookup(ctx context.Context, index uint64, op *lookupOp, n int, pg Page) (*PageResult, error) {
+	first := pageStart(pg, n)
+	if first == n {
+		return &PageResult{}, nil
 	}
 	r, err := f.newRequest(ctx, op.space, index)
 	if err != nil {
@@ -302,13 +373,14 @@ func (f *Fanout) spaceLookup(ctx context.Context, index uint64, op *lookupOp, n 
 	}
 	defer r.cancel()
 	r.rpc = op.rpc
+	r.page = &pageState{f: f, page: pg, compare: op.compare}
 	segs := make([]int, len(r.top.bounds))
 	for i := range segs {
 		segs[i] = i
 	}
-	all := make([]int, n)
-	for i := range all {
-		all[i] = i
+	all := make([]int, 0, n-first)
+	for i := first; i < n; i++ {
+		all = append(all, i)
 	}
 	parts := &partials{lists: make([][][]*viewpb.LookupFact, n)}
 	for chunk := range chunks(all, f.cfg.MaxLookupsPerRPC) {
@@ -319,12 +391,10 @@ func (f *Fanout) spaceLookup(ctx context.Context, index uint64, op *lookupOp, n 
 	}
 	r.wg.Wait()
 	if err := r.result(); err != nil {
+		r.page.release()
 		return nil, err
 	}
-	for i, lists := range parts.lists {
-		out[i] = mergeSorted(lists, op.compare)
-	}
-	return out, nil
+	return r.page.assemble(parts.lists, first), nil
 }
 
 // routeSegments sends the lookups sel to the preferred view of each segment

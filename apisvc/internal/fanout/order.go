@@ -26,6 +26,22 @@ func compareS(a, b *viewpb.LookupFact) int {
 	return cmp.Compare(a.GetId(), b.GetId())
 }
 
+// compareSP orders LookupSP (and LookupSPO) facts: by object.
+func compareSP(a, b *viewpb.LookupFact) int {
+	if c := compareObjects(a.GetObject(), b.GetObject()); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.GetId(), b.GetId())
+}
+
+// comparePO orders LookupPO facts: by subject.
+func comparePO(a, b *viewpb.LookupFact) int {
+	if c := cmp.Compare(a.GetSubject(), b.GetSubject()); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.GetId(), b.GetId())
+}
+
 // comparePOCmp orders LookupPOCmp facts: by object, then subject.
 func comparePOCmp(a, b *viewpb.LookupFact) int {
 	if c := compareObjects(a.GetObject(), b.GetObject()); c != 0 {

@@ -23,6 +23,7 @@ type request struct {
 	delay  time.Duration // hedge delay; negative: no hedging
 	record bool          // record latencies for the hedge delay
 	rpc    string        // the lookup RPC, for metrics
+	page   *pageState    // lookups: the page being read
 
 	wg sync.WaitGroup
 
