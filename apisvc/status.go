@@ -34,9 +34,10 @@ func (s *Server) Status(ctx context.Context, _ *apipb.StatusRequest) (*apipb.Sta
 		in.LogAvailable = true
 	}
 	if info != nil {
-		resp.Log.FirstIndex, resp.Log.LastIndex, resp.Log.Leader = info.FirstIndex, info.LastIndex, info.LeaderId
+		resp.Log.FirstIndex, resp.Log.LastIndex, resp.Log.Leader, resp.Log.Version = info.FirstIndex, info.LastIndex, info.LeaderId, info.LogVersion
 		for _, m := range info.Members {
-			resp.Log.Members = append(resp.Log.Members, &apipb.LogMember{Id: m.Id, Address: m.GrpcAddress, AppliedIndex: m.AppliedIndex, Error: m.Error})
+			resp.Log.Members = append(resp.Log.Members, &apipb.LogMember{Id: m.Id, Address: m.GrpcAddress, AppliedIndex: m.AppliedIndex, Error: m.Error,
+				MaxSupportedVersion: m.MaxSupportedVersion})
 		}
 	}
 
@@ -52,6 +53,7 @@ func (s *Server) Status(ctx context.Context, _ *apipb.StatusRequest) (*apipb.Sta
 			vs.State = st.State.String()
 			vs.CheckpointIndex, vs.CheckpointError = st.CheckpointIndex, st.CheckpointError
 			vs.BootBytesDone, vs.BootBytesTotal = st.BootBytesDone, st.BootBytesTotal
+			vs.Dc, vs.MaxSupportedVersion, vs.Build = st.Cluster, st.MaxSupportedVersion, st.Build
 			if st.Error != "" {
 				vs.Error = st.Error
 			}
@@ -72,7 +74,7 @@ func (s *Server) Status(ctx context.Context, _ *apipb.StatusRequest) (*apipb.Sta
 		}
 	}
 	fully, healthy := health.Evaluate(in)
-	resp.Version = buildinfo.Get().String()
+	resp.Version, resp.Dc, resp.MaxSupportedVersion = buildinfo.Get().String(), s.cfg.DC, MaxSupportedVersion
 	resp.FullyAvailable = &apipb.Verdict{Ok: fully.OK, Missing: fully.Missing}
 	resp.Healthy = &apipb.Verdict{Ok: healthy.OK, Missing: healthy.Missing}
 	return resp, nil

@@ -92,7 +92,7 @@ func (s *Server) write(ctx context.Context, req *apipb.WriteRequest) (*apipb.Wri
 		if err != nil {
 			return nil, err
 		}
-		data, err := proto.Marshal(&entrypb.Envelope{Version: 1, Command: &entrypb.Envelope_Transaction{Transaction: tx}})
+		data, err := proto.Marshal(&entrypb.Envelope{Version: MaxSupportedVersion, Command: &entrypb.Envelope_Transaction{Transaction: tx}})
 		if err != nil {
 			return nil, err
 		}
@@ -302,3 +302,7 @@ func txObject(o *apipb.Object, ref func(*apipb.Node) *entrypb.NodeRef, ids map[s
 	}
 	return viewObject(o, ids)
 }
+
+// MaxSupportedVersion is the highest log entry version this build writes
+// and reads.
+const MaxSupportedVersion uint32 = 1

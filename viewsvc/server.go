@@ -6,6 +6,7 @@ import (
 
 	"google.golang.org/grpc"
 
+	"github.com/akutan/akutan/internal/buildinfo"
 	"github.com/akutan/akutan/proto/viewpb"
 )
 
@@ -158,6 +159,7 @@ func (s *Server) Status(context.Context, *viewpb.StatusRequest) (*viewpb.StatusR
 		resp.CheckpointError = st.CheckpointErr.Error()
 	}
 	resp.RejectedEntries, resp.LastRejectedIndex, resp.LastRejectedReason = st.Rejected.Count, st.Rejected.LastIndex, st.Rejected.LastReason
+	resp.Cluster, resp.Build = s.v.cfg.Cluster, buildinfo.Get().String()
 	return resp, nil
 }
 

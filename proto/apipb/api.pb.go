@@ -1545,13 +1545,15 @@ func (*StatusRequest) Descriptor() ([]byte, []int) {
 }
 
 type LogMember struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Address       string                 `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`
-	AppliedIndex  uint64                 `protobuf:"varint,3,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
-	Error         string                 `protobuf:"bytes,4,opt,name=error,proto3" json:"error,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Id           string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Address      string                 `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`
+	AppliedIndex uint64                 `protobuf:"varint,3,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
+	Error        string                 `protobuf:"bytes,4,opt,name=error,proto3" json:"error,omitempty"`
+	// max_supported_version is the highest log version the replica applies.
+	MaxSupportedVersion uint32 `protobuf:"varint,5,opt,name=max_supported_version,json=maxSupportedVersion,proto3" json:"max_supported_version,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *LogMember) Reset() {
@@ -1612,15 +1614,24 @@ func (x *LogMember) GetError() string {
 	return ""
 }
 
+func (x *LogMember) GetMaxSupportedVersion() uint32 {
+	if x != nil {
+		return x.MaxSupportedVersion
+	}
+	return 0
+}
+
 type LogStatus struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
 	FirstIndex uint64                 `protobuf:"varint,1,opt,name=first_index,json=firstIndex,proto3" json:"first_index,omitempty"`
 	LastIndex  uint64                 `protobuf:"varint,2,opt,name=last_index,json=lastIndex,proto3" json:"last_index,omitempty"`
 	Leader     string                 `protobuf:"bytes,3,opt,name=leader,proto3" json:"leader,omitempty"`
 	// available: a leader answered a linearizable request.
-	Available     bool         `protobuf:"varint,4,opt,name=available,proto3" json:"available,omitempty"`
-	Error         string       `protobuf:"bytes,5,opt,name=error,proto3" json:"error,omitempty"`
-	Members       []*LogMember `protobuf:"bytes,6,rep,name=members,proto3" json:"members,omitempty"`
+	Available bool         `protobuf:"varint,4,opt,name=available,proto3" json:"available,omitempty"`
+	Error     string       `protobuf:"bytes,5,opt,name=error,proto3" json:"error,omitempty"`
+	Members   []*LogMember `protobuf:"bytes,6,rep,name=members,proto3" json:"members,omitempty"`
+	// version is the log entry version in force.
+	Version       uint32 `protobuf:"varint,7,opt,name=version,proto3" json:"version,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1697,6 +1708,13 @@ func (x *LogStatus) GetMembers() []*LogMember {
 	return nil
 }
 
+func (x *LogStatus) GetVersion() uint32 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
 type ViewStatus struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	Address string                 `protobuf:"bytes,1,opt,name=address,proto3" json:"address,omitempty"`
@@ -1722,8 +1740,14 @@ type ViewStatus struct {
 	BootBytesTotal int64 `protobuf:"varint,13,opt,name=boot_bytes_total,json=bootBytesTotal,proto3" json:"boot_bytes_total,omitempty"`
 	// checkpoint_error says why the view's last checkpoint failed, if it did.
 	CheckpointError string `protobuf:"bytes,14,opt,name=checkpoint_error,json=checkpointError,proto3" json:"checkpoint_error,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// dc is the datacenter (cluster) the view belongs to.
+	Dc string `protobuf:"bytes,15,opt,name=dc,proto3" json:"dc,omitempty"`
+	// max_supported_version is the highest log version the view applies.
+	MaxSupportedVersion uint32 `protobuf:"varint,16,opt,name=max_supported_version,json=maxSupportedVersion,proto3" json:"max_supported_version,omitempty"`
+	// build is the view's binary version, commit and build date.
+	Build         string `protobuf:"bytes,17,opt,name=build,proto3" json:"build,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ViewStatus) Reset() {
@@ -1854,6 +1878,27 @@ func (x *ViewStatus) GetCheckpointError() string {
 	return ""
 }
 
+func (x *ViewStatus) GetDc() string {
+	if x != nil {
+		return x.Dc
+	}
+	return ""
+}
+
+func (x *ViewStatus) GetMaxSupportedVersion() uint32 {
+	if x != nil {
+		return x.MaxSupportedVersion
+	}
+	return 0
+}
+
+func (x *ViewStatus) GetBuild() string {
+	if x != nil {
+		return x.Build
+	}
+	return ""
+}
+
 type ApiServerStatus struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Address       string                 `protobuf:"bytes,1,opt,name=address,proto3" json:"address,omitempty"`
@@ -1980,9 +2025,15 @@ type StatusResponse struct {
 	Healthy *Verdict `protobuf:"bytes,5,opt,name=healthy,proto3" json:"healthy,omitempty"`
 	// version is the answering API server's build: version, commit and build
 	// date (internal/buildinfo).
-	Version       string `protobuf:"bytes,6,opt,name=version,proto3" json:"version,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Version string `protobuf:"bytes,6,opt,name=version,proto3" json:"version,omitempty"`
+	// dc is the datacenter (cluster) of the answering API server. Its views,
+	// API servers and verdicts are that datacenter's; the log is global.
+	Dc string `protobuf:"bytes,7,opt,name=dc,proto3" json:"dc,omitempty"`
+	// max_supported_version is the highest log version the answering API
+	// server writes and reads.
+	MaxSupportedVersion uint32 `protobuf:"varint,8,opt,name=max_supported_version,json=maxSupportedVersion,proto3" json:"max_supported_version,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *StatusResponse) Reset() {
@@ -2055,6 +2106,20 @@ func (x *StatusResponse) GetVersion() string {
 		return x.Version
 	}
 	return ""
+}
+
+func (x *StatusResponse) GetDc() string {
+	if x != nil {
+		return x.Dc
+	}
+	return ""
+}
+
+func (x *StatusResponse) GetMaxSupportedVersion() uint32 {
+	if x != nil {
+		return x.MaxSupportedVersion
+	}
+	return 0
 }
 
 var File_apipb_api_proto protoreflect.FileDescriptor
@@ -2159,12 +2224,13 @@ const file_apipb_api_proto_rawDesc = "" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x12/\n" +
 	"\x05facts\x18\x02 \x03(\v2\x19.akutan.api.v1.ResultFactR\x05facts\x12&\n" +
 	"\x0fnext_page_token\x18\x03 \x01(\tR\rnextPageToken\"\x0f\n" +
-	"\rStatusRequest\"p\n" +
+	"\rStatusRequest\"\xa4\x01\n" +
 	"\tLogMember\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12#\n" +
 	"\rapplied_index\x18\x03 \x01(\x04R\fappliedIndex\x12\x14\n" +
-	"\x05error\x18\x04 \x01(\tR\x05error\"\xcb\x01\n" +
+	"\x05error\x18\x04 \x01(\tR\x05error\x122\n" +
+	"\x15max_supported_version\x18\x05 \x01(\rR\x13maxSupportedVersion\"\xe5\x01\n" +
 	"\tLogStatus\x12\x1f\n" +
 	"\vfirst_index\x18\x01 \x01(\x04R\n" +
 	"firstIndex\x12\x1d\n" +
@@ -2173,7 +2239,8 @@ const file_apipb_api_proto_rawDesc = "" +
 	"\x06leader\x18\x03 \x01(\tR\x06leader\x12\x1c\n" +
 	"\tavailable\x18\x04 \x01(\bR\tavailable\x12\x14\n" +
 	"\x05error\x18\x05 \x01(\tR\x05error\x122\n" +
-	"\amembers\x18\x06 \x03(\v2\x18.akutan.api.v1.LogMemberR\amembers\"\xbf\x03\n" +
+	"\amembers\x18\x06 \x03(\v2\x18.akutan.api.v1.LogMemberR\amembers\x12\x18\n" +
+	"\aversion\x18\a \x01(\rR\aversion\"\x99\x04\n" +
 	"\n" +
 	"ViewStatus\x12\x18\n" +
 	"\aaddress\x18\x01 \x01(\tR\aaddress\x12\x14\n" +
@@ -2192,14 +2259,17 @@ const file_apipb_api_proto_rawDesc = "" +
 	"\x10checkpoint_index\x18\v \x01(\x04R\x0fcheckpointIndex\x12&\n" +
 	"\x0fboot_bytes_done\x18\f \x01(\x03R\rbootBytesDone\x12(\n" +
 	"\x10boot_bytes_total\x18\r \x01(\x03R\x0ebootBytesTotal\x12)\n" +
-	"\x10checkpoint_error\x18\x0e \x01(\tR\x0fcheckpointError\"_\n" +
+	"\x10checkpoint_error\x18\x0e \x01(\tR\x0fcheckpointError\x12\x0e\n" +
+	"\x02dc\x18\x0f \x01(\tR\x02dc\x122\n" +
+	"\x15max_supported_version\x18\x10 \x01(\rR\x13maxSupportedVersion\x12\x14\n" +
+	"\x05build\x18\x11 \x01(\tR\x05build\"_\n" +
 	"\x0fApiServerStatus\x12\x18\n" +
 	"\aaddress\x18\x01 \x01(\tR\aaddress\x12\x1c\n" +
 	"\treachable\x18\x02 \x01(\bR\treachable\x12\x14\n" +
 	"\x05error\x18\x03 \x01(\tR\x05error\"3\n" +
 	"\aVerdict\x12\x0e\n" +
 	"\x02ok\x18\x01 \x01(\bR\x02ok\x12\x18\n" +
-	"\amissing\x18\x02 \x03(\tR\amissing\"\xbb\x02\n" +
+	"\amissing\x18\x02 \x03(\tR\amissing\"\xff\x02\n" +
 	"\x0eStatusResponse\x12*\n" +
 	"\x03log\x18\x01 \x01(\v2\x18.akutan.api.v1.LogStatusR\x03log\x12/\n" +
 	"\x05views\x18\x02 \x03(\v2\x19.akutan.api.v1.ViewStatusR\x05views\x12?\n" +
@@ -2207,7 +2277,9 @@ const file_apipb_api_proto_rawDesc = "" +
 	"apiServers\x12?\n" +
 	"\x0ffully_available\x18\x04 \x01(\v2\x16.akutan.api.v1.VerdictR\x0efullyAvailable\x120\n" +
 	"\ahealthy\x18\x05 \x01(\v2\x16.akutan.api.v1.VerdictR\ahealthy\x12\x18\n" +
-	"\aversion\x18\x06 \x01(\tR\aversion*]\n" +
+	"\aversion\x18\x06 \x01(\tR\aversion\x12\x0e\n" +
+	"\x02dc\x18\a \x01(\tR\x02dc\x122\n" +
+	"\x15max_supported_version\x18\b \x01(\rR\x13maxSupportedVersion*]\n" +
 	"\x05CmpOp\x12\x13\n" +
 	"\x0fCMP_UNSPECIFIED\x10\x00\x12\x06\n" +
 	"\x02EQ\x10\x01\x12\x06\n" +

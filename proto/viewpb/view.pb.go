@@ -1196,8 +1196,12 @@ type StatusResponse struct {
 	RejectedEntries    uint64 `protobuf:"varint,12,opt,name=rejected_entries,json=rejectedEntries,proto3" json:"rejected_entries,omitempty"`
 	LastRejectedIndex  uint64 `protobuf:"varint,13,opt,name=last_rejected_index,json=lastRejectedIndex,proto3" json:"last_rejected_index,omitempty"`
 	LastRejectedReason string `protobuf:"bytes,14,opt,name=last_rejected_reason,json=lastRejectedReason,proto3" json:"last_rejected_reason,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// cluster is the datacenter the view belongs to (its --cluster).
+	Cluster string `protobuf:"bytes,15,opt,name=cluster,proto3" json:"cluster,omitempty"`
+	// build is the view binary's version, commit and build date.
+	Build         string `protobuf:"bytes,16,opt,name=build,proto3" json:"build,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StatusResponse) Reset() {
@@ -1324,6 +1328,20 @@ func (x *StatusResponse) GetLastRejectedIndex() uint64 {
 func (x *StatusResponse) GetLastRejectedReason() string {
 	if x != nil {
 		return x.LastRejectedReason
+	}
+	return ""
+}
+
+func (x *StatusResponse) GetCluster() string {
+	if x != nil {
+		return x.Cluster
+	}
+	return ""
+}
+
+func (x *StatusResponse) GetBuild() string {
+	if x != nil {
+		return x.Build
 	}
 	return ""
 }
@@ -1624,7 +1642,7 @@ const file_viewpb_view_proto_rawDesc = "" +
 	"\tpredicate\x18\x04 \x01(\x04R\tpredicate\x12/\n" +
 	"\x06object\x18\x05 \x01(\v2\x17.akutan.entry.v1.ObjectR\x06object\x12\x14\n" +
 	"\x05index\x18\x06 \x01(\x04R\x05index\"\x0f\n" +
-	"\rStatusRequest\"\xde\x04\n" +
+	"\rStatusRequest\"\x8e\x05\n" +
 	"\x0eStatusResponse\x12+\n" +
 	"\x05space\x18\x01 \x01(\x0e2\x15.akutan.view.v1.SpaceR\x05space\x12/\n" +
 	"\x05range\x18\x02 \x01(\v2\x19.akutan.view.v1.HashRangeR\x05range\x12!\n" +
@@ -1641,7 +1659,9 @@ const file_viewpb_view_proto_rawDesc = "" +
 	"\x10checkpoint_error\x18\v \x01(\tR\x0fcheckpointError\x12)\n" +
 	"\x10rejected_entries\x18\f \x01(\x04R\x0frejectedEntries\x12.\n" +
 	"\x13last_rejected_index\x18\r \x01(\x04R\x11lastRejectedIndex\x120\n" +
-	"\x14last_rejected_reason\x18\x0e \x01(\tR\x12lastRejectedReason\"\x13\n" +
+	"\x14last_rejected_reason\x18\x0e \x01(\tR\x12lastRejectedReason\x12\x18\n" +
+	"\acluster\x18\x0f \x01(\tR\acluster\x12\x14\n" +
+	"\x05build\x18\x10 \x01(\tR\x05build\"\x13\n" +
 	"\x11CheckpointRequest\"\\\n" +
 	"\x12CheckpointResponse\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x1a\n" +
