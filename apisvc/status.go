@@ -14,8 +14,9 @@ import (
 	"github.com/akutan/akutan/proto/viewpb"
 )
 
-// Status gathers the log's, the views' and the API servers' state and
-// judges it (infra/health).
+// Status gathers the log's, this datacenter's views' and API servers'
+// state and judges it (infra/health): the verdicts are the datacenter's.
+// Other datacenters' views (the fallback) are left out.
 func (s *Server) Status(ctx context.Context, _ *apipb.StatusRequest) (*apipb.StatusResponse, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
@@ -42,6 +43,9 @@ func (s *Server) Status(ctx context.Context, _ *apipb.StatusRequest) (*apipb.Sta
 	}
 
 	for _, v := range s.views.Views() {
+		if v.Fallback {
+			continue // another datacenter's: its own API servers report it
+		}
 		vs := &apipb.ViewStatus{Address: v.Addr, Reachable: v.Err == nil && v.Status != nil}
 		if v.Err != nil {
 			vs.Error = v.Err.Error()

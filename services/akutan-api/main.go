@@ -26,6 +26,11 @@ fan out over the views. It keeps no state; run as many as you like.
     --views 127.0.0.1:7301,127.0.0.1:7302,127.0.0.1:7303,127.0.0.1:7304 --dc dc1 \
     --http-addr 127.0.0.1:8201
 
+A datacenter is one cluster: --views lists this datacenter's views and
+--peers its other API servers, and the verdicts are this datacenter's.
+--fallback-views (off by default) names other datacenters' views to read
+where none of this datacenter's can serve.
+
 It is ready (/readyz on --http-addr, gRPC health SERVING) while its cluster
 is fully available; a loop judges that about every second and exports it as
 akutan_cluster_fully_available{dc} and akutan_cluster_healthy{dc}. The HTTP
@@ -120,12 +125,13 @@ func list(s string) []string {
 func parseFlags(args []string) (options, error) {
 	o := options{proc: lifecycle.New("akutan-api", "api", usage), cfg: apisvc.DefaultConfig()}
 	fs, cfg := o.proc.Flags, &o.cfg
-	var logs, views, viewsDNS, peers string
+	var logs, views, viewsDNS, fallback, peers string
 	fs.StringVar(&cfg.Listen, "listen", "", "host:port to serve the API on (required)")
 	fs.StringVar(&logs, "log", "", "comma-separated gRPC addresses of the log replicas (required)")
 	fs.StringVar(&views, "views", "", "comma-separated gRPC addresses of view servers")
 	fs.StringVar(&viewsDNS, "views-dns", "", "comma-separated host:port DNS names whose addresses are view servers, re-resolved periodically (e.g. a Kubernetes headless service)")
-	fs.StringVar(&peers, "peers", "", "comma-separated addresses of the other API servers, for cluster status")
+	fs.StringVar(&fallback, "fallback-views", "", "comma-separated gRPC addresses of other datacenters' views, read only where this datacenter's cannot serve (off when empty; counted in akutan_api_view_fallback_calls_total)")
+	fs.StringVar(&peers, "peers", "", "comma-separated addresses of the other API servers of this datacenter, for cluster status")
 	fs.StringVar(&cfg.DC, "dc", "", "name of this API server's datacenter (e.g. dc1): the dc label of its cluster metrics")
 	fs.Uint64Var(&cfg.MaxLag, "max-lag", cfg.MaxLag, "log entries a view may lag and still count as up to date")
 	fs.DurationVar(&cfg.Views.HedgeFloor, "hedge-floor", cfg.Views.HedgeFloor, "least time to wait before hedging a view call to another replica")
@@ -135,6 +141,6 @@ func parseFlags(args []string) (options, error) {
 	if err := o.proc.Parse(args); err != nil {
 		return o, err
 	}
-	cfg.Log, cfg.Views.Static, cfg.Views.DNS, cfg.Peers = list(logs), list(views), list(viewsDNS), list(peers)
+	cfg.Log, cfg.Views.Static, cfg.Views.DNS, cfg.Views.Fallback, cfg.Peers = list(logs), list(views), list(viewsDNS), list(fallback), list(peers)
 	return o, cfg.Validate()
 }

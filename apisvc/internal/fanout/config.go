@@ -21,6 +21,12 @@ var _ Resolver = (*net.Resolver)(nil)
 type Config struct {
 	// Static lists view gRPC addresses (any grpc.NewClient target).
 	Static []string
+	// Fallback lists other datacenters' views, read only where no view of
+	// Static and DNS (this datacenter's) can serve a range: an explicit
+	// cross-datacenter fallback, off when empty. Every call to one is
+	// counted (akutan_api_view_fallback_calls_total), and they never count
+	// towards this datacenter's verdicts (Views marks them).
+	Fallback []string
 	// DNS lists "host:port" names, re-resolved every ResolveInterval; every
 	// address a name resolves to, with the name's port, is a view. A
 	// Kubernetes headless service works this way. A failed resolution keeps
@@ -91,6 +97,11 @@ func (c Config) Validate() error {
 	for i, a := range c.Static {
 		if a == "" {
 			errs = append(errs, fmt.Errorf("static address %d is empty", i))
+		}
+	}
+	for i, a := range c.Fallback {
+		if a == "" {
+			errs = append(errs, fmt.Errorf("fallback address %d is empty", i))
 		}
 	}
 	for _, name := range c.DNS {

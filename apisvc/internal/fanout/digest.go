@@ -26,7 +26,7 @@ func (f *Fanout) Digest(ctx context.Context, space viewpb.Space, index uint64) (
 		return nil, err
 	}
 	defer r.cancel()
-	r.delay, r.record = -1, false
+	r.delay, r.record, r.rpc = -1, false, "Digest"
 
 	var mu sync.Mutex
 	done := map[[2]uint64]*viewpb.DigestResponse{}

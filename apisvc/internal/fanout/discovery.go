@@ -24,6 +24,7 @@ type replica struct {
 	client    viewpb.ViewClient
 	ctx       context.Context // ends when the replica is removed or at Close
 	cancel    context.CancelFunc
+	fallback  bool          // another datacenter's view (Config.Fallback)
 	firstPing chan struct{} // closed after the first ping
 	slow      slowness
 
@@ -104,28 +105,31 @@ func (f *Fanout) applyAddrsLocked() {
 	if f.ctx.Err() != nil {
 		return
 	}
-	want := map[string]bool{}
-	for _, a := range f.cfg.Static {
+	want := map[string]bool{} // address -> fallback
+	for _, a := range f.cfg.Fallback {
 		want[a] = true
+	}
+	for _, a := range f.cfg.Static {
+		want[a] = false
 	}
 	for _, addrs := range f.resolved {
 		for _, a := range addrs {
-			want[a] = true
+			want[a] = false
 		}
 	}
 	changed := false
 	for addr, rep := range f.replicas {
-		if !want[addr] {
+		if fallback, ok := want[addr]; !ok || fallback != rep.fallback {
 			f.log.Info("view removed", "addr", addr)
 			rep.cancel() // its ping loop closes the connection
 			delete(f.replicas, addr)
 			changed = true
 		}
 	}
-	for addr := range want {
+	for addr, fallback := range want {
 		if f.replicas[addr] == nil {
-			f.log.Info("view discovered", "addr", addr)
-			f.replicas[addr] = f.startReplica(addr)
+			f.log.Info("view discovered", "addr", addr, "fallback", fallback)
+			f.replicas[addr] = f.startReplica(addr, fallback)
 			changed = true
 		}
 	}
@@ -135,8 +139,8 @@ func (f *Fanout) applyAddrsLocked() {
 }
 
 // startReplica connects to addr and starts pinging it.
-func (f *Fanout) startReplica(addr string) *replica {
-	rep := &replica{addr: addr, firstPing: make(chan struct{})}
+func (f *Fanout) startReplica(addr string, fallback bool) *replica {
+	rep := &replica{addr: addr, fallback: fallback, firstPing: make(chan struct{})}
 	rep.ctx, rep.cancel = context.WithCancel(f.ctx)
 	conn, err := grpc.NewClient(addr, dialOptions(f.cfg.MaxRecvBytes)...)
 	if err != nil {

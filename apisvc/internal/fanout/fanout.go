@@ -53,6 +53,8 @@ type View struct {
 	LastPing time.Time
 	// Slow means hedges keep beating the view, so requests prefer others.
 	Slow bool
+	// Fallback marks another datacenter's view (Config.Fallback).
+	Fallback bool
 }
 
 // New validates cfg, resolves the DNS names once, and starts pinging every
@@ -153,7 +155,7 @@ func (f *Fanout) Views() []View {
 	defer f.mu.Unlock()
 	out := make([]View, 0, len(f.replicas))
 	for _, rep := range f.replicas {
-		v := View{Addr: rep.addr, Err: rep.err, Healthy: rep.healthy, LastPing: rep.lastPing, Slow: rep.slow.slow()}
+		v := View{Addr: rep.addr, Err: rep.err, Healthy: rep.healthy, LastPing: rep.lastPing, Slow: rep.slow.slow(), Fallback: rep.fallback}
 		if rep.status != nil {
 			v.Status = proto.Clone(rep.status).(*viewpb.StatusResponse)
 		}

@@ -15,6 +15,7 @@ import (
 type metrics struct {
 	rpcSeconds *prometheus.HistogramVec
 	hedges     *prometheus.CounterVec
+	fallbacks  *prometheus.CounterVec
 }
 
 // The lookup RPCs, the values of the rpc label.
@@ -31,9 +32,14 @@ func newMetrics() *metrics {
 			Name: "akutan_api_hedges_total",
 			Help: "Hedged lookup RPCs: sent to a second view because the first had not answered within the hedge delay, by RPC.",
 		}, []string{"rpc"}),
+		fallbacks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "akutan_api_view_fallback_calls_total",
+			Help: "Lookup RPCs sent to another datacenter's view (the explicit fallback) because no view of this datacenter could serve, by RPC.",
+		}, []string{"rpc"}),
 	}
 	for _, rpc := range rpcNames {
 		m.hedges.WithLabelValues(rpc)
+		m.fallbacks.WithLabelValues(rpc)
 		m.rpcSeconds.WithLabelValues(rpc, "ok")
 	}
 	return m
@@ -44,7 +50,7 @@ func newMetrics() *metrics {
 // sees healthy (docs/metrics.md).
 func (f *Fanout) Collectors() []prometheus.Collector {
 	return []prometheus.Collector{
-		f.met.rpcSeconds, f.met.hedges,
+		f.met.rpcSeconds, f.met.hedges, f.met.fallbacks,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "akutan_api_hedge_delay_seconds",
 			Help: "The current hedge delay: how long a lookup RPC may take before it is hedged.",

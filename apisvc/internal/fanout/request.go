@@ -69,6 +69,9 @@ func (r *request) keyLocked(m *member) uint64 {
 	if m.tier != tierStopped || r.index <= m.applied {
 		avoid, probe := m.rep.slow.avoid(r.now)
 		k = uint64(m.tier) << 34
+		if m.fallback {
+			k |= 1 << 42 // after every local view, slow or not
+		}
 		switch {
 		case avoid:
 			k |= 1<<40 | uint64(rand.Uint32())
@@ -201,6 +204,9 @@ func hedge[T any](r *request, first *member, next func(tried map[*member]bool) *
 		attempts = append(attempts, a)
 		tried[m] = true
 		inflight++
+		if m.fallback {
+			r.f.met.fallbacks.WithLabelValues(r.rpc).Inc()
+		}
 		go func() {
 			val, err := try(ctx, m)
 			results <- attemptResult[T]{a, val, err}
@@ -248,7 +254,8 @@ func hedge[T any](r *request, first *member, next func(tried map[*member]bool) *
 			}
 		case <-hedgeC:
 			hedgeC = nil
-			if m := next(tried); m != nil {
+			// A hedge is for speed, not coverage: never across datacenters.
+			if m := next(tried); m != nil && !m.fallback {
 				r.f.met.hedges.WithLabelValues(r.rpc).Inc()
 				launch(m)
 			}

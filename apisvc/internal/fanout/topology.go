@@ -39,6 +39,7 @@ type member struct {
 	lo, last uint64
 	tier     int
 	applied  uint64 // last_applied at the latest ping
+	fallback bool   // another datacenter's: used only where no local view can serve
 }
 
 func (m *member) covers(lo, last uint64) bool { return m.lo <= lo && last <= m.last }
@@ -91,7 +92,7 @@ func buildSpace(space viewpb.Space, reps []*replica) *spaceTop {
 		if !rep.healthy || st.GetSpace() != space {
 			continue
 		}
-		m := &member{rep: rep, id: len(s.members), lo: st.GetRange().GetStart(), last: st.GetRange().GetEnd() - 1, applied: st.GetLastApplied()}
+		m := &member{rep: rep, id: len(s.members), lo: st.GetRange().GetStart(), last: st.GetRange().GetEnd() - 1, applied: st.GetLastApplied(), fallback: rep.fallback}
 		switch {
 		case st.GetState() == viewpb.State_STOPPED || st.GetError() != "":
 			m.tier = tierStopped
@@ -117,11 +118,20 @@ func buildSpace(space viewpb.Space, reps []*replica) *spaceTop {
 			}
 		}
 	}
+	// The recent index follows this datacenter's views wherever they cover
+	// a segment; fallback views count only where none does.
 	s.recent = ^uint64(0)
 	for _, c := range s.cover {
-		best := uint64(0)
+		local, best, bestFallback := false, uint64(0), uint64(0)
 		for _, m := range c {
-			best = max(best, m.applied)
+			if m.fallback {
+				bestFallback = max(bestFallback, m.applied)
+			} else {
+				local, best = true, max(best, m.applied)
+			}
+		}
+		if !local {
+			best = bestFallback
 		}
 		s.recent = min(s.recent, best)
 	}
