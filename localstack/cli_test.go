@@ -52,11 +52,13 @@ func cliWithDC1Down(t *testing.T, s *stack) {
 	fromFile := []string{"XDG_CONFIG_HOME=" + xdg}
 	fromEnv := []string{"AKUTAN_API=" + s.apiAddrs(), "AKUTAN_LOG=" + s.logAddrs()}
 
-	// status answers through dc2 or dc3, which are fully available.
+	// status judges dc2 and dc3, which are fully available, and reports
+	// that dc1's API server did not answer (exit 3: not all judged).
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		out, errOut, code := s.cliEnv(fromFile, "", "status")
-		if code == 0 && strings.Contains(out, "fully available: yes") {
+		if code == 3 && strings.Contains(out, "dc2: fully available: yes") && strings.Contains(out, "dc3: fully available: yes") &&
+			strings.Contains(out, "did not answer") && !strings.Contains(out, "dc1: fully") {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -66,16 +68,37 @@ func cliWithDC1Down(t *testing.T, s *stack) {
 	}
 	out, errOut, code := s.cliEnv(fromEnv, "", "status", "--json")
 	var st struct {
-		AnsweredBy     string `json:"answered_by"`
-		FullyAvailable struct {
-			OK bool `json:"ok"`
-		} `json:"fully_available"`
+		DCs []struct {
+			DC             string `json:"dc"`
+			AnsweredBy     string `json:"answered_by"`
+			FullyAvailable struct {
+				OK bool `json:"ok"`
+			} `json:"fully_available"`
+			Views []struct {
+				DC    string `json:"dc"`
+				State string `json:"state"`
+			} `json:"views"`
+		} `json:"dcs"`
+		Unreachable []struct {
+			Address string `json:"address"`
+		} `json:"unreachable_api_servers"`
 		Log struct {
 			LastIndex uint64 `json:"last_index"`
 		} `json:"log"`
 	}
-	if err := json.Unmarshal([]byte(out), &st); err != nil || code != 0 || !st.FullyAvailable.OK || st.AnsweredBy == s.api(1) || st.Log.LastIndex == 0 {
+	if err := json.Unmarshal([]byte(out), &st); err != nil || code != 3 || len(st.DCs) != 2 || len(st.Unreachable) != 1 ||
+		st.Unreachable[0].Address != s.api(1) || st.Log.LastIndex == 0 {
 		t.Fatalf("status --json with dc1 down: exit %d, %v\n%s%s", code, err, out, errOut)
+	}
+	for _, dc := range st.DCs {
+		if !dc.FullyAvailable.OK || dc.AnsweredBy == s.api(1) || len(dc.Views) == 0 {
+			t.Fatalf("status --json with dc1 down: %+v", dc)
+		}
+		for _, v := range dc.Views {
+			if v.DC != dc.DC {
+				t.Fatalf("%s lists a view of %s: only its own datacenter's views count", dc.DC, v.DC)
+			}
+		}
 	}
 
 	// insert: dc1's API server refuses the connection, so the write was

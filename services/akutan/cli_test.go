@@ -243,6 +243,7 @@ type fakeAPI struct {
 	writeErr error
 	readErr  error
 	fully    bool
+	dc       string
 }
 
 func newFakeAPI(t *testing.T) *fakeAPI {
@@ -251,7 +252,7 @@ func newFakeAPI(t *testing.T) *fakeAPI {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fakeAPI{addr: l.Addr().String(), fully: true}
+	f := &fakeAPI{addr: l.Addr().String(), fully: true, dc: "dc1"}
 	s := grpc.NewServer()
 	apipb.RegisterAkutanServer(s, f)
 	go s.Serve(l)
@@ -302,7 +303,8 @@ func (f *fakeAPI) LookupS(req *apipb.LookupSRequest, stream grpc.ServerStreaming
 func (f *fakeAPI) Status(context.Context, *apipb.StatusRequest) (*apipb.StatusResponse, error) {
 	return &apipb.StatusResponse{
 		Log:            &apipb.LogStatus{FirstIndex: 1, LastIndex: 1 << 60, Leader: "log-dc1", Available: true},
-		Views:          []*apipb.ViewStatus{{Address: "v:1", Space: "sp", RangeEnd: 0, LastApplied: 1 << 60, Reachable: true, UpToDate: f.fully}},
+		Views:          []*apipb.ViewStatus{{Address: "v:1", Space: "sp", RangeEnd: 0, LastApplied: 1 << 60, Reachable: true, UpToDate: f.fully, State: "SERVING", Dc: f.dc}},
+		Dc:             f.dc,
 		ApiServers:     []*apipb.ApiServerStatus{{Address: f.addr, Reachable: true}},
 		FullyAvailable: &apipb.Verdict{Ok: f.fully, Missing: missing(f.fully)},
 		Healthy:        &apipb.Verdict{Ok: false, Missing: []string{"two more views"}},
@@ -366,15 +368,25 @@ func TestJSONShapes(t *testing.T) {
 	out, _, code = runCLI(t, nil, "", "status", "--api", srv.addr, "--json")
 	m = decode(t, out)
 	log, _ := m["log"].(map[string]any)
-	views, _ := m["views"].([]any)
-	if code != 0 || log["last_index"] != json.Number("1152921504606846976") || log["available"] != true || len(views) != 1 {
+	dcs, _ := m["dcs"].([]any)
+	if code != 0 || log["last_index"] != json.Number("1152921504606846976") || log["available"] != true || len(dcs) != 1 {
 		t.Fatalf("status: exit %d: %v", code, m)
 	}
-	if v := views[0].(map[string]any); v["range_end"] != json.Number("0") || v["up_to_date"] != true || v["last_applied"] != json.Number("1152921504606846976") {
+	dc := dcs[0].(map[string]any)
+	views, _ := dc["views"].([]any)
+	if len(views) != 1 || dc["dc"] != "dc1" || dc["answered_by"] != srv.addr {
+		t.Fatalf("status dc: %v", dc)
+	}
+	// The fields issue 14 names for every view, plus the rest.
+	if v := views[0].(map[string]any); v["dc"] != "dc1" || v["space"] != "sp" || v["range_start"] != json.Number("0") || v["range_end"] != json.Number("0") ||
+		v["applied"] != json.Number("1152921504606846976") || v["state"] != "SERVING" || v["up_to_date"] != true {
 		t.Errorf("status view: %v", v)
 	}
-	if fa := m["fully_available"].(map[string]any); fa["ok"] != true {
+	if fa := dc["fully_available"].(map[string]any); fa["ok"] != true {
 		t.Errorf("fully_available: %v", fa)
+	}
+	if u, ok := m["unreachable_api_servers"].([]any); !ok || len(u) != 0 {
+		t.Errorf("unreachable_api_servers: %v", m["unreachable_api_servers"])
 	}
 	for k := range m {
 		if k != strings.ToLower(k) {
@@ -395,13 +407,30 @@ func TestStatusExitCodes(t *testing.T) {
 	}
 }
 
+// status judges each datacenter apart, asking one API server of each.
+func TestStatusPerDatacenter(t *testing.T) {
+	a, b, c := newFakeAPI(t), newFakeAPI(t), newFakeAPI(t)
+	b.dc, b.fully = "dc2", false
+	out, _, code := runCLI(t, nil, "", "status", "--api", a.addr+","+b.addr+","+c.addr)
+	if code != exitProblems || !strings.Contains(out, "dc1: fully available: yes") || !strings.Contains(out, "dc2: fully available: NO") ||
+		strings.Count(out, "dc1: fully") != 1 || strings.Contains(out, c.addr) {
+		t.Fatalf("two datacenters, one not fully available: exit %d\n%s", code, out)
+	}
+	if out, _, code := runCLI(t, nil, "", "status", "--api", a.addr+","+c.addr); code != 0 || strings.Count(out, "fully available: yes") != 1 {
+		t.Fatalf("one datacenter asked twice: exit %d\n%s", code, out)
+	}
+}
+
 // Reads and status go to the next server when one is down or Unavailable;
 // a write goes on only past servers it never reached.
 func TestFailover(t *testing.T) {
 	dead := deadAddr(t)
 	srv := newFakeAPI(t)
 	api := dead + "," + srv.addr
-	if out, errOut, code := runCLI(t, nil, "", "status", "--api", api); code != 0 || !strings.Contains(out, "fully available: yes") {
+	// status asks every server: the dead one is reported, and exit 3 says
+	// not everything could be judged.
+	if out, errOut, code := runCLI(t, nil, "", "status", "--api", api); code != exitProblems || !strings.Contains(out, "fully available: yes") ||
+		!strings.Contains(out, "did not answer") || !strings.Contains(out, dead) {
 		t.Fatalf("status past a dead server: exit %d: %s%s", code, out, errOut)
 	}
 	if out, errOut, code := runCLI(t, nil, "<a> <b> <c>\n", "insert", "--api", api); code != 0 || !strings.Contains(out, "inserted 1 facts at index") {
