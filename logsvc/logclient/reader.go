@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"sync/atomic"
 	"time"
 
 	"github.com/akutan/akutan/internal/backoff"
@@ -26,6 +27,34 @@ type Reader struct {
 	addrs   []string
 	conns   ConnPool
 	archive *archive
+	// preferFirst: read from addrs[0] whenever it answers, and from another
+	// replica for at most returnAfter before trying it again.
+	preferFirst bool
+	returnAfter time.Duration
+	current     atomic.Pointer[string] // the replica streaming now
+}
+
+// PreferFirst makes Stream read from the first replica of its list
+// whenever it can, and fail over to the others only while it cannot: a
+// view tails its own datacenter's replica, so the log's traffic to a
+// datacenter crosses the WAN once per replica rather than once per view.
+// After a failover Stream tries the first replica again every returnAfter
+// (0: 10 s). It returns r.
+func (r *Reader) PreferFirst(returnAfter time.Duration) *Reader {
+	if returnAfter <= 0 {
+		returnAfter = 10 * time.Second
+	}
+	r.preferFirst, r.returnAfter = true, returnAfter
+	return r
+}
+
+// Current returns the address of the replica Stream reads from now, or ""
+// between replicas.
+func (r *Reader) Current() string {
+	if p := r.current.Load(); p != nil {
+		return *p
+	}
+	return ""
 }
 
 // NewReader returns a Reader over the replicas at addrs.
@@ -61,13 +90,29 @@ func (r *Reader) Stream(ctx context.Context, from uint64, fn func([]Entry) error
 	}
 	next := from
 	start := rand.N(len(r.addrs))
+	if r.preferFirst {
+		start = 0
+	}
 	delay := backoff.New(20*time.Millisecond, time.Second)
 	var truncated error
 	for attempt := 0; ; attempt++ {
-		addr := r.addrs[(start+attempt)%len(r.addrs)]
-		progressed, err := r.streamFrom(ctx, addr, &next, fn)
+		i := (start + attempt) % len(r.addrs)
+		sctx, cancel := ctx, context.CancelFunc(func() {})
+		if r.preferFirst && i != 0 {
+			sctx, cancel = context.WithTimeout(ctx, r.returnAfter)
+		}
+		progressed, err := r.streamFrom(sctx, r.addrs[i], &next, fn)
+		timedOut := sctx.Err() != nil
+		cancel()
 		if ctx.Err() != nil {
 			return ctx.Err()
+		}
+		if r.preferFirst && i != 0 && timedOut {
+			// Time to try the first replica again; if it still fails, the
+			// loop moves on to this one at once.
+			start, attempt = 0, -1
+			delay.Reset()
+			continue
 		}
 		var fe fnError
 		if errors.As(err, &fe) {
@@ -130,6 +175,8 @@ func (r *Reader) streamFrom(ctx context.Context, addr string, next *uint64, fn f
 	if err != nil {
 		return false, logerr.FromStatus(err)
 	}
+	r.current.Store(&addr)
+	defer r.current.Store(nil)
 	progressed := false
 	for {
 		resp, err := stream.Recv()

@@ -101,9 +101,9 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&start, "range-start", "0", "first hash of the range, inclusive: a uint64 in decimal or 0x hex")
 	fs.StringVar(&end, "range-end", "max", "end of the range, exclusive: a uint64 in decimal or 0x hex, or max for 2^64")
 	fs.StringVar(&o.cfg.Dir, "data-dir", "", "Pebble data directory; created if missing (required)")
-	fs.StringVar(&logs, "log", "", "gRPC addresses of the log replicas, comma-separated; the view fails over between them (required)")
+	fs.StringVar(&logs, "log", "", "gRPC addresses of the log replicas, comma-separated (required); the view tails the first (put this datacenter's first) and fails over to the others only while it is down")
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:0", "host:port for the gRPC view service; port 0 picks a free port")
-	fs.UintVar(&maxVersion, "max-supported-version", uint(viewsvc.MaxSupportedVersion), "highest log version to apply; lower it only to test upgrades")
+	fs.UintVar(&maxVersion, "max-supported-version", uint(viewsvc.MaxSupportedVersion), "highest log version to apply; for tests and staged upgrades only: lower it to simulate an old build, raise it to simulate an upgraded one (akutan log set-version)")
 	fs.Int64Var(&o.cfg.CacheSize, "cache-bytes", o.cfg.CacheSize, "Pebble block cache size in bytes")
 	fs.IntVar(&o.cfg.MaxLookups, "max-lookups", o.cfg.MaxLookups, "most lookups one request may carry")
 	fs.Uint64Var(&o.maxLag, "max-lag", viewsvc.DefaultMaxLag, "log entries the view may be behind the log's last index and still be ready (/readyz, gRPC health)")
@@ -193,7 +193,7 @@ func run(o options) error {
 		return err
 	}
 	defer view.Close()
-	reader := logclient.NewReader(o.logAddrs)
+	reader := logclient.NewReader(o.logAddrs).PreferFirst(0)
 	switch {
 	case o.archive != "":
 		archive, err := snapshot.OpenStore(context.Background(), o.archive)
