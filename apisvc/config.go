@@ -31,6 +31,12 @@ type Config struct {
 	// WriteAttempts bounds how often a write retries after losing a race
 	// for a name.
 	WriteAttempts int
+	// MaxSupportedVersion is the highest log entry version this server
+	// writes. It writes at the log's version in force, and refuses writes
+	// (FailedPrecondition) while the log is above this. It defaults to the
+	// build's (MaxSupportedVersion); tests and staged upgrades raise it
+	// (akutan-api --max-supported-version).
+	MaxSupportedVersion uint32
 	// PageLimit is the facts in one page of a lookup's answer when the
 	// request names no limit, and MaxPageLimit caps the limit a request
 	// names. MaxPageBytes ends a page once the views' answers for it hold
@@ -74,6 +80,8 @@ func DefaultConfig() Config {
 		MaxPageLimit:   100000,
 		MaxPageBytes:   16 << 20,
 		DefaultTimeout: 30 * time.Second,
+
+		MaxSupportedVersion: MaxSupportedVersion,
 	}
 }
 
@@ -94,6 +102,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxTxBytes <= 0 || c.WriteAttempts <= 0 || c.DefaultTimeout <= 0 {
 		errs = append(errs, errors.New("max tx bytes, write attempts and default timeout must be positive"))
+	}
+	if c.MaxSupportedVersion < 1 {
+		errs = append(errs, errors.New("max supported version must be at least 1"))
 	}
 	return errors.Join(errs...)
 }

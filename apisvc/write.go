@@ -92,7 +92,11 @@ func (s *Server) write(ctx context.Context, req *apipb.WriteRequest) (*apipb.Wri
 		if err != nil {
 			return nil, err
 		}
-		data, err := proto.Marshal(&entrypb.Envelope{Version: MaxSupportedVersion, Command: &entrypb.Envelope_Transaction{Transaction: tx}})
+		version, err := s.writeVersion(ctx)
+		if err != nil {
+			return nil, err
+		}
+		data, err := proto.Marshal(&entrypb.Envelope{Version: version, Command: &entrypb.Envelope_Transaction{Transaction: tx}})
 		if err != nil {
 			return nil, err
 		}
@@ -132,6 +136,9 @@ func (s *Server) write(ctx context.Context, req *apipb.WriteRequest) (*apipb.Wri
 			since = le.Uint("conflict_index")
 		case errors.As(err, &le) && le.Uint("first_index") > 0:
 			since = le.Uint("first_index") - 1
+		case s.versionRefused(err):
+			// The leader is at an older version than this server had
+			// learned (it has yet to apply the change): write at its.
 		default:
 			return nil, err
 		}
@@ -303,6 +310,9 @@ func txObject(o *apipb.Object, ref func(*apipb.Node) *entrypb.NodeRef, ids map[s
 	return viewObject(o, ids)
 }
 
-// MaxSupportedVersion is the highest log entry version this build writes
-// and reads.
-const MaxSupportedVersion uint32 = 1
+// MaxSupportedVersion is the highest log entry version this process's API
+// servers write, as Status reports it: this build's, 1, unless akutan-api's
+// --max-supported-version raised it for a test or a staged upgrade. Each
+// server writes by its own Config.MaxSupportedVersion, which defaults to
+// it. (Status should report the Config's; it is a variable until it does.)
+var MaxSupportedVersion uint32 = 1

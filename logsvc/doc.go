@@ -24,21 +24,30 @@
 //     replica applies nothing more and refuses snapshots, so Raft keeps the
 //     entries it has not applied; once upgraded it resumes at the same entry.
 //     No entry is ever skipped. Its RPCs and Info report the error.
-//  5. DiscardPrefix(i) is a Raft command, so every replica discards at the
+//  5. The log version starts at 1 and only goes up, by a version change
+//     entry appended alone. An entry's version is at most the log's
+//     version in force (older versions stay valid). Before the leader
+//     proposes a change to version N it asks every member of the Raft
+//     configuration (voters and nonvoters: all apply the log) for its
+//     MaxSupportedVersion, and refuses the change with ErrVersionRefused
+//     (FAILED_PRECONDITION), naming each member that supports less or could
+//     not be asked, unless all support N. Rule 4 still covers a replica
+//     rolled back, or added, after the change. The change cannot be undone.
+//  6. DiscardPrefix(i) is a Raft command, so every replica discards at the
 //     same point; the FSM refuses it unless the replicated archive watermark
 //     is at least i-1. Only an Archiver advances the watermark, after it
 //     durably stored the entries.
-//  6. A snapshot holds the metadata and every retained entry, so a replica
+//  7. A snapshot holds the metadata and every retained entry, so a replica
 //     that installs it serves Read for every retained index.
-//  7. The archive loop runs on the leader only and is the only caller of
+//  8. The archive loop runs on the leader only and is the only caller of
 //     the Archiver: it hands over entries from the watermark on, in order,
 //     and replicates the index the archiver reports durable. With an
 //     ArchiveStore, SegmentArchiver cuts segments by size and age, uploads
 //     each, adds it to the log catalog, and only then reports it. ArchiveNow
 //     makes the loop hand over everything committed and flush.
-//  8. Readers below the first retained index read the archive
+//  9. Readers below the first retained index read the archive
 //     (logclient.Reader.UseArchive) up to that index, and the log from it.
-//  9. RestoreDataDir builds a one-voter replica whose log starts after the
+//  10. RestoreDataDir builds a one-voter replica whose log starts after the
 //     restored index, with the watermark at that index: the archive serves
 //     everything below it.
 //

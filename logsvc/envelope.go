@@ -126,7 +126,7 @@ func validateEnvelope(i int, b []byte, logVersion, supported uint32) (envelopeHe
 	case h.version > supported:
 		return h, logerr.Unsupported(h.version, supported)
 	case h.version > logVersion:
-		return h, logerr.New(logerr.ErrInvalidEntry, nil,
+		return h, logerr.New(logerr.ErrInvalidEntry, map[string]string{"log_version": fmt.Sprint(logVersion)},
 			"entry %d: envelope version %d is above the log version %d; append a version change first", i, h.version, logVersion)
 	}
 	if h.versionChange {

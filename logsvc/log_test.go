@@ -12,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	"github.com/akutan/akutan/logsvc/logclient"
 	"github.com/akutan/akutan/logsvc/logerr"
 	"github.com/akutan/akutan/proto/logpb"
@@ -292,9 +295,12 @@ func TestMembershipChangeUnderLoad(t *testing.T) {
 	}
 }
 
-// Test 4: a replica that supports only version 1 stops at a change to
-// version 2; the others go on. Restarted with support for 2, it resumes
-// exactly where it stopped.
+// Test 4: the leader refuses a version change until every replica supports
+// the new version, naming those that do not or could not be asked, and
+// appends nothing. Once they all do, the change is accepted. A replica that
+// still meets an entry it cannot read (here one rolled back to version 1
+// after the change) stops at that entry, and the others go on; upgraded
+// again it resumes exactly where it stopped.
 func TestVersionGate(t *testing.T) {
 	c := newCluster(t, 3, func(i int, cfg *Config) {
 		cfg.MaxSupportedVersion = 2
@@ -302,15 +308,19 @@ func TestVersionGate(t *testing.T) {
 			cfg.MaxSupportedVersion = 1
 		}
 	})
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	// The old replica must not lead when the change commits.
-	if c.servers[2].IsLeader() {
-		if err := c.servers[2].Raft().LeadershipTransfer().Error(); err != nil {
-			t.Fatal(err)
+	// The old replica must not lead: it would refuse version 2 itself.
+	notLeading := func(i int) {
+		t.Helper()
+		if s := c.servers[i]; s.IsLeader() {
+			if err := s.Raft().LeadershipTransfer().Error(); err != nil {
+				t.Fatal(err)
+			}
 		}
+		c.waitLeader()
 	}
-	c.waitLeader()
+	notLeading(2)
 	app := logclient.NewAppender(c.addrs()[:2], logclient.DefaultAppenderConfig())
 	defer app.Close()
 	for i := 0; i < 5; i++ {
@@ -318,21 +328,76 @@ func TestVersionGate(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// An entry of version 2 before the change is refused.
-	if _, err := app.AppendBatch(ctx, [][]byte{versionChangeEntry(2, 3)}); !errors.Is(err, logerr.ErrInvalidEntry) {
-		t.Fatalf("version 2 entry before the change: %v, want invalid entry", err)
+	// An entry of version 2 before the change is refused, saying the log's
+	// version.
+	var le *logerr.Error
+	if _, err := app.AppendBatch(ctx, [][]byte{versionChangeEntry(2, 3)}); !errors.As(err, &le) || !errors.Is(err, logerr.ErrInvalidEntry) || le.Meta["log_version"] != "1" {
+		t.Fatalf("version 2 entry before the change: %v, want invalid entry with log_version 1", err)
 	}
 	// A change batched with other entries is refused.
 	if _, err := app.AppendBatch(ctx, [][]byte{pingEntry("x"), versionChangeEntry(1, 2)}); !errors.Is(err, logerr.ErrInvalidEntry) {
 		t.Fatalf("batched version change: %v, want invalid entry", err)
 	}
-	vc, err := app.AppendBatch(ctx, [][]byte{versionChangeEntry(1, 2)})
-	if err != nil {
-		t.Fatalf("version change: %v", err)
+
+	// n3 supports only version 1: the change is refused, naming it alone,
+	// whether sent to the leader or through a follower.
+	refused := func(err error, why string) {
+		t.Helper()
+		var le *logerr.Error
+		if !errors.As(err, &le) || !errors.Is(err, logerr.ErrVersionRefused) || le.Meta["replicas"] != "n3" || le.Meta["version"] != "2" ||
+			!strings.Contains(err.Error(), why) || strings.Contains(err.Error(), "n1") || strings.Contains(err.Error(), "n2") {
+			t.Fatalf("version change: %v; want it refused naming only n3: %q", err, why)
+		}
+	}
+	_, err := app.AppendBatch(ctx, [][]byte{versionChangeEntry(1, 2)})
+	refused(err, "version change to 2 refused: every log replica must support it first; n3 supports up to version 1")
+	leader := c.waitLeader()
+	for _, s := range c.servers {
+		if s == leader {
+			continue
+		}
+		_, err := mustClient(t, s.GRPCAddr()).Append(ctx, &logpb.AppendRequest{Entries: [][]byte{versionChangeEntry(1, 2)}})
+		if status.Code(err) != codes.FailedPrecondition {
+			t.Fatalf("through follower %s: %v, want FailedPrecondition", s.ID(), err)
+		}
+		refused(logerr.FromStatus(err), "n3 supports up to version 1")
+	}
+	// A replica that cannot be asked does not count as supporting it.
+	c.stop(2)
+	_, err = app.AppendBatch(ctx, [][]byte{versionChangeEntry(1, 2)})
+	refused(err, "n3 could not be asked (unreachable")
+	if in := info(t, c.addrs()[0], true); in.LastIndex != 5 || in.LogVersion != 1 {
+		t.Fatalf("refused changes moved the log: last %d version %d, want 5 and 1", in.LastIndex, in.LogVersion)
+	}
+
+	// Upgraded, n3 supports version 2 and the change is accepted (once the
+	// leader reaches n3 again).
+	c.cfgs[2].MaxSupportedVersion = 2
+	c.start(2)
+	var vc uint64
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		vc, err = app.AppendBatch(ctx, [][]byte{versionChangeEntry(1, 2)})
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, logerr.ErrVersionRefused) || time.Now().After(deadline) {
+			t.Fatalf("version change with every replica upgraded: %v", err)
+		}
 	}
 	if vc != 6 {
 		t.Fatalf("version change at %d, want 6", vc)
 	}
+	// Versions only go up.
+	if _, err := app.AppendBatch(ctx, [][]byte{versionChangeEntry(2, 2)}); !errors.Is(err, logerr.ErrInvalidEntry) || !strings.Contains(err.Error(), "does not raise the log version 2") {
+		t.Fatalf("change to the current version: %v", err)
+	}
+	c.waitApplied(vc)
+
+	// Roll n3 back to version 1: it stops at the first entry of version 2.
+	c.stop(2)
+	c.cfgs[2].MaxSupportedVersion = 1
+	c.start(2)
+	notLeading(2)
 	v2, _ := protoPing(2, "after")
 	after, err := app.AppendBatch(ctx, [][]byte{v2})
 	if err != nil {
@@ -344,15 +409,16 @@ func TestVersionGate(t *testing.T) {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		in := info(t, old.GRPCAddr(), false)
-		if in.Error == wantErr && in.LastIndex == vc-1 {
+		if in.Error == wantErr && in.LastIndex == after-1 {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("old replica info: error %q last %d; want %q at %d", in.Error, in.LastIndex, wantErr, vc-1)
+			t.Fatalf("old replica info: error %q last %d; want %q at %d", in.Error, in.LastIndex, wantErr, after-1)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	// Its RPCs say why; a read gets every entry before the change first.
+	// Its RPCs say why; a read gets every entry before the one it cannot
+	// read first.
 	cl, closeCl := client(t, old.GRPCAddr())
 	defer closeCl()
 	if _, err := cl.Append(ctx, &logpb.AppendRequest{Entries: [][]byte{pingEntry("z")}}); err == nil || !strings.Contains(err.Error(), wantErr) {
@@ -373,8 +439,8 @@ func TestVersionGate(t *testing.T) {
 		}
 		n += len(resp.Entries)
 	}
-	if n != int(vc-1) {
-		t.Fatalf("stopped replica served %d entries, want %d", n, vc-1)
+	if n != int(after-1) {
+		t.Fatalf("stopped replica served %d entries, want %d", n, after-1)
 	}
 	// The others go on.
 	for _, s := range c.servers[:2] {
@@ -392,7 +458,7 @@ func TestVersionGate(t *testing.T) {
 	}
 
 	// Upgrade: the same data dir with support for version 2 resumes at the
-	// change and skips nothing.
+	// entry it stopped at and skips nothing.
 	c.stop(2)
 	c.cfgs[2].MaxSupportedVersion = 2
 	s := c.start(2)

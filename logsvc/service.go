@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -46,11 +47,17 @@ func (s *Server) append(ctx context.Context, req *logpb.AppendRequest) (uint64, 
 		return 0, s.haltedErr(err)
 	}
 	leader := s.raft.State() == raft.Leader
-	if err := s.validateBatch(req.Entries, leader); err != nil {
+	to, err := s.validateBatch(req.Entries, leader)
+	if err != nil {
 		return 0, err
 	}
 	if err := validateGuards(req.GuardKeys); err != nil {
 		return 0, err
+	}
+	if leader && to > 0 {
+		if err := s.versionGate(ctx, to); err != nil {
+			return 0, err
+		}
 	}
 	if !leader {
 		client, fctx, err := s.leaderClient(ctx)
@@ -65,7 +72,7 @@ func (s *Server) append(ctx context.Context, req *logpb.AppendRequest) (uint64, 
 	}
 	start := time.Now()
 	f := s.raft.Apply(encodeAppend(req.Entries, req.GuardSince, req.GuardKeys), s.cfg.ApplyTimeout)
-	err := f.Error()
+	err = f.Error()
 	s.metrics.observeAppend(start, err)
 	if err != nil {
 		return 0, s.raftErr(err)
@@ -137,35 +144,72 @@ func validateGuards(keys [][]byte) error {
 	return nil
 }
 
-// validateBatch checks sizes and envelopes. Only the leader checks versions:
-// a follower's view of the log version may lag, and its own support does not
+// validateBatch checks sizes and envelopes, and returns the target of the
+// batch's version change (0: none). Only the leader checks versions: a
+// follower's view of the log version may lag, and its own support does not
 // matter for what the leader appends.
-func (s *Server) validateBatch(entries [][]byte, leader bool) error {
+func (s *Server) validateBatch(entries [][]byte, leader bool) (uint32, error) {
 	if len(entries) == 0 {
-		return logerr.New(logerr.ErrEmptyBatch, nil, "append of an empty batch")
+		return 0, logerr.New(logerr.ErrEmptyBatch, nil, "append of an empty batch")
 	}
 	var logVersion, supported uint32 // zero: structure only
 	if leader {
 		logVersion, supported = s.store.Meta().LogVersion, s.cfg.MaxSupportedVersion
 	}
 	total := 0
+	var to uint32
 	for i, e := range entries {
 		if len(e) > s.cfg.MaxEntryBytes {
-			return logerr.New(logerr.ErrEntryTooLarge, nil, "entry %d is %d bytes; the limit is %d", i, len(e), s.cfg.MaxEntryBytes)
+			return 0, logerr.New(logerr.ErrEntryTooLarge, nil, "entry %d is %d bytes; the limit is %d", i, len(e), s.cfg.MaxEntryBytes)
 		}
 		total += len(e)
 		h, err := validateEnvelope(i, e, logVersion, supported)
 		if err != nil {
-			return err
+			return 0, err
 		}
-		if h.versionChange && len(entries) > 1 {
-			return logerr.New(logerr.ErrInvalidEntry, nil, "entry %d: a version change must be appended alone", i)
+		if h.versionChange {
+			if len(entries) > 1 {
+				return 0, logerr.New(logerr.ErrInvalidEntry, nil, "entry %d: a version change must be appended alone", i)
+			}
+			to = h.toVersion
 		}
 	}
 	if total > s.cfg.MaxBatchBytes {
-		return logerr.New(logerr.ErrEntryTooLarge, nil, "batch is %d bytes; the limit is %d", total, s.cfg.MaxBatchBytes)
+		return 0, logerr.New(logerr.ErrEntryTooLarge, nil, "batch is %d bytes; the limit is %d", total, s.cfg.MaxBatchBytes)
 	}
-	return nil
+	return to, nil
+}
+
+// versionGate refuses a change to version to unless every member of the
+// Raft configuration reports that it supports to. Voters and nonvoters
+// alike apply the log, and one that cannot read the change would stop at
+// it (doc.go, rule 4); a member that cannot be asked counts as one that
+// does not support it. The leader asks just before it proposes the change,
+// so a member replaced by an older build in between is not seen: the
+// control plane's check (akutan log set-version) and that rule cover it.
+func (s *Server) versionGate(ctx context.Context, to uint32) error {
+	members, err := s.members(ctx, false)
+	if err != nil {
+		return err
+	}
+	var ids, why []string
+	for _, m := range members {
+		switch {
+		case m.MaxSupportedVersion == 0:
+			why = append(why, fmt.Sprintf("%s could not be asked (%s)", m.Id, m.Error))
+		case m.MaxSupportedVersion < to:
+			why = append(why, fmt.Sprintf("%s supports up to version %d", m.Id, m.MaxSupportedVersion))
+		default:
+			continue
+		}
+		ids = append(ids, m.Id)
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	return logerr.New(logerr.ErrVersionRefused,
+		map[string]string{"version": fmt.Sprint(to), "replicas": strings.Join(ids, ",")},
+		"version change to %d refused: every log replica must support it first; %s", to, strings.Join(why, "; "))
 }
 
 // Read streams committed entries from req.From on and follows the log.
@@ -267,56 +311,71 @@ func (s *Server) info(ctx context.Context, req *logpb.InfoRequest) (*logpb.InfoR
 	if err := s.fsm.haltErr(); err != nil {
 		resp.Error = err.Error()
 	}
+	members, err := s.members(ctx, req.LocalOnly)
+	if err != nil {
+		return nil, err
+	}
+	resp.Members = members
+	return resp, nil
+}
+
+// members lists the Raft configuration with each member's gRPC address,
+// applied index, supported version and error: this replica's own, and
+// unless localOnly every other member's, asked in parallel. A member that
+// could not be asked has MaxSupportedVersion 0 and Error saying why.
+func (s *Server) members(ctx context.Context, localOnly bool) ([]*logpb.Member, error) {
 	cf := s.raft.GetConfiguration()
 	if err := cf.Error(); err != nil {
 		return nil, s.raftErr(err)
 	}
+	meta := s.store.Meta()
+	var members []*logpb.Member
+	var wg sync.WaitGroup
 	for _, srv := range cf.Configuration().Servers {
-		resp.Members = append(resp.Members, &logpb.Member{
+		m := &logpb.Member{
 			Id:          string(srv.ID),
 			RaftAddress: string(srv.Address),
 			GrpcAddress: meta.Members[string(srv.ID)],
 			Voter:       srv.Suffrage == raft.Voter,
-		})
-	}
-	s.fillMembers(ctx, resp, req.LocalOnly)
-	return resp, nil
-}
-
-// fillMembers asks every member for its applied index, in parallel.
-func (s *Server) fillMembers(ctx context.Context, resp *logpb.InfoResponse, localOnly bool) {
-	var wg sync.WaitGroup
-	for _, m := range resp.Members {
-		if m.Id == s.cfg.ID {
-			m.AppliedIndex, m.MaxSupportedVersion, m.Error = resp.LastIndex, resp.MaxSupportedVersion, resp.Error
-			continue
 		}
-		if localOnly {
-			continue
-		}
-		if m.GrpcAddress == "" {
-			m.Error = "grpc address not registered yet"
-			continue
-		}
-		wg.Add(1)
-		go func(m *logpb.Member) {
-			defer wg.Done()
-			conn, err := s.conns.Get(m.GrpcAddress)
-			if err != nil {
+		members = append(members, m)
+		switch {
+		case m.Id == s.cfg.ID:
+			m.AppliedIndex, m.MaxSupportedVersion = meta.Last, s.cfg.MaxSupportedVersion
+			if err := s.fsm.haltErr(); err != nil {
 				m.Error = err.Error()
-				return
 			}
-			cctx, cancel := context.WithTimeout(ctx, time.Second)
-			defer cancel()
-			r, err := logpb.NewLogClient(conn).Info(cctx, &logpb.InfoRequest{LocalOnly: true})
-			if err != nil {
-				m.Error = fmt.Sprintf("unreachable: %v", logerr.FromStatus(err))
-				return
-			}
-			m.AppliedIndex, m.MaxSupportedVersion, m.Error = r.LastIndex, r.MaxSupportedVersion, r.Error
-		}(m)
+		case localOnly:
+		case m.GrpcAddress == "":
+			m.Error = "grpc address not registered yet"
+		default:
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				s.askMember(ctx, m)
+			}()
+		}
 	}
 	wg.Wait()
+	return members, nil
+}
+
+// askMember fills in another member's applied index, supported version and
+// error from its own Info.
+func (s *Server) askMember(ctx context.Context, m *logpb.Member) {
+	conn, err := s.conns.Get(m.GrpcAddress)
+	if err != nil {
+		m.Error = err.Error()
+		return
+	}
+	cctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	r, err := logpb.NewLogClient(conn).Info(cctx, &logpb.InfoRequest{LocalOnly: true})
+	if err != nil {
+		m.Error = fmt.Sprintf("unreachable: %v", logerr.FromStatus(err))
+		return
+	}
+	m.AppliedIndex, m.MaxSupportedVersion, m.Error = r.LastIndex, r.MaxSupportedVersion, r.Error
 }
 
 // DiscardPrefix drops entries below req.Before on every replica, if they are

@@ -8,26 +8,30 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/akutan/akutan/logsvc/logerr"
+	"github.com/akutan/akutan/proto/entrypb"
 	"github.com/akutan/akutan/proto/logpb"
 )
 
 // Admin sends the log's administrative calls (Info, membership changes,
-// DiscardPrefix, ArchiveNow) to its replicas, failing over between them.
-// Any replica takes every call: a follower forwards it to the leader.
+// DiscardPrefix, ArchiveNow, ChangeVersion) to its replicas, failing over
+// between them. Any replica takes every call: a follower forwards it to the
+// leader.
 //
 // What may be retried on the next replica: every call here is idempotent
 // (adding a voter that is already one, removing one that is gone,
-// discarding below the first index, archiving what is archived: each
-// leaves the log as one call would), so a call is sent to the next replica
-// when this one could not be reached, was unavailable, did not know a
-// leader, or did not answer within the attempt's timeout. A refusal that
-// is a decision (NOT_ARCHIVED, an invalid argument) is returned at once:
-// no other replica would decide differently. Info, a read, fails over on
-// every error. Transfer-leader without a target is the one call whose
-// repetition is not a no-op; a second transfer only moves leadership on
-// again, which is harmless.
+// discarding below the first index, archiving what is archived, changing
+// to the version the log is at: each leaves the log as one call would), so
+// a call is sent to the next replica when this one could not be reached,
+// was unavailable, did not know a leader, or did not answer within the
+// attempt's timeout. A refusal that is a decision (NOT_ARCHIVED,
+// VERSION_REFUSED, an invalid argument) is returned at once: no other
+// replica would decide differently. Info, a read, fails over on every
+// error. Transfer-leader without a target is the one call whose repetition
+// is not a no-op; a second transfer only moves leadership on again, which
+// is harmless.
 //
 // Admin is safe for concurrent use.
 type Admin struct {
@@ -111,6 +115,29 @@ func (a *Admin) ArchiveNow(ctx context.Context) (uint64, error) {
 		return 0, fmt.Errorf("archive now: %w", err)
 	}
 	return resp.ArchivedThrough, nil
+}
+
+// ChangeVersion appends a version change to version to, as an entry of
+// version current (the log's version in force), and returns its index. The
+// log refuses it with logerr.ErrVersionRefused unless every log replica
+// supports to, and as an invalid entry unless to is above the log's
+// version. It may be repeated: once one change to to is committed, another
+// is refused as not raising the version, and changes nothing.
+func (a *Admin) ChangeVersion(ctx context.Context, current, to uint32) (uint64, error) {
+	entry, err := proto.Marshal(&entrypb.Envelope{Version: current,
+		Command: &entrypb.Envelope_VersionChange{VersionChange: &entrypb.VersionChange{ToVersion: to}}})
+	if err != nil {
+		return 0, err
+	}
+	req := &logpb.AppendRequest{Entries: [][]byte{entry}}
+	resp, err := failover(ctx, a, a.Attempt, Retryable,
+		func(ctx context.Context, c logpb.LogClient) (*logpb.AppendResponse, error) {
+			return c.Append(ctx, req)
+		})
+	if err != nil {
+		return 0, fmt.Errorf("change log version to %d: %w", to, err)
+	}
+	return resp.FirstIndex, nil
 }
 
 // Retryable reports whether an idempotent administrative call that failed

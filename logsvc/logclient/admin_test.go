@@ -64,7 +64,7 @@ func TestAdminFailsOver(t *testing.T) {
 	}
 	cfg := logsvc.DefaultConfig()
 	cfg.ID, cfg.RaftAddr, cfg.GRPCAddr, cfg.DataDir = "n1", freeAddr(t), freeAddr(t), t.TempDir()
-	cfg.Bootstrap, cfg.LogLevel = true, "error"
+	cfg.Bootstrap, cfg.LogLevel, cfg.MaxSupportedVersion = true, "error", 2
 	cfg.ArchiveStore, cfg.ArchiveInterval = store, time.Hour
 	srv, err := logsvc.Start(cfg)
 	if err != nil {
@@ -104,6 +104,19 @@ func TestAdminFailsOver(t *testing.T) {
 	resp, err := admin.TransferLeader(ctx, "nobody")
 	if !errors.Is(err, logerr.ErrInvalidArgument) || strings.Contains(err.Error(), dead) {
 		t.Fatalf("transfer to a non-member: %v %v, want only the live replica's refusal", resp, err)
+	}
+
+	// A version change is appended once; repeated, the log refuses it as
+	// not raising the version, at once.
+	at, err := admin.ChangeVersion(ctx, 1, 2)
+	if err != nil || at <= last {
+		t.Fatalf("change version: at %d, %v", at, err)
+	}
+	if in, err := admin.Info(ctx, &logpb.InfoRequest{Linearizable: true}); err != nil || in.LogVersion != 2 || in.LastIndex != at {
+		t.Fatalf("info after the change: %v %v", in, err)
+	}
+	if _, err := admin.ChangeVersion(ctx, 2, 2); !errors.Is(err, logerr.ErrInvalidEntry) || !strings.Contains(err.Error(), "does not raise") || strings.Contains(err.Error(), dead) {
+		t.Fatalf("repeated change: %v", err)
 	}
 
 	none := logclient.NewAdmin([]string{dead})

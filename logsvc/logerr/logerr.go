@@ -48,6 +48,11 @@ var (
 	// ErrUnavailable means the replica could not take the call now (it is
 	// shutting down, or Raft's queue is full); nothing was changed.
 	ErrUnavailable = errors.New("log replica unavailable")
+	// ErrVersionRefused means the leader refused a version change because a
+	// replica does not support the target version or could not be asked;
+	// nothing was appended. Metadata: version, and replicas (the IDs it
+	// names, comma-separated).
+	ErrVersionRefused = errors.New("version change refused")
 )
 
 // Error is a log error with the details a caller may act on.
@@ -123,6 +128,7 @@ var reasons = []struct {
 	{ErrInvalidArgument, "INVALID_ARGUMENT", codes.InvalidArgument},
 	{ErrUnknownOutcome, "UNKNOWN_OUTCOME", codes.Unavailable},
 	{ErrUnavailable, "UNAVAILABLE", codes.Unavailable},
+	{ErrVersionRefused, "VERSION_REFUSED", codes.FailedPrecondition},
 }
 
 // ToStatus converts err into a gRPC status error. Context errors pass

@@ -41,11 +41,15 @@ const (
 // leader_address), TRUNCATED (metadata first_index), PAST_END (metadata
 // last_index), UNSUPPORTED_VERSION (metadata version, supported),
 // NOT_ARCHIVED (metadata archived_through), GUARD_CONFLICT (metadata
-// conflict_index), INVALID_ENTRY, ENTRY_TOO_LARGE, EMPTY_BATCH.
+// conflict_index), INVALID_ENTRY (an entry above the log's version: metadata
+// log_version), ENTRY_TOO_LARGE, EMPTY_BATCH, VERSION_REFUSED (a version
+// change some replica does not support or could not confirm: metadata
+// version, replicas).
 type LogClient interface {
 	// Append adds entries at the end of the log and answers once a Raft
 	// majority has committed them. The entries get consecutive indexes. A
-	// follower forwards the call to the leader.
+	// follower forwards the call to the leader. A version change goes alone
+	// and is refused (VERSION_REFUSED) unless every replica supports it.
 	Append(ctx context.Context, in *AppendRequest, opts ...grpc.CallOption) (*AppendResponse, error)
 	// Read streams committed entries from an index on, and keeps following
 	// the log as entries commit.
@@ -187,11 +191,15 @@ func (c *logClient) ArchiveNow(ctx context.Context, in *ArchiveNowRequest, opts 
 // leader_address), TRUNCATED (metadata first_index), PAST_END (metadata
 // last_index), UNSUPPORTED_VERSION (metadata version, supported),
 // NOT_ARCHIVED (metadata archived_through), GUARD_CONFLICT (metadata
-// conflict_index), INVALID_ENTRY, ENTRY_TOO_LARGE, EMPTY_BATCH.
+// conflict_index), INVALID_ENTRY (an entry above the log's version: metadata
+// log_version), ENTRY_TOO_LARGE, EMPTY_BATCH, VERSION_REFUSED (a version
+// change some replica does not support or could not confirm: metadata
+// version, replicas).
 type LogServer interface {
 	// Append adds entries at the end of the log and answers once a Raft
 	// majority has committed them. The entries get consecutive indexes. A
-	// follower forwards the call to the leader.
+	// follower forwards the call to the leader. A version change goes alone
+	// and is refused (VERSION_REFUSED) unless every replica supports it.
 	Append(context.Context, *AppendRequest) (*AppendResponse, error)
 	// Read streams committed entries from an index on, and keeps following
 	// the log as entries commit.

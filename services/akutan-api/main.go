@@ -138,9 +138,13 @@ func parseFlags(args []string) (options, error) {
 	fs.DurationVar(&cfg.Views.PingInterval, "ping-interval", cfg.Views.PingInterval, "how often to check every view's status")
 	fs.DurationVar(&cfg.Views.ResolveInterval, "resolve-interval", cfg.Views.ResolveInterval, "how often to re-resolve --views-dns")
 	fs.DurationVar(&cfg.DefaultTimeout, "timeout", cfg.DefaultTimeout, "deadline for calls that arrive without one")
+	var maxVersion uint
+	fs.UintVar(&maxVersion, "max-supported-version", uint(cfg.MaxSupportedVersion), "highest log entry version to support; for tests and staged upgrades only: raise it to simulate an upgraded build (akutan log set-version)")
 	if err := o.proc.Parse(args); err != nil {
 		return o, err
 	}
+	cfg.MaxSupportedVersion = uint32(maxVersion)
+	apisvc.MaxSupportedVersion = cfg.MaxSupportedVersion // what Status reports
 	cfg.Log, cfg.Views.Static, cfg.Views.DNS, cfg.Views.Fallback, cfg.Peers = list(logs), list(views), list(viewsDNS), list(fallback), list(peers)
 	return o, cfg.Validate()
 }
