@@ -415,9 +415,11 @@ func TestLocalStack(t *testing.T) {
 			return lat[len(lat)*99/100]
 		}
 		healthy := measure(50)
-		// Pause one HashSP replica in 500 ms stretches: calls to it answer
-		// up to 500 ms late.
-		pid := s.pid("view-dc3-sp-p1-r0")
+		// Pause one HashSP view of dc2 (the measured API server's own) in
+		// 500 ms stretches: calls to it answer up to 500 ms late. dc2 has
+		// one view per range, so hedges go to the explicit fallback, the
+		// other datacenters' views.
+		pid := s.pid("view-dc2-sp-p1-r0")
 		stop := make(chan struct{})
 		done := make(chan struct{})
 		go func() {

@@ -22,10 +22,10 @@ type Config struct {
 	// Static lists view gRPC addresses (any grpc.NewClient target).
 	Static []string
 	// Fallback lists other datacenters' views, read only where no view of
-	// Static and DNS (this datacenter's) can serve a range: an explicit
-	// cross-datacenter fallback, off when empty. Every call to one is
-	// counted (akutan_api_view_fallback_calls_total), and they never count
-	// towards this datacenter's verdicts (Views marks them).
+	// Static and DNS (this datacenter's) can serve a range, or take a hedge:
+	// an explicit cross-datacenter fallback, off when empty. Every call to
+	// one is counted (akutan_api_view_fallback_calls_total), and they never
+	// count towards this datacenter's verdicts (Views marks them).
 	Fallback []string
 	// DNS lists "host:port" names, re-resolved every ResolveInterval; every
 	// address a name resolves to, with the name's port, is a view. A

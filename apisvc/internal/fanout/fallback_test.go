@@ -3,6 +3,7 @@ package fanout
 import (
 	"math/rand/v2"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
@@ -10,8 +11,7 @@ import (
 )
 
 // Another datacenter's views are read only where this datacenter's cannot
-// serve, never as hedges, and every such call is counted; the recent index
-// follows this datacenter's views.
+// serve (or take a hedge), and every such call is counted.
 func TestFallbackOnlyWhereLocalCannotServe(t *testing.T) {
 	checkLeaks(t)
 	ds := makeFacts(31)
@@ -20,7 +20,7 @@ func TestFallbackOnlyWhereLocalCannotServe(t *testing.T) {
 	po := startFake(t, viewpb.Space_HASH_PO, 0, 0, ds)
 	cfg := testConfig(local, po)
 	cfg.Fallback = []string{remote.addr}
-	cfg.HedgeFloor = 0 // hedge as eagerly as possible: still never across
+	cfg.HedgeFloor = time.Minute // no hedges: a fast local view is never passed over
 	f := open(t, cfg)
 	ctx := ctxT(t)
 	r := rand.New(rand.NewPCG(3, 4))
@@ -59,5 +59,33 @@ func TestFallbackOnlyWhereLocalCannotServe(t *testing.T) {
 	read(20)
 	if remote.rpcs.Load() != before {
 		t.Fatalf("local view back: %d more calls to the fallback", remote.rpcs.Load()-before)
+	}
+}
+
+// A slow view with no local peer is hedged to another datacenter's.
+func TestFallbackTakesHedges(t *testing.T) {
+	checkLeaks(t)
+	ds := makeFacts(32)
+	local := startFake(t, viewpb.Space_HASH_SP, 0, 0, ds)
+	remote := startFake(t, viewpb.Space_HASH_SP, 0, 0, ds)
+	po := startFake(t, viewpb.Space_HASH_PO, 0, 0, ds)
+	cfg := testConfig(local, po)
+	cfg.Fallback = []string{remote.addr}
+	cfg.HedgeFloor = 5 * time.Millisecond
+	f := open(t, cfg)
+	ctx := ctxT(t)
+	local.setDelay(time.Second)
+	r := rand.New(rand.NewPCG(5, 6))
+	for range 5 {
+		t0 := time.Now()
+		if _, err := f.LookupSP(ctx, datasetMaxIdx, spLookups(r, ds, 2)); err != nil {
+			t.Fatal(err)
+		}
+		if d := time.Since(t0); d > 500*time.Millisecond {
+			t.Fatalf("lookup took %v with a fast fallback to hedge to", d)
+		}
+	}
+	if n := testutil.ToFloat64(f.met.fallbacks.WithLabelValues("LookupSP")); n == 0 {
+		t.Fatal("hedges to the fallback were not counted")
 	}
 }

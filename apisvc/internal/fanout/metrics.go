@@ -34,7 +34,7 @@ func newMetrics() *metrics {
 		}, []string{"rpc"}),
 		fallbacks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "akutan_api_view_fallback_calls_total",
-			Help: "Lookup RPCs sent to another datacenter's view (the explicit fallback) because no view of this datacenter could serve, by RPC.",
+			Help: "Lookup RPCs sent to another datacenter's view (the explicit fallback) because no view of this datacenter could serve or take the hedge, by RPC.",
 		}, []string{"rpc"}),
 	}
 	for _, rpc := range rpcNames {

@@ -254,8 +254,9 @@ func hedge[T any](r *request, first *member, next func(tried map[*member]bool) *
 			}
 		case <-hedgeC:
 			hedgeC = nil
-			// A hedge is for speed, not coverage: never across datacenters.
-			if m := next(tried); m != nil && !m.fallback {
+			// next prefers this datacenter's views: a hedge crosses to
+			// another's (the fallback) only when none of ours can take it.
+			if m := next(tried); m != nil {
 				r.f.met.hedges.WithLabelValues(r.rpc).Inc()
 				launch(m)
 			}
