@@ -125,18 +125,20 @@ func list(s string) []string {
 func parseFlags(args []string) (options, error) {
 	o := options{proc: lifecycle.New("akutan-api", "api", usage), cfg: apisvc.DefaultConfig()}
 	fs, cfg := o.proc.Flags, &o.cfg
-	var logs, views, viewsDNS, fallback, peers string
+	var logs, views, viewsDNS, viewsFile, fallback, fallbackFile, peers string
 	fs.StringVar(&cfg.Listen, "listen", "", "host:port to serve the API on (required)")
 	fs.StringVar(&logs, "log", "", "comma-separated gRPC addresses of the log replicas (required)")
 	fs.StringVar(&views, "views", "", "comma-separated gRPC addresses of view servers")
 	fs.StringVar(&viewsDNS, "views-dns", "", "comma-separated host:port DNS names whose addresses are view servers, re-resolved periodically (e.g. a Kubernetes headless service)")
+	fs.StringVar(&viewsFile, "views-file", "", "file listing this datacenter's view addresses, one per line, re-read every --resolve-interval (the control plane rewrites it as it adds and retires views)")
+	fs.StringVar(&fallbackFile, "fallback-views-file", "", "file listing other datacenters' view addresses for the fallback, like --views-file")
 	fs.StringVar(&fallback, "fallback-views", "", "comma-separated gRPC addresses of other datacenters' views, read only where this datacenter's cannot serve (off when empty; counted in akutan_api_view_fallback_calls_total)")
 	fs.StringVar(&peers, "peers", "", "comma-separated addresses of the other API servers of this datacenter, for cluster status")
 	fs.StringVar(&cfg.DC, "dc", "", "name of this API server's datacenter (e.g. dc1): the dc label of its cluster metrics")
 	fs.Uint64Var(&cfg.MaxLag, "max-lag", cfg.MaxLag, "log entries a view may lag and still count as up to date")
 	fs.DurationVar(&cfg.Views.HedgeFloor, "hedge-floor", cfg.Views.HedgeFloor, "least time to wait before hedging a view call to another replica")
 	fs.DurationVar(&cfg.Views.PingInterval, "ping-interval", cfg.Views.PingInterval, "how often to check every view's status")
-	fs.DurationVar(&cfg.Views.ResolveInterval, "resolve-interval", cfg.Views.ResolveInterval, "how often to re-resolve --views-dns")
+	fs.DurationVar(&cfg.Views.ResolveInterval, "resolve-interval", cfg.Views.ResolveInterval, "how often to re-resolve --views-dns and re-read the view files")
 	fs.DurationVar(&cfg.DefaultTimeout, "timeout", cfg.DefaultTimeout, "deadline for calls that arrive without one")
 	var maxVersion uint
 	fs.UintVar(&maxVersion, "max-supported-version", uint(cfg.MaxSupportedVersion), "highest log entry version to support; for tests and staged upgrades only: raise it to simulate an upgraded build (akutan log set-version)")
@@ -146,5 +148,6 @@ func parseFlags(args []string) (options, error) {
 	cfg.MaxSupportedVersion = uint32(maxVersion)
 	apisvc.MaxSupportedVersion = cfg.MaxSupportedVersion // what Status reports
 	cfg.Log, cfg.Views.Static, cfg.Views.DNS, cfg.Views.Fallback, cfg.Peers = list(logs), list(views), list(viewsDNS), list(fallback), list(peers)
+	cfg.Views.Files, cfg.Views.FallbackFiles = list(viewsFile), list(fallbackFile)
 	return o, cfg.Validate()
 }

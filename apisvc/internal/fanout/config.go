@@ -27,6 +27,13 @@ type Config struct {
 	// one is counted (akutan_api_view_fallback_calls_total), and they never
 	// count towards this datacenter's verdicts (Views marks them).
 	Fallback []string
+	// Files and FallbackFiles name files listing view addresses, one per
+	// line ('#' starts a comment), re-read every ResolveInterval: this
+	// datacenter's views and the fallback's. The control plane rewrites
+	// them when it adds or retires views, so API servers follow without a
+	// restart. A file that cannot be read keeps its previous addresses.
+	Files         []string
+	FallbackFiles []string
 	// DNS lists "host:port" names, re-resolved every ResolveInterval; every
 	// address a name resolves to, with the name's port, is a view. A
 	// Kubernetes headless service works this way. A failed resolution keeps
@@ -85,8 +92,8 @@ func DefaultConfig() Config {
 // Validate reports every problem with the config at once.
 func (c Config) Validate() error {
 	var errs []error
-	if len(c.Static) == 0 && len(c.DNS) == 0 {
-		errs = append(errs, errors.New("no views: set Static or DNS"))
+	if len(c.Static) == 0 && len(c.DNS) == 0 && len(c.Files) == 0 {
+		errs = append(errs, errors.New("no views: set Static, DNS or Files"))
 	}
 	if c.MaxRecvBytes < 1 {
 		errs = append(errs, errors.New("max receive bytes must be positive"))

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -50,7 +52,8 @@ func dialOptions(maxRecv int) []grpc.DialOption {
 	}
 }
 
-// resolveLoop re-resolves the DNS names every ResolveInterval.
+// resolveLoop re-resolves the DNS names and re-reads the view files every
+// ResolveInterval.
 func (f *Fanout) resolveLoop() {
 	defer f.wg.Done()
 	t := time.NewTicker(f.cfg.ResolveInterval)
@@ -68,9 +71,21 @@ func (f *Fanout) resolveLoop() {
 	}
 }
 
-// resolveAll resolves every DNS name, keeping a name's previous addresses if
-// it fails.
+// resolveAll resolves every DNS name and reads every view file, keeping a
+// name's or a file's previous addresses if that fails.
 func (f *Fanout) resolveAll() {
+	for _, path := range append(append([]string(nil), f.cfg.Files...), f.cfg.FallbackFiles...) {
+		addrs, err := readViewFile(path)
+		if err != nil {
+			if f.ctx.Err() == nil {
+				f.log.Warn("read view file; keeping its previous addresses", "file", path, "err", err)
+			}
+			continue
+		}
+		f.mu.Lock()
+		f.listed[path] = addrs
+		f.mu.Unlock()
+	}
 	var wg sync.WaitGroup
 	for _, name := range f.cfg.DNS {
 		wg.Add(1)
@@ -109,8 +124,18 @@ func (f *Fanout) applyAddrsLocked() {
 	for _, a := range f.cfg.Fallback {
 		want[a] = true
 	}
+	for _, path := range f.cfg.FallbackFiles {
+		for _, a := range f.listed[path] {
+			want[a] = true
+		}
+	}
 	for _, a := range f.cfg.Static {
 		want[a] = false
+	}
+	for _, path := range f.cfg.Files {
+		for _, a := range f.listed[path] {
+			want[a] = false
+		}
 	}
 	for _, addrs := range f.resolved {
 		for _, a := range addrs {
@@ -231,4 +256,24 @@ func (f *Fanout) markFailed(rep *replica, err error) {
 	f.log.Warn("view unhealthy: request failed", "addr", rep.addr, "err", err)
 	rep.healthy, rep.err = false, err
 	f.rebuildLocked()
+}
+
+// readViewFile reads a file of view addresses: one per line, blank lines
+// and '#' comments ignored.
+func readViewFile(path string) ([]string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var addrs []string
+	for line := range strings.Lines(string(b)) {
+		if i := strings.IndexByte(line, '#'); i >= 0 {
+			line = line[:i]
+		}
+		if a := strings.TrimSpace(line); a != "" {
+			addrs = append(addrs, a)
+		}
+	}
+	slices.Sort(addrs)
+	return slices.Compact(addrs), nil
 }

@@ -35,6 +35,7 @@ type Fanout struct {
 	mu       sync.Mutex
 	replicas map[string]*replica
 	resolved map[string][]string // DNS name -> its addresses at the last successful resolution
+	listed   map[string][]string // view file -> its addresses at the last successful read
 	changed  chan struct{}       // closed and replaced when top changes
 }
 
@@ -73,6 +74,7 @@ func New(cfg Config) (*Fanout, error) {
 		met:      newMetrics(),
 		replicas: map[string]*replica{},
 		resolved: map[string][]string{},
+		listed:   map[string][]string{},
 		changed:  make(chan struct{}),
 	}
 	if f.log == nil {
@@ -101,7 +103,7 @@ func New(cfg Config) (*Fanout, error) {
 		case <-timeout.C:
 		}
 	}
-	if len(cfg.DNS) > 0 {
+	if len(cfg.DNS) > 0 || len(cfg.Files) > 0 || len(cfg.FallbackFiles) > 0 {
 		f.wg.Add(1)
 		go f.resolveLoop()
 	}
