@@ -1,12 +1,24 @@
 # Shared definitions of the local stack scripts. Sourced, not run.
 #
-# Layout: three datacenters dc1..dc3 on 127.0.0.1. Each has one log replica
-# (together one Raft cluster), one API server, and HashSP and HashPO views
-# with PARTITIONS partitions x REPLICAS replicas, so each DC holds a full copy.
-# Ports from BASE: log Raft BASE+dc, log gRPC BASE+100+dc, API BASE+200+dc,
-# views BASE+300+(dc-1)*100+n, MinIO BASE+900 (console BASE+901). Every
-# server's HTTP listener (--http-addr: /metrics, /healthz, /readyz) is its
-# gRPC port + 1000 (log_http_addr, api_http_addr, view_http_addr).
+# Layout: the topology file (localstack/topology.yaml, or AKUTAN_TOPOLOGY;
+# format in infra/topology) names the datacenters, each one Akutan cluster
+# on 127.0.0.1, and their log voters (together one Raft log), API servers
+# and HashSP and HashPO views. load_topology reads it once through
+# `akutan topology servers`, which derives the ports the file leaves out
+# from its ports.base (AKUTAN_BASE_PORT overrides it; AKUTAN_PARTITIONS and
+# AKUTAN_REPLICAS override every space's partitions and replicas). The
+# default: dc1..dc3, log Raft BASE+dc, log gRPC BASE+100+dc, API BASE+200+dc,
+# views BASE+300+(dc-1)*100+n. MinIO listens on BASE+900 (console BASE+901)
+# with BASE = AKUTAN_BASE_PORT or 17000. Every server's HTTP listener
+# (--http-addr: /metrics, /healthz, /readyz) is its gRPC port + 1000
+# (log_http_addr, api_http_addr, view_http_addr).
+#
+# Each DC is a cluster: its API servers read its own views (--views), the
+# other DCs' views only as the counted fallback (--fallback-views), and
+# judge it with its own API servers as peers; its views tail the log from
+# its own log voter first. DCs are numbered by their place in the file: DCS
+# is "1 2 ... N", dc_name I names one, and the functions below that take a
+# DC take that number (as prometheus.sh does).
 #
 # Object storage: one MinIO server (the bucket every DC archives and
 # checkpoints to; in the cloud each region has its own replicated bucket).
@@ -15,9 +27,7 @@
 STACK="${AKUTAN_STACK_DIR:-${ROOT}/.localstack}"
 BIN="${AKUTAN_BIN:-${ROOT}/bin}"
 BASE="${AKUTAN_BASE_PORT:-17000}"
-PARTITIONS="${AKUTAN_PARTITIONS:-2}"
-REPLICAS="${AKUTAN_REPLICAS:-1}"
-DCS="1 2 3"
+TOPOLOGY="${AKUTAN_TOPOLOGY:-${ROOT}/localstack/topology.yaml}"
 MINIO="${AKUTAN_MINIO:-${ROOT}/.tools/bin/minio}"
 MINIO_ADDR="127.0.0.1:$((BASE + 900))"
 BUCKET=akutan
@@ -39,44 +49,81 @@ store_url() {
   fi
 }
 
-log_raft_addr() { echo "127.0.0.1:$((BASE + $1))"; }
-log_grpc_addr() { echo "127.0.0.1:$((BASE + 100 + $1))"; }
-api_addr() { echo "127.0.0.1:$((BASE + 200 + $1))"; }
+# load_topology: read the topology file into SERVERS (the tab-separated
+# lines of `akutan topology servers`: ROLE DC NAME ADDR RAFT SPACE START
+# END), DC_NAMES and DCS. It needs ${BIN}/akutan (make build).
+load_topology() {
+  local args=(topology servers -f "$TOPOLOGY")
+  [[ -n "${AKUTAN_BASE_PORT:-}" ]] && args+=(--base-port "$AKUTAN_BASE_PORT")
+  [[ -n "${AKUTAN_PARTITIONS:-}" ]] && args+=(--partitions "$AKUTAN_PARTITIONS")
+  [[ -n "${AKUTAN_REPLICAS:-}" ]] && args+=(--replicas "$AKUTAN_REPLICAS")
+  SERVERS="$("${BIN}/akutan" "${args[@]}")" || { echo "cannot read the topology ${TOPOLOGY}" >&2; return 1; }
+  mapfile -t DC_NAMES < <(awk -F'\t' '!seen[$2]++ { print $2 }' <<<"$SERVERS")
+  DCS="$(seq -s ' ' 1 "${#DC_NAMES[@]}")"
+  FIRST_LOG="$(servers log | sed -n 1p)"
+}
+
+# servers ROLE [DC]: the SERVERS lines of one role, of one DC (a number) or
+# of all.
+servers() {
+  local dc=""
+  [[ -n "${2:-}" ]] && dc="$(dc_name "$2")"
+  awk -F'\t' -v role="$1" -v dc="$dc" '$1 == role && (dc == "" || $2 == dc)' <<<"$SERVERS"
+}
+
+# field N: the Nth tab-separated field of each line of stdin.
+field() { cut -f "$1"; }
+
+dc_name() { echo "${DC_NAMES[$(($1 - 1))]}"; }
+
+# dc_index NAME: the DC's number, or nothing when the file has no such DC.
+dc_index() {
+  local i
+  for i in $DCS; do [[ "$(dc_name "$i")" == "$1" ]] && echo "$i"; done
+  true
+}
+
+# other_dcs DC: every DC number but DC.
+other_dcs() { local i; for i in $DCS; do [[ "$i" == "$1" ]] || echo "$i"; done; }
+
+# The first log voter's and API server's addresses of DC.
+log_raft_addr() { servers log "$1" | sed -n 1p | field 5; }
+log_grpc_addr() { servers log "$1" | sed -n 1p | field 4; }
+api_addr() { servers api "$1" | sed -n 1p | field 4; }
 # http_of HOST:PORT: the same host, port + 1000 (the HTTP listener).
 http_of() { echo "${1%:*}:$(( ${1##*:} + 1000 ))"; }
 log_http_addr() { http_of "$(log_grpc_addr "$1")"; }
 api_http_addr() { http_of "$(api_addr "$1")"; }
 view_http_addr() { http_of "$1"; }
 
-join() { local IFS=,; echo "$*"; }
-
-log_grpc_addrs() { local a=() i; for i in $DCS; do a+=("$(log_grpc_addr "$i")"); done; join "${a[@]}"; }
-log_peers() { local a=() i; for i in $DCS; do a+=("log-dc${i}=$(log_raft_addr "$i")"); done; join "${a[@]}"; }
-api_addrs() { local a=() i; for i in $DCS; do a+=("$(api_addr "$i")"); done; join "${a[@]}"; }
-
-# views_of DC: lines "name space start end addr" for every view of the DC.
-views_of() {
-  local dc="$1" n=0 space p r start end step
-  step=$(( (1 << 62) / PARTITIONS * 4 ))
-  for space in sp po; do
-    for ((p = 0; p < PARTITIONS; p++)); do
-      start=$(printf '0x%x' $(( p * step )))
-      end=$(printf '0x%x' $(( (p + 1) * step )))
-      (( p == PARTITIONS - 1 )) && end=max
-      for ((r = 0; r < REPLICAS; r++)); do
-        n=$((n + 1))
-        echo "view-dc${dc}-${space}-p${p}-r${r} ${space} ${start} ${end} 127.0.0.1:$((BASE + 300 + (dc - 1) * 100 + n))"
-      done
-    done
-  done
+# join: the lines of stdin (or the arguments), comma-separated.
+join() {
+  if (($#)); then local IFS=,; echo "$*"; else paste -sd, -; fi
 }
 
-all_view_addrs() {
-  local a=() dc name space start end addr
-  for dc in $DCS; do
-    while read -r name space start end addr; do a+=("$addr"); done < <(views_of "$dc")
-  done
-  join "${a[@]}"
+log_grpc_addrs() { servers log | field 4 | join; }
+api_addrs() { servers api | field 4 | join; }
+log_peers() { servers log | awk -F'\t' '{ print $3 "=" $5 }' | join; }
+# log_addrs_from DC: every log voter's gRPC address, DC's own first (a
+# reader prefers the first).
+log_addrs_from() { { servers log "$1"; local i; for i in $(other_dcs "$1"); do servers log "$i"; done; } | field 4 | join; }
+# view_addrs DC...: the views of those DCs.
+view_addrs() { local i; for i in "$@"; do servers view "$i"; done | field 4 | join; }
+
+# views_of DC: lines "name space start end addr" for every view of the DC.
+views_of() { servers view "$1" | awk -F'\t' '{ print $3, $6, $7, $8, $4 }'; }
+
+# clusters: the names of the DCs with views, comma-separated.
+clusters() { servers view | field 2 | uniq | join; }
+
+# summary DC: what the DC's cluster has, as the verdicts count it.
+summary() {
+  local views apis
+  apis="$(servers api "$1" | wc -l)"
+  (( apis > 0 )) || { echo "$(dc_name "$1"): log voters only"; return; }
+  # The fewest views of one range in the DC.
+  views="$(servers view "$1" | awk -F'\t' '{ n[$6 " " $7 " " $8]++ } END { m = -1; for (k in n) if (m < 0 || n[k] < m) m = n[k]; print m }')"
+  echo "$(dc_name "$1"): ${views} view(s) per range, ${apis} API server(s)"
 }
 
 # running NAME: whether the process recorded under NAME is alive.
@@ -117,64 +164,88 @@ start_minio() {
   "${BIN}/akutan" backup init --store "$(store_url)"
 }
 
-# start_log DC: the DC's log replica. In a restored stack (restore.sh) only
-# dc1's replica holds the log; the others start empty and join it
-# (join_restored_logs), rather than bootstrapping a cluster of their own.
+# start_log DC: the DC's log voters. In a restored stack (restore.sh) only
+# the first voter of the file holds the log; the others start empty and
+# join it (join_restored_logs), rather than bootstrapping a log of their
+# own.
 start_log() {
-  local i="$1" name="log-dc$1" boot=(--bootstrap --peers "$(log_peers)")
-  mkdir -p "${STACK}/dc${i}/${name}"
+  local dc name addr raft boot=(--bootstrap --peers "$(log_peers)")
   [[ -f "${STACK}/restored" ]] && boot=()
-  spawn "$name" "${BIN}/akutan-log" --id "$name" \
-    --raft-addr "$(log_raft_addr "$i")" --grpc-addr "$(log_grpc_addr "$i")" \
-    --data-dir "${STACK}/dc${i}/${name}" "${boot[@]}" --archive "$(store_url)" \
-    --http-addr "$(log_http_addr "$i")" --log-level warn $(debug_flag)
+  while IFS=$'\t' read -r _ dc name addr raft _; do
+    mkdir -p "${STACK}/${dc}/${name}"
+    spawn "$name" "${BIN}/akutan-log" --id "$name" \
+      --raft-addr "$raft" --grpc-addr "$addr" \
+      --data-dir "${STACK}/${dc}/${name}" "${boot[@]}" --archive "$(store_url)" \
+      --http-addr "$(http_of "$addr")" --log-level warn $(debug_flag)
+  done < <(servers log "$1")
 }
 
-# join_restored_logs: add the log replicas of a restored stack that are not
-# yet members as voters of dc1's.
+# join_restored_logs: add the log voters of a restored stack that are not
+# yet members as voters of the first one's.
 join_restored_logs() {
   [[ -f "${STACK}/restored" ]] || return 0
-  local i members try
-  for i in $DCS; do
+  local first name addr raft members try
+  first="$(field 4 <<<"$FIRST_LOG")"
+  while IFS=$'\t' read -r _ _ name addr raft _; do
     for try in $(seq 1 150); do
-      members="$("${BIN}/akutan" log info --log "$(log_grpc_addr 1)" 2>/dev/null || true)"
-      grep -q "^log-dc${i} " <<<"$members" && break
-      # dc1's replica elects itself first; until then add-voter is refused.
-      if grep -q "^leader: log-dc1 " <<<"$members" &&
-        "${BIN}/akutan" log add-voter --log "$(log_grpc_addr 1)" "log-dc${i}" "$(log_raft_addr "$i")" "$(log_grpc_addr "$i")"; then
+      members="$("${BIN}/akutan" log info --log "$first" 2>/dev/null || true)"
+      grep -q "^${name} " <<<"$members" && break
+      # The first voter elects itself first; until then add-voter is refused.
+      if grep -q "^leader: $(field 3 <<<"$FIRST_LOG") " <<<"$members" &&
+        "${BIN}/akutan" log add-voter --log "$first" "$name" "$raft" "$addr"; then
         break
       fi
-      (( try == 150 )) && { echo "log-dc${i} could not join the restored log" >&2; return 1; }
+      (( try == 150 )) && { echo "${name} could not join the restored log" >&2; return 1; }
       sleep 0.2
     done
-  done
+  done < <(servers log)
 }
 
 start_views() {
-  local dc="$1" name space start end addr
-  while read -r name space start end addr; do
-    mkdir -p "${STACK}/dc${dc}/${name}"
+  local dc name space start end addr logs
+  logs="$(log_addrs_from "$1")"
+  while IFS=$'\t' read -r _ dc name addr _ space start end; do
+    mkdir -p "${STACK}/${dc}/${name}"
     spawn "$name" "${BIN}/akutan-view" --space "$space" --range-start "$start" --range-end "$end" \
-      --data-dir "${STACK}/dc${dc}/${name}" --log "$(log_grpc_addrs)" --listen "$addr" \
+      --data-dir "${STACK}/${dc}/${name}" --log "$logs" --listen "$addr" \
       --cache-bytes $((32 << 20)) --log-level warn \
-      --store "$(store_url)" --cluster "dc${dc}" --checkpoint-interval "${AKUTAN_CHECKPOINT_INTERVAL:-60s}" \
+      --store "$(store_url)" --cluster "$dc" --checkpoint-interval "${AKUTAN_CHECKPOINT_INTERVAL:-60s}" \
       --http-addr "$(view_http_addr "$addr")" $(debug_flag)
-  done < <(views_of "$dc")
+  done < <(servers view "$1")
 }
 
+# fallback_flag: whether akutan-api has --fallback-views (cached).
+fallback_flag() {
+  if [[ -z "${HAS_FALLBACK:-}" ]]; then
+    HAS_FALLBACK=no
+    "${BIN}/akutan-api" --help 2>&1 | grep -q -- '-fallback-views' && HAS_FALLBACK=yes
+  fi
+  [[ "$HAS_FALLBACK" == yes ]]
+}
+
+# start_api DC: the DC's API servers. Each reads the DC's own views, the
+# other DCs' only as a fallback, and counts the DC's other API servers as
+# its peers. An akutan-api without --fallback-views is given every view.
 start_api() {
-  local dc="$1" peers=() i
-  for i in $DCS; do [[ "$i" == "$dc" ]] || peers+=("$(api_addr "$i")"); done
-  spawn "api-dc${dc}" "${BIN}/akutan-api" --listen "$(api_addr "$dc")" --log "$(log_grpc_addrs)" \
-    --views "$(all_view_addrs)" --peers "$(join "${peers[@]}")" --hedge-floor 2ms \
-    --dc "dc${dc}" --http-addr "$(api_http_addr "$dc")" $(debug_flag)
+  local dc name addr peers views
+  views=(--views "$(view_addrs "$1")" --fallback-views "$(view_addrs $(other_dcs "$1"))")
+  if ! fallback_flag; then
+    echo "akutan-api has no --fallback-views: $(dc_name "$1")'s API servers get every DC's views"
+    views=(--views "$(view_addrs "$1" $(other_dcs "$1"))")
+  fi
+  while IFS=$'\t' read -r _ dc name addr _; do
+    peers="$(servers api "$1" | awk -F'\t' -v me="$addr" '$4 != me { print $4 }' | join)"
+    spawn "$name" "${BIN}/akutan-api" --listen "$addr" --log "$(log_addrs_from "$1")" \
+      "${views[@]}" --peers "$peers" --hedge-floor 2ms \
+      --dc "$dc" --http-addr "$(http_of "$addr")" $(debug_flag)
+  done < <(servers api "$1")
 }
 
 # start_truncator: the truncation coordinator, which discards the log's
 # prefix once it is archived and every point has a checkpoint above it.
 start_truncator() {
   spawn truncator "${BIN}/akutan" log truncate --every "${AKUTAN_TRUNCATE_EVERY:-30s}" \
-    --log "$(log_grpc_addrs)" --store "$(store_url)" --clusters dc1,dc2,dc3
+    --log "$(log_grpc_addrs)" --store "$(store_url)" --clusters "$(clusters)"
 }
 
 # start_pruner: retention and garbage collection of the bucket.
@@ -190,10 +261,10 @@ start_dc() {
 }
 
 stop_dc() {
-  local dc="$1" name rest
-  stop "api-dc${dc}"
-  while read -r name rest; do stop "$name"; done < <(views_of "$dc")
-  stop "log-dc${dc}"
+  local role name
+  for role in api view log; do
+    for name in $(servers "$role" "$1" | field 3); do stop "$name"; done
+  done
 }
 
 # stop NAME: SIGTERM the process recorded under NAME, then SIGKILL after 10s.

@@ -4,14 +4,15 @@
 #
 # The stack must be stopped (make down) and its data dirs gone (everything
 # under .localstack/ except minio/). It builds, at exactly index N (or the
-# newest archived index), dc1's log replica and every view of every DC from
-# the checkpoints and the log archive, in a new timeline: a new prefix of
-# the bucket that receives the history through N. Then `make up` starts the
-# restored cluster: dc1's log replica holds the restored log, dc2's and
-# dc3's join it, and the views go on from N+1.
+# newest archived index), the topology's first log voter (dc1's) and every
+# view of every DC from the checkpoints and the log archive, in a new
+# timeline: a new prefix of the bucket that receives the history through N.
+# Then `make up` starts the restored database: the first log voter holds
+# the restored log, the others join it, and the views go on from N+1.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 source "${ROOT}/localstack/lib.sh"
+load_topology
 
 at="${1:-}"
 case "$at" in
@@ -26,9 +27,9 @@ for name in $(ls "${STACK}/pids" 2>/dev/null | sed 's/\.pid$//'); do
     exit 1
   fi
 done
-for dc in $DCS; do
-  if [[ -d "${STACK}/dc${dc}" ]] && [[ -n "$(ls -A "${STACK}/dc${dc}")" ]]; then
-    echo "${STACK}/dc${dc} holds data: a restore never writes over it; delete it first" >&2
+for name in "${DC_NAMES[@]}"; do
+  if [[ -d "${STACK}/${name}" ]] && [[ -n "$(ls -A "${STACK}/${name}")" ]]; then
+    echo "${STACK}/${name} holds data: a restore never writes over it; delete it first" >&2
     exit 1
   fi
 done
@@ -45,17 +46,16 @@ else
 fi
 
 views=()
-for dc in $DCS; do
-  while read -r name space start end addr; do
-    views+=(--view "${name}:${space}:${start}:${end}:${STACK}/dc${dc}/${name}")
-  done < <(views_of "$dc")
-done
+while IFS=$'\t' read -r _ dc name _ _ space start end; do
+  views+=(--view "${name}:${space}:${start}:${end}:${STACK}/${dc}/${name}")
+done < <(servers view)
 
+IFS=$'\t' read -r _ log_dc log_name _ log_raft _ <<<"$FIRST_LOG"
 "${BIN}/akutan" restore "${index[@]}" --store "$source_url" --target-store "$target_url" \
-  --log-dir "${STACK}/dc1/log-dc1" --log-id log-dc1 --log-raft-addr "$(log_raft_addr 1)" \
+  --log-dir "${STACK}/${log_dc}/${log_name}" --log-id "$log_name" --log-raft-addr "$log_raft" \
   "${views[@]}"
 
 echo "$target_url" >"${STACK}/store.url"
-# dc2's and dc3's log replicas join the restored one instead of bootstrapping.
+# The other log voters join the restored one instead of bootstrapping.
 touch "${STACK}/restored"
 echo "restored; start it with: make up"
