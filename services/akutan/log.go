@@ -16,12 +16,12 @@ import (
 )
 
 func (a *app) logCmd() *cobra.Command {
-	return a.group("log", "the replicated log: describe it, read it, change its membership, truncate it",
+	return a.group("log", "the replicated log: describe it, read it, change its membership, truncate it, change its version",
 		a.logInfoCmd(), a.logTailCmd(),
 		a.membershipCmd("add-voter ID RAFT-ADDR GRPC-ADDR", "add a replica to the Raft cluster", 3, 3),
 		a.membershipCmd("remove ID", "remove a replica from the Raft cluster", 1, 1),
 		a.membershipCmd("transfer-leader [ID]", "hand leadership to ID (or any voter)", 0, 1),
-		a.logTruncateCmd())
+		a.logTruncateCmd(), a.logSetVersionCmd())
 }
 
 func (a *app) admin() (*logclient.Admin, error) {
