@@ -4,10 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime"
 	"sync"
 	"time"
-	"weak"
 
 	"github.com/akutan/akutan/logsvc/logerr"
 )
@@ -31,22 +29,7 @@ type logVersion struct {
 	refreshing bool
 }
 
-// logVersions holds each Server's logVersion. The state is the Server's; it
-// lives here, keyed weakly and dropped with its Server, because the Server
-// struct (server.go) has no field for it yet.
-var logVersions sync.Map // weak.Pointer[Server] -> *logVersion
-
-func (s *Server) logVersion() *logVersion {
-	k := weak.Make(s)
-	if v, ok := logVersions.Load(k); ok {
-		return v.(*logVersion)
-	}
-	v, loaded := logVersions.LoadOrStore(k, &logVersion{})
-	if !loaded {
-		runtime.AddCleanup(s, func(k weak.Pointer[Server]) { logVersions.Delete(k) }, k)
-	}
-	return v.(*logVersion)
-}
+func (s *Server) logVersion() *logVersion { return &s.logVer }
 
 // get returns the version known (0: none) and whether it is due for a
 // refresh that nobody has started yet; if so, the caller starts it.

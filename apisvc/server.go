@@ -44,6 +44,7 @@ type Server struct {
 	cfg    Config
 	views  viewReader
 	recent recentFloor
+	logVer logVersion // logversion.go
 	fan    *fanout.Fanout
 	app    *logclient.Appender
 	conns  logclient.ConnPool // to log replicas and peer API servers

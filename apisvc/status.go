@@ -78,7 +78,7 @@ func (s *Server) Status(ctx context.Context, _ *apipb.StatusRequest) (*apipb.Sta
 		}
 	}
 	fully, healthy := health.Evaluate(in)
-	resp.Version, resp.Dc, resp.MaxSupportedVersion = buildinfo.Get().String(), s.cfg.DC, MaxSupportedVersion
+	resp.Version, resp.Dc, resp.MaxSupportedVersion = buildinfo.Get().String(), s.cfg.DC, s.cfg.MaxSupportedVersion
 	resp.FullyAvailable = &apipb.Verdict{Ok: fully.OK, Missing: fully.Missing}
 	resp.Healthy = &apipb.Verdict{Ok: healthy.OK, Missing: healthy.Missing}
 	return resp, nil

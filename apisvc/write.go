@@ -310,9 +310,7 @@ func txObject(o *apipb.Object, ref func(*apipb.Node) *entrypb.NodeRef, ids map[s
 	return viewObject(o, ids)
 }
 
-// MaxSupportedVersion is the highest log entry version this process's API
-// servers write, as Status reports it: this build's, 1, unless akutan-api's
-// --max-supported-version raised it for a test or a staged upgrade. Each
-// server writes by its own Config.MaxSupportedVersion, which defaults to
-// it. (Status should report the Config's; it is a variable until it does.)
-var MaxSupportedVersion uint32 = 1
+// MaxSupportedVersion is the highest log entry version this build writes
+// and reads; Config.MaxSupportedVersion defaults to it (tests and staged
+// upgrades raise it).
+const MaxSupportedVersion uint32 = 1

@@ -146,7 +146,6 @@ func parseFlags(args []string) (options, error) {
 		return o, err
 	}
 	cfg.MaxSupportedVersion = uint32(maxVersion)
-	apisvc.MaxSupportedVersion = cfg.MaxSupportedVersion // what Status reports
 	cfg.Log, cfg.Views.Static, cfg.Views.DNS, cfg.Views.Fallback, cfg.Peers = list(logs), list(views), list(viewsDNS), list(fallback), list(peers)
 	cfg.Views.Files, cfg.Views.FallbackFiles = list(viewsFile), list(fallbackFile)
 	return o, cfg.Validate()
