@@ -288,14 +288,19 @@ func newChaosStack(t *testing.T) *chaosStack {
 		}
 	}
 	for dc := 1; dc <= 3; dc++ {
-		var peers, logs, views, apis []string
+		// Each DC is a cluster: its API server reads its own views, with
+		// the other DCs' as the explicit fallback, and its processes tail
+		// its own log replica first.
+		var peers, logs, views, fallback []string
+		logs = append(logs, cs.grpc[dc][dc])
 		for b := 1; b <= 3; b++ {
 			peers = append(peers, fmt.Sprintf("log-dc%d=%s", b, cs.raft[dc][b]))
-			logs = append(logs, cs.grpc[dc][b])
-			views = append(views, cs.view[dc][b][1], cs.view[dc][b][2])
-			if b != dc {
-				apis = append(apis, cs.api[dc][b])
+			if b == dc {
+				views = append(views, cs.view[dc][b][1], cs.view[dc][b][2])
+				continue
 			}
+			logs = append(logs, cs.grpc[dc][b])
+			fallback = append(fallback, cs.view[dc][b][1], cs.view[dc][b][2])
 		}
 		name := fmt.Sprintf("log-dc%d", dc)
 		cs.add(name, nil, filepath.Join(bin, "akutan-log"), "--id", name, "--raft-addr", real(dc), "--grpc-addr", real(100+dc),
@@ -310,8 +315,8 @@ func newChaosStack(t *testing.T) *chaosStack {
 				"--store", cs.storeURL, "--cluster", fmt.Sprintf("dc%d", dc), "--checkpoint-interval", "10s")
 		}
 		cs.add(fmt.Sprintf("api-dc%d", dc), nil, filepath.Join(bin, "akutan-api"), "--listen", real(200+dc),
-			"--log", strings.Join(logs, ","), "--views", strings.Join(views, ","), "--peers", strings.Join(apis, ","),
-			"--hedge-floor", "2ms")
+			"--log", strings.Join(logs, ","), "--views", strings.Join(views, ","), "--fallback-views", strings.Join(fallback, ","),
+			"--dc", fmt.Sprintf("dc%d", dc), "--hedge-floor", "2ms")
 	}
 	return cs
 }

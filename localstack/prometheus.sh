@@ -7,34 +7,17 @@
 # rest.
 #
 # A server's HTTP address is its gRPC port + 1000 (log 18101-18103, API
-# 18201-18203, views 18301 and up, with the default BASE), unless lib.sh
-# defines log_http_addr DC, api_http_addr DC or view_http_addr GRPC-ADDR.
+# 18201-18203, views 18301 and up, with the default BASE).
 PROMETHEUS="${AKUTAN_PROMETHEUS:-${ROOT}/.tools/bin/prometheus}"
 PROMETHEUS_ADDR="127.0.0.1:$((BASE + 990))"
 
-# plus1000 HOST:PORT: the same host, port + 1000.
-plus1000() { echo "${1%:*}:$(( ${1##*:} + 1000 ))"; }
-
-prom_log_http_addr() {
-  if declare -F log_http_addr >/dev/null; then log_http_addr "$1"; else plus1000 "$(log_grpc_addr "$1")"; fi
-}
-prom_api_http_addr() {
-  if declare -F api_http_addr >/dev/null; then api_http_addr "$1"; else plus1000 "$(api_addr "$1")"; fi
-}
-prom_view_http_addr() {
-  if declare -F view_http_addr >/dev/null; then view_http_addr "$1"; else plus1000 "$1"; fi
-}
-
-# prometheus_targets: lines "job dc http-addr" for every server of the stack.
+# prometheus_targets: lines "job dc http-addr" for every server of the
+# topology (lib.sh's SERVERS: ROLE DC NAME ADDR ...).
 prometheus_targets() {
-  local dc name space start end addr
-  for dc in $DCS; do
-    echo "akutan-log dc${dc} $(prom_log_http_addr "$dc")"
-    echo "akutan-api dc${dc} $(prom_api_http_addr "$dc")"
-    while read -r name space start end addr; do
-      echo "akutan-view dc${dc} $(prom_view_http_addr "$addr")"
-    done < <(views_of "$dc")
-  done
+  local role dc name addr rest
+  while IFS=$'\t' read -r role dc name addr rest; do
+    [[ -n "$role" ]] && echo "akutan-${role} ${dc} $(http_of "$addr")"
+  done <<<"$SERVERS"
 }
 
 # prometheus_config: the configuration, on stdout. Targets carry their
