@@ -16,3 +16,5 @@ if [[ "${AKUTAN_STACK_WIPE:-0}" == 1 ]]; then
   rm -rf "${STACK}"
   echo "deleted ${STACK}"
 fi
+# The views files (ctl.sh views) are written again from the topology by up.sh.
+rm -rf "${STACK}/views"

@@ -169,15 +169,32 @@ start_minio() {
 # join it (join_restored_logs), rather than bootstrapping a log of their
 # own.
 start_log() {
-  local dc name addr raft boot=(--bootstrap --peers "$(log_peers)")
-  [[ -f "${STACK}/restored" ]] && boot=()
-  while IFS=$'\t' read -r _ dc name addr raft _; do
-    mkdir -p "${STACK}/${dc}/${name}"
-    spawn "$name" "${BIN}/akutan-log" --id "$name" \
-      --raft-addr "$raft" --grpc-addr "$addr" \
-      --data-dir "${STACK}/${dc}/${name}" "${boot[@]}" --archive "$(store_url)" \
-      --http-addr "$(http_of "$addr")" --log-level warn $(debug_flag)
-  done < <(servers log "$1")
+  local name
+  for name in $(servers log "$1" | field 3); do start_log_server "$name"; done
+}
+
+# start_log_server NAME [join]: one log voter. With join it starts without
+# --bootstrap, so a replica on an empty disk waits to be added as a voter
+# (ctl.sh join, the replace procedure) instead of founding a log of its own.
+start_log_server() {
+  local line dc name addr raft boot=(--bootstrap --peers "$(log_peers)")
+  line="$(server_line "$1")" || return 1
+  IFS=$'\t' read -r _ dc name addr raft _ <<<"$line"
+  [[ -f "${STACK}/restored" || "${2:-}" == join ]] && boot=()
+  mkdir -p "${STACK}/${dc}/${name}"
+  spawn "$name" "${BIN}/akutan-log" --id "$name" \
+    --raft-addr "$raft" --grpc-addr "$addr" \
+    --data-dir "${STACK}/${dc}/${name}" "${boot[@]}" --archive "$(store_url)" \
+    --http-addr "$(http_of "$addr")" --log-level warn $(debug_flag)
+}
+
+# server_line NAME: the SERVERS line of the server NAME; fails when the
+# topology has none.
+server_line() {
+  local line
+  line="$(awk -F'\t' -v n="$1" '$3 == n' <<<"$SERVERS")"
+  [[ -n "$line" ]] || { echo "the topology has no server ${1}" >&2; return 1; }
+  echo "$line"
 }
 
 # join_restored_logs: add the log voters of a restored stack that are not
@@ -202,16 +219,25 @@ join_restored_logs() {
 }
 
 start_views() {
-  local dc name space start end addr logs
-  logs="$(log_addrs_from "$1")"
-  while IFS=$'\t' read -r _ dc name addr _ space start end; do
-    mkdir -p "${STACK}/${dc}/${name}"
-    spawn "$name" "${BIN}/akutan-view" --space "$space" --range-start "$start" --range-end "$end" \
-      --data-dir "${STACK}/${dc}/${name}" --log "$logs" --listen "$addr" \
-      --cache-bytes $((32 << 20)) --log-level warn \
-      --store "$(store_url)" --cluster "$dc" --checkpoint-interval "${AKUTAN_CHECKPOINT_INTERVAL:-60s}" \
-      --http-addr "$(view_http_addr "$addr")" $(debug_flag)
-  done < <(servers view "$1")
+  local name
+  for name in $(servers view "$1" | field 3); do start_view_server "$name"; done
+}
+
+# start_view_server NAME [LIKE ADDR]: one view of the topology; or, with
+# LIKE and ADDR, an extra view NAME of LIKE's DC, space and range at ADDR
+# (the control plane's temporary view, infra/cluster). Its data dir is
+# ${STACK}/DC/NAME; an empty one boots from the bucket.
+start_view_server() {
+  local line dc name addr space start end
+  line="$(server_line "${2:-$1}")" || return 1
+  IFS=$'\t' read -r _ dc name addr _ space start end <<<"$line"
+  [[ -n "${2:-}" ]] && name="$1" addr="$3"
+  mkdir -p "${STACK}/${dc}/${name}"
+  spawn "$name" "${BIN}/akutan-view" --space "$space" --range-start "$start" --range-end "$end" \
+    --data-dir "${STACK}/${dc}/${name}" --log "$(log_addrs_from "$(dc_index "$dc")")" --listen "$addr" \
+    --cache-bytes $((32 << 20)) --log-level warn \
+    --store "$(store_url)" --cluster "$dc" --checkpoint-interval "${AKUTAN_CHECKPOINT_INTERVAL:-60s}" \
+    --http-addr "$(view_http_addr "$addr")" $(debug_flag)
 }
 
 # fallback_flag: whether akutan-api has --fallback-views (cached).
@@ -223,22 +249,59 @@ fallback_flag() {
   [[ "$HAS_FALLBACK" == yes ]]
 }
 
+# views_file DC / fallback_file DC: the files of view addresses the DC's
+# API servers read (--views-file, --fallback-views-file), re-read every
+# second: the DC's own views, and the other DCs' for the fallback. They are
+# written from the topology when missing; the control plane (ctl.sh views)
+# adds and retires views in them, and down.sh deletes them.
+views_file() { echo "${STACK}/views/$(dc_name "$1").views"; }
+fallback_file() { echo "${STACK}/views/$(dc_name "$1").fallback"; }
+
+write_views_files() {
+  mkdir -p "${STACK}/views"
+  [[ -f "$(views_file "$1")" ]] || view_addrs "$1" | tr , '\n' >"$(views_file "$1")"
+  [[ -f "$(fallback_file "$1")" ]] || view_addrs $(other_dcs "$1") | tr , '\n' >"$(fallback_file "$1")"
+}
+
+# views_file_flag: whether akutan-api has --views-file (cached).
+views_file_flag() {
+  if [[ -z "${HAS_VIEWS_FILE:-}" ]]; then
+    HAS_VIEWS_FILE=no
+    "${BIN}/akutan-api" --help 2>&1 | grep -q -- '-views-file' && HAS_VIEWS_FILE=yes
+  fi
+  [[ "$HAS_VIEWS_FILE" == yes ]]
+}
+
 # start_api DC: the DC's API servers. Each reads the DC's own views, the
 # other DCs' only as a fallback, and counts the DC's other API servers as
 # its peers. An akutan-api without --fallback-views is given every view.
 start_api() {
-  local dc name addr peers views
-  views=(--views "$(view_addrs "$1")" --fallback-views "$(view_addrs $(other_dcs "$1"))")
-  if ! fallback_flag; then
-    echo "akutan-api has no --fallback-views: $(dc_name "$1")'s API servers get every DC's views"
-    views=(--views "$(view_addrs "$1" $(other_dcs "$1"))")
+  local name
+  for name in $(servers api "$1" | field 3); do start_api_server "$name"; done
+}
+
+# start_api_server NAME [LIKE ADDR]: one API server of the topology; or,
+# with LIKE and ADDR, an extra API server NAME of LIKE's DC at ADDR (the
+# control plane's temporary one), whose peers are the DC's API servers.
+start_api_server() {
+  local line dc name addr peers views d
+  line="$(server_line "${2:-$1}")" || return 1
+  IFS=$'\t' read -r _ dc name addr _ <<<"$line"
+  [[ -n "${2:-}" ]] && name="$1" addr="$3"
+  d="$(dc_index "$dc")"
+  if views_file_flag; then
+    write_views_files "$d"
+    views=(--views-file "$(views_file "$d")" --fallback-views-file "$(fallback_file "$d")" --resolve-interval 1s)
+  elif fallback_flag; then
+    views=(--views "$(view_addrs "$d")" --fallback-views "$(view_addrs $(other_dcs "$d"))")
+  else
+    echo "akutan-api has no --fallback-views: ${dc}'s API servers get every DC's views"
+    views=(--views "$(view_addrs "$d" $(other_dcs "$d"))")
   fi
-  while IFS=$'\t' read -r _ dc name addr _; do
-    peers="$(servers api "$1" | awk -F'\t' -v me="$addr" '$4 != me { print $4 }' | join)"
-    spawn "$name" "${BIN}/akutan-api" --listen "$addr" --log "$(log_addrs_from "$1")" \
-      "${views[@]}" --peers "$peers" --hedge-floor 2ms \
-      --dc "$dc" --http-addr "$(http_of "$addr")" $(debug_flag)
-  done < <(servers api "$1")
+  peers="$(servers api "$d" | awk -F'\t' -v me="$addr" '$4 != me { print $4 }' | join)"
+  spawn "$name" "${BIN}/akutan-api" --listen "$addr" --log "$(log_addrs_from "$d")" \
+    "${views[@]}" --peers "$peers" --hedge-floor 2ms \
+    --dc "$dc" --http-addr "$(http_of "$addr")" $(debug_flag)
 }
 
 # start_truncator: the truncation coordinator, which discards the log's

@@ -219,7 +219,7 @@ func (a *app) rootCmd() *cobra.Command {
 		c.GroupID = "facts"
 		root.AddCommand(c)
 	}
-	for _, c := range []*cobra.Command{a.statusCmd(), a.logCmd(), a.backupCmd(), a.restoreCmd(), a.topologyCmd(), a.contextCmd(), a.versionCmd()} {
+	for _, c := range []*cobra.Command{a.statusCmd(), a.logCmd(), a.backupCmd(), a.restoreCmd(), a.topologyCmd(), a.clusterCmd(), a.contextCmd(), a.versionCmd()} {
 		c.GroupID = "ops"
 		root.AddCommand(c)
 	}

@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# ctl.sh: the control plane's driver of the local stack (infra/cluster's
+# LocalDriver runs it; it works by hand too). One server at a time, by the
+# name the topology gives it (akutan topology servers):
+#
+#   ctl.sh start NAME              start it as up.sh does (already running: nothing)
+#   ctl.sh join NAME               a log voter on an empty disk, without
+#                                  --bootstrap: it waits to be added as a voter
+#   ctl.sh stop NAME               SIGTERM, then SIGKILL after 10 s
+#   ctl.sh wipe NAME               delete its data dir (refused while it runs)
+#   ctl.sh running NAME            exit 0 when it runs, 1 when not
+#   ctl.sh start-extra NAME LIKE ADDR
+#                                  an extra view or API server NAME like the
+#                                  topology's LIKE (same DC, space, range) at
+#                                  ADDR: the temporary server of a rolling
+#                                  restart or a replacement
+#   ctl.sh views add|remove DC ADDR
+#                                  add a view address to, or remove it from,
+#                                  the file DC's API servers read every second
+#
+# Extra servers are stopped, wiped and checked by NAME like the others.
+# The environment is lib.sh's (AKUTAN_STACK_DIR, AKUTAN_BASE_PORT, ...).
+# Exit codes: 0 done, 1 failed, 2 usage.
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+source "${ROOT}/localstack/lib.sh"
+
+usage() { sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+
+# data_dirs NAME: the data dir NAME has in any DC (none if never started).
+data_dirs() {
+  local dc
+  for dc in "${DC_NAMES[@]}"; do
+    [[ -e "${STACK}/${dc}/$1" ]] && echo "${STACK}/${dc}/$1"
+  done
+  true
+}
+
+# role_of NAME: log, view or api, from the topology.
+role_of() { server_line "$1" | field 1; }
+
+action="${1:-}"
+[[ -n "$action" ]] || usage
+shift
+load_topology
+mkdir -p "${STACK}/logs" "${STACK}/pids"
+case "$action" in
+  start)
+    (($# == 1)) || usage
+    case "$(role_of "$1")" in
+      log) start_log_server "$1" ;;
+      view) start_view_server "$1" ;;
+      api) start_api_server "$1" ;;
+      *) exit 1 ;;
+    esac
+    ;;
+  join)
+    (($# == 1)) || usage
+    [[ "$(role_of "$1")" == log ]] || { echo "${1} is not a log voter" >&2; exit 1; }
+    start_log_server "$1" join
+    ;;
+  stop)
+    (($# == 1)) || usage
+    stop "$1"
+    ;;
+  wipe)
+    (($# == 1)) || usage
+    if running "$1"; then
+      echo "${1} is running: stop it first" >&2
+      exit 1
+    fi
+    for dir in $(data_dirs "$1"); do
+      rm -rf "$dir"
+      echo "wiped ${dir}"
+    done
+    ;;
+  running)
+    (($# == 1)) || usage
+    running "$1"
+    ;;
+  start-extra)
+    (($# == 3)) || usage
+    case "$(role_of "$2")" in
+      view) start_view_server "$1" "$2" "$3" ;;
+      api) start_api_server "$1" "$2" "$3" ;;
+      *) echo "only views and API servers have extras" >&2; exit 1 ;;
+    esac
+    ;;
+  views)
+    (($# == 3)) && [[ "$1" =~ ^(add|remove)$ ]] || usage
+    dc="$(dc_index "$2")"
+    [[ -n "$dc" ]] || { echo "no datacenter ${2}" >&2; exit 1; }
+    write_views_files "$dc"
+    file="$(views_file "$dc")"
+    # Rewritten whole and renamed into place, so a reader never sees half.
+    grep -vxF "$3" "$file" >"${file}.new" || true
+    [[ "$1" == add ]] && echo "$3" >>"${file}.new"
+    mv "${file}.new" "$file"
+    echo "${1/%e/}ed ${3} $([[ "$1" == add ]] && echo to || echo from) ${2}'s views"
+    ;;
+  *) usage ;;
+esac

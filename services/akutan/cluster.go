@@ -1,0 +1,135 @@
+package main
+
+import (
+	"errors"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/akutan/akutan/infra/cluster"
+	"github.com/akutan/akutan/infra/topology"
+)
+
+func (a *app) clusterCmd() *cobra.Command {
+	return a.group("cluster", "operator procedures on the running database: rolling restart, replace a failed server",
+		a.clusterRestartCmd(), a.clusterReplaceCmd())
+}
+
+// clusterFlags are what every procedure takes: the topology, the driver
+// and --dry-run.
+type clusterFlags struct {
+	topo   topologyFlags
+	ctl    string
+	dryRun bool
+	loaded *topology.Topology // by procedures
+}
+
+func (f *clusterFlags) add(c *cobra.Command) {
+	f.topo.add(c)
+	c.Flags().StringVar(&f.ctl, "ctl", "localstack/ctl.sh", "the local stack's driver script (the stack's environment, AKUTAN_STACK_DIR and AKUTAN_BASE_PORT, is passed on)")
+	c.Flags().BoolVar(&f.dryRun, "dry-run", false, "print the plan and the state now, change nothing")
+}
+
+// procedures loads the topology and wires the local driver and the
+// observer; done releases them.
+func (a *app) procedures(f *clusterFlags) (*cluster.Procedures, *cluster.Runner, func(), error) {
+	t, err := f.topo.load()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	f.loaded = t
+	if _, err := os.Stat(f.ctl); err != nil {
+		return nil, nil, nil, usageError("--ctl %s: %v", f.ctl, err)
+	}
+	servers := t.Servers()
+	obs := cluster.NewObserver(servers)
+	p := &cluster.Procedures{
+		Servers: servers,
+		Driver:  &cluster.LocalDriver{Script: f.ctl, Out: a.stdout},
+		Obs:     obs,
+		Admin:   obs.Admin(),
+		Out:     a.stdout,
+	}
+	return p, &cluster.Runner{Obs: obs, Out: a.stdout, DryRun: f.dryRun}, obs.Close, nil
+}
+
+// refusal gives a gate's refusal exit code 3, as a problem found.
+func refusal(err error) error {
+	if errors.Is(err, cluster.ErrRefused) {
+		return exitError{code: exitProblems, err: err}
+	}
+	return err
+}
+
+func (a *app) clusterRestartCmd() *cobra.Command {
+	var f clusterFlags
+	var dc, role string
+	c := &cobra.Command{
+		Use:   "restart -f TOPOLOGY [--dc DC] [--role log|view|api] [--dry-run]",
+		Short: "rolling restart, checking health before every step",
+		Long: `restart restarts the servers of the topology one at a time: the log voters
+first (leadership moved away, each rejoining and catching up before the
+next), then each datacenter's views and API servers. A view that is its
+range's only one in its datacenter is covered meanwhile by a temporary view
+that boots from the bucket and must be up to date first; an API server that
+is its datacenter's only one by a temporary API server. Before every step
+it observes the database (log Info, each datacenter's Status) and refuses,
+exit code 3, when the step would break a datacenter's full availability or
+the log's quorum. It prints the plan first; --dry-run stops there. Running
+it again after an interruption continues safely.`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var r topology.Role
+			if role != "" {
+				var err error
+				if r, err = topology.ParseRole(role); err != nil {
+					return usageError("--role: %v", err)
+				}
+			}
+			p, run, done, err := a.procedures(&f)
+			if err != nil {
+				return err
+			}
+			defer done()
+			if dc != "" && !hasDC(f.loaded, dc) {
+				return usageError("--dc %s: the topology has no such datacenter", dc)
+			}
+			return refusal(run.Run(cmd.Context(), p.RestartPlan(dc, r)))
+		},
+	}
+	f.add(c)
+	c.Flags().StringVar(&dc, "dc", "", "only this datacenter's servers")
+	c.Flags().StringVar(&role, "role", "", "only servers of this role: log, view or api")
+	return c
+}
+
+func (a *app) clusterReplaceCmd() *cobra.Command {
+	var f clusterFlags
+	c := &cobra.Command{
+		Use:   "replace SERVER -f TOPOLOGY [--dry-run]",
+		Short: "recover a failed server (by its topology name)",
+		Long: `replace recovers the server SERVER (its name in the topology, as akutan
+topology servers lists it). A view is rebuilt on a wiped data dir, booting
+from the bucket and replaying the log, while a temporary view of the same
+range keeps its datacenter fully available. A log voter is removed from the
+Raft configuration, wiped, started on the empty disk and added back as a
+voter, then waited for until it has caught up. An API server is started
+again. Health is checked before every step (exit code 3 on a refusal);
+--dry-run prints the plan only.`,
+		Args: argsBetween(1, 1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			p, run, done, err := a.procedures(&f)
+			if err != nil {
+				return err
+			}
+			defer done()
+			plan, err := p.ReplacePlan(args[0])
+			if err != nil {
+				return usageError("%v", err)
+			}
+			return refusal(run.Run(cmd.Context(), plan))
+		},
+	}
+	f.add(c)
+	return c
+}
