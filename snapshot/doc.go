@@ -40,6 +40,7 @@
 //
 //	akutan-bucket.json                  marker: the store was initialised (format, time)
 //	akutan-clock                        written to read the store's clock (StoreNow)
+//	clusters.json                       cluster registry: the clusters and which are critical
 //	log/catalog.json                    log catalog
 //	log/segments/<first>-<last>.seg     log segment, indexes zero-padded to 20 digits
 //	checkpoints/catalog.json            checkpoint catalog

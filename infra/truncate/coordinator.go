@@ -39,6 +39,10 @@ type Coordinator struct {
 	// Store holds both catalogs (the cluster's bucket or prefix).
 	Store snapshot.Store
 	Log   Log
+	// FromRegistry takes the critical clusters from the store's cluster
+	// registry (snapshot.ClusterRegistryKey), read on every plan, instead
+	// of Config.Clusters: the control plane adds and retires clusters there.
+	FromRegistry bool
 
 	mu       sync.Mutex
 	checksum map[string]bool // manifests whose files' CRC-32C were checked
@@ -47,7 +51,17 @@ type Coordinator struct {
 // Plan gathers the catalogs and the log's state and computes the plan
 // without acting on it.
 func (c *Coordinator) Plan(ctx context.Context) (*Plan, error) {
-	if err := c.Config.Validate(); err != nil {
+	cfg := c.Config
+	if c.FromRegistry {
+		reg, _, err := snapshot.LoadClusterRegistry(ctx, c.Store)
+		if err != nil {
+			return nil, fmt.Errorf("cluster registry: %w", err)
+		}
+		if cfg.Clusters = reg.Critical(); len(cfg.Clusters) == 0 {
+			return nil, fmt.Errorf("the cluster registry (%s) lists no critical cluster; register the clusters first (akutan backup clusters add)", snapshot.ClusterRegistryKey)
+		}
+	}
+	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("truncate config: %w", err)
 	}
 	// The log first: its watermark never runs ahead of the catalog, so
@@ -68,11 +82,11 @@ func (c *Coordinator) Plan(ctx context.Context) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	whole, problems, err := c.wholeCheckpoints(ctx, cps, now)
+	whole, problems, err := c.wholeCheckpoints(ctx, cfg, cps, now)
 	if err != nil {
 		return nil, err
 	}
-	p := Compute(c.Config, now, whole, logCat, log)
+	p := Compute(cfg, now, whole, logCat, log)
 	p.Unverified = problems
 	return p, nil
 }
@@ -80,9 +94,9 @@ func (c *Coordinator) Plan(ctx context.Context) (*Plan, error) {
 // wholeCheckpoints returns the critical clusters' checkpoints that are
 // whole, each with Created set to its manifest's time by the store's
 // clock, and a problem for each that is not.
-func (c *Coordinator) wholeCheckpoints(ctx context.Context, cat *snapshot.CheckpointCatalog, now time.Time) (*snapshot.CheckpointCatalog, []snapshot.Problem, error) {
+func (c *Coordinator) wholeCheckpoints(ctx context.Context, cfg Config, cat *snapshot.CheckpointCatalog, now time.Time) (*snapshot.CheckpointCatalog, []snapshot.Problem, error) {
 	critical := map[string]bool{}
-	for _, cl := range c.Config.Clusters {
+	for _, cl := range cfg.Clusters {
 		critical[cl] = true
 	}
 	var problems []snapshot.Problem
@@ -115,10 +129,10 @@ func (c *Coordinator) wholeCheckpoints(ctx context.Context, cat *snapshot.Checkp
 	// Checksums of the ones the plan relies on: the newest old-enough
 	// checkpoint at every point. One that fails drops out, and the next
 	// newest is checked in its place.
-	cutoff := now.Add(-c.Config.Delay)
+	cutoff := now.Add(-cfg.Delay)
 	for {
 		var dropped []string
-		for _, cl := range c.Config.Clusters {
+		for _, cl := range cfg.Clusters {
 			eligible := &snapshot.CheckpointCatalog{}
 			for _, ref := range out.Checkpoints {
 				if ref.Cluster == cl && !ref.Created.After(cutoff) {

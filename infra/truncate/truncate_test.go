@@ -276,3 +276,36 @@ func TestCoordinatorRechecksBeforeDiscard(t *testing.T) {
 		t.Fatalf("discarded below %d after %d plans, want 101 after 2:\n%v %v", log.discarded, log.calls, p, err)
 	}
 }
+
+// With FromRegistry the critical clusters are the registry's, read on every
+// plan: an empty registry is refused, a newly registered critical cluster
+// without checkpoints holds the discard back, and once marked non-critical
+// it no longer does.
+func TestCoordinatorFromRegistry(t *testing.T) {
+	ctx := context.Background()
+	store := newStore(t)
+	putCheckpoint(t, store, cp("dc1", "sp", 0, 0, 300, time.Hour))
+	putCheckpoint(t, store, cp("dc1", "po", 0, 0, 400, time.Hour))
+	putArchive(t, store, 500)
+	store.Advance(2 * time.Minute)
+	log := &fakeLog{info: LogInfo{First: 1, Last: 600, ArchivedThrough: 500}}
+	c := &Coordinator{Config: Config{Delay: time.Minute}, Store: store, Log: log, FromRegistry: true}
+	if _, err := c.Once(ctx, true); err == nil || !strings.Contains(err.Error(), "no critical cluster") {
+		t.Fatalf("empty registry: %v", err)
+	}
+	set := func(name string, critical bool) {
+		t.Helper()
+		if _, err := snapshot.UpdateClusterRegistry(ctx, store, func(r *snapshot.ClusterRegistry) error { return r.Set(name, critical) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	set("dc1", true)
+	set("dc4", true) // being added: no checkpoints yet
+	if p, err := c.Once(ctx, true); err != nil || p.Act() {
+		t.Fatalf("a critical cluster without checkpoints: %v %v", p, err)
+	}
+	set("dc4", false)
+	if p, err := c.Once(ctx, true); err != nil || p.Discard != 301 {
+		t.Fatalf("dc4 non-critical: %v %v", p, err)
+	}
+}

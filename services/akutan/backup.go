@@ -34,8 +34,8 @@ func openStoreURL(ctx context.Context, url string) (snapshot.Store, error) {
 }
 
 func (a *app) backupCmd() *cobra.Command {
-	return a.group("backup", "the bucket: create it, list and verify what it holds, back up now, prune",
-		a.backupInitCmd(), a.backupListCmd(), a.backupVerifyCmd(), a.backupNowCmd(), a.backupPruneCmd())
+	return a.group("backup", "the bucket: create it, list and verify what it holds, back up now, prune, the cluster registry",
+		a.backupInitCmd(), a.backupListCmd(), a.backupVerifyCmd(), a.backupNowCmd(), a.backupPruneCmd(), a.backupClustersCmd())
 }
 
 func (a *app) backupInitCmd() *cobra.Command {

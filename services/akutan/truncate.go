@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -26,7 +25,7 @@ as one document, or with --every one plan per line.`,
 	dryRun := f.Bool("dry-run", false, "print the plan and why, discard nothing")
 	every := f.Duration("every", 0, "keep running, planning and discarding at this interval (0: once)")
 	delay := f.Duration("delay", def.Delay, "count only checkpoints created at least this long ago")
-	clusters := f.String("clusters", strings.Join(def.Clusters, ","), "the critical clusters; every point of each must be checkpointed")
+	clusters := f.String("clusters", "", "the critical clusters, comma-separated; every point of each must be checkpointed (default: the bucket's cluster registry, akutan backup clusters, read on every plan)")
 	c.RunE = func(cmd *cobra.Command, _ []string) error {
 		if *dryRun && *every > 0 {
 			return usageError("--dry-run plans once; it does not combine with --every")
@@ -44,12 +43,15 @@ as one document, or with --every one plan per line.`,
 		log := truncate.NewGRPCLog(a.log)
 		defer log.Close()
 		co := &truncate.Coordinator{
-			Config: truncate.Config{Clusters: cleanAddrs([]string{*clusters}), Delay: *delay},
-			Store:  store,
-			Log:    log,
+			Config:       truncate.Config{Clusters: cleanAddrs([]string{*clusters}), Delay: *delay},
+			Store:        store,
+			Log:          log,
+			FromRegistry: *clusters == "",
 		}
-		if err := co.Config.Validate(); err != nil {
-			return exitError{code: exitUsage, err: err}
+		if !co.FromRegistry {
+			if err := co.Config.Validate(); err != nil {
+				return exitError{code: exitUsage, err: err}
+			}
 		}
 		if *every <= 0 {
 			cctx, cancel := context.WithTimeout(ctx, time.Minute)
