@@ -26,7 +26,7 @@ STATICCHECK_VERSION := v0.8.2
 RACE_PKGS := ./logsvc/... ./viewsvc/... ./apisvc/...
 PLAIN_PKGS = $(shell go list ./... | grep -v -e '/logsvc' -e '/viewsvc' -e '/apisvc')
 
-.PHONY: all build test vet lint tools-staticcheck fuzz fuzz-short bench proto tools-proto tools-minio tools-chromium tools-prometheus tools-promtool rules clean up down dc-up dc-down
+.PHONY: all build release test vet lint tools-staticcheck fuzz fuzz-short bench proto tools-proto tools-minio tools-chromium tools-prometheus tools-promtool rules clean up down dc-up dc-down
 
 all: build
 
@@ -41,6 +41,22 @@ LDFLAGS := -X $(BUILDINFO).Version=$(VERSION) -X $(BUILDINFO).Commit=$(COMMIT) -
 build:
 	@mkdir -p bin
 	go build -ldflags "$(LDFLAGS)" -o bin/ ./services/...
+
+## release: static binaries (CGO_ENABLED=0, -trimpath, stamped like build)
+## for every RELEASE_PLATFORMS entry, packed with the systemd units
+## (deploy/systemd), the example env files (deploy/env) and install.sh as
+## dist/akutan-VERSION-OS-ARCH.tar.gz; terraform/ installs them.
+RELEASE_PLATFORMS := linux/amd64 linux/arm64
+release:
+	@set -e; rm -rf dist; mkdir -p dist; for p in $(RELEASE_PLATFORMS); do \
+	  os=$${p%/*}; arch=$${p#*/}; name=akutan-$(VERSION)-$$os-$$arch; d=dist/$$name; \
+	  echo "release $$name"; mkdir -p $$d/bin $$d/systemd $$d/env; \
+	  CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch go build -trimpath -ldflags "$(LDFLAGS)" -o $$d/bin/ ./services/...; \
+	  cp deploy/systemd/* $$d/systemd/; cp deploy/env/*.env $$d/env/; cp deploy/release/install.sh $$d/; \
+	  echo "$(VERSION)" > $$d/VERSION; \
+	  tar -C dist --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 -czf $$d.tar.gz $$name; \
+	  rm -rf $$d; \
+	done; ls -l dist
 
 ## up: build everything and start the local stack on 127.0.0.1.
 up: build tools-minio tools-prometheus
@@ -148,7 +164,7 @@ tools-proto:
 	@[ -x $(TOOLS)/protoc-gen-go-grpc ] || GOBIN=$(TOOLS) go install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
 
 clean:
-	rm -rf bin
+	rm -rf bin dist
 
 ## chaos: the linearizability check under faults (localstack's TestChaos,
 ## which make test runs for 2 minutes) for AKUTAN_CHAOS_DURATION, 10m
