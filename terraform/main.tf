@@ -44,6 +44,9 @@ module "region_a" {
   instance_types                         = var.instance_types
   ports                                  = var.ports
   ami_name_filter                        = var.ami_name_filter
+  critical_clusters                      = [for r in var.regions : "${var.name}-${r}"]
+  release_version                        = var.release_version
+  release_dir                            = var.release_dir
   domain_name                            = var.domain_name
   route53_zone_id                        = var.route53_zone_id
   api_allowed_cidrs                      = var.api_allowed_cidrs
@@ -72,6 +75,9 @@ module "region_b" {
   instance_types                         = var.instance_types
   ports                                  = var.ports
   ami_name_filter                        = var.ami_name_filter
+  critical_clusters                      = [for r in var.regions : "${var.name}-${r}"]
+  release_version                        = var.release_version
+  release_dir                            = var.release_dir
   domain_name                            = var.domain_name
   route53_zone_id                        = var.route53_zone_id
   api_allowed_cidrs                      = var.api_allowed_cidrs
@@ -100,6 +106,9 @@ module "region_c" {
   instance_types                         = var.instance_types
   ports                                  = var.ports
   ami_name_filter                        = var.ami_name_filter
+  critical_clusters                      = [for r in var.regions : "${var.name}-${r}"]
+  release_version                        = var.release_version
+  release_dir                            = var.release_dir
   domain_name                            = var.domain_name
   route53_zone_id                        = var.route53_zone_id
   api_allowed_cidrs                      = var.api_allowed_cidrs

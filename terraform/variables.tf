@@ -93,44 +93,59 @@ variable "api_servers_per_region" {
 }
 
 variable "instance_types" {
-  description = "EC2 instance types: log voters (EBS-backed Raft stores), views (local NVMe for Pebble) and API servers."
+  description = "EC2 instance types (all x86_64): log voters (EBS-backed Raft stores), views (local NVMe for Pebble), API servers, and the truncation and retention daemons."
   type = object({
-    log  = string
-    view = string
-    api  = string
+    log    = string
+    view   = string
+    api    = string
+    daemon = string
   })
   default = {
-    log  = "m6i.large"
-    view = "i4i.large"
-    api  = "c6i.large"
+    log    = "m6i.large"
+    view   = "i4i.large"
+    api    = "c6i.large"
+    daemon = "t3.small"
   }
 }
 
 variable "ports" {
-  description = "TCP ports the servers listen on: log Raft, log gRPC, view gRPC and API gRPC."
+  description = "TCP ports the servers listen on: log Raft, log gRPC, view gRPC, API gRPC, and every server's HTTP listener (/readyz, /metrics)."
   type = object({
     log_raft  = number
     log_grpc  = number
     view_grpc = number
     api_grpc  = number
+    http      = number
   })
   default = {
     log_raft  = 7000
     log_grpc  = 7001
     view_grpc = 7002
     api_grpc  = 7003
+    http      = 9090
   }
 
   validation {
-    condition     = length(distinct(values(var.ports))) == 4 && alltrue([for p in values(var.ports) : p > 0 && p < 65536])
-    error_message = "Four distinct TCP ports."
+    condition     = length(distinct(values(var.ports))) == 5 && alltrue([for p in values(var.ports) : p > 0 && p < 65536])
+    error_message = "Five distinct TCP ports."
   }
 }
 
 variable "ami_name_filter" {
-  description = "Name filter of the Akutan AMI, present in every region (binary and systemd units baked in); the newest match is used."
+  description = "Name filter of the stock x86_64 AMI in every region (Amazon Linux 2023: systemd, xfsprogs, the AWS CLI); the release is installed by user data."
   type        = string
-  default     = "akutan-*"
+  default     = "al2023-ami-2023.*"
+}
+
+variable "release_version" {
+  description = "Version of the release to deploy (make release writes dist/akutan-VERSION-linux-ARCH.tar.gz)."
+  type        = string
+}
+
+variable "release_dir" {
+  description = "Directory of the release tarballs, uploaded to every region's artifacts bucket."
+  type        = string
+  default     = "../dist"
 }
 
 variable "domain_name" {

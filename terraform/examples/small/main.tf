@@ -14,9 +14,13 @@ module "akutan" {
   view_replicas_per_region = 2
   api_servers_per_region   = 2
 
+  release_version = var.release_version
+  release_dir     = "../../../dist"
+
   instance_types = {
-    log  = "m6i.large"
-    view = "i4i.large"
-    api  = "c6i.large"
+    log    = "m6i.large"
+    view   = "i4i.large"
+    api    = "c6i.large"
+    daemon = "t3.small"
   }
 }

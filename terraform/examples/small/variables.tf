@@ -7,3 +7,8 @@ variable "route53_zone_id" {
   description = "Route 53 public hosted zone that holds domain_name."
   type        = string
 }
+
+variable "release_version" {
+  description = "Version of the release in ../../../dist to deploy (make release)."
+  type        = string
+}

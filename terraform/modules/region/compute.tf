@@ -11,6 +11,8 @@
 # view instance starts with an empty instance-store disk and boots from this
 # region's bucket plus the log tail.
 
+# A stock image (Amazon Linux 2023 by default: systemd, xfsprogs and the AWS
+# CLI, which the user data uses to fetch the release); no image build.
 data "aws_ami" "akutan" {
   most_recent = true
   owners      = var.ami_owners
@@ -18,6 +20,11 @@ data "aws_ami" "akutan" {
   filter {
     name   = "name"
     values = [var.ami_name_filter]
+  }
+
+  filter {
+    name   = "architecture"
+    values = [var.architecture]
   }
 }
 
@@ -79,19 +86,7 @@ resource "aws_instance" "log" {
   vpc_security_group_ids = [aws_security_group.log.id]
   iam_instance_profile   = aws_iam_instance_profile.tier["log"].name
 
-  user_data = templatefile("${path.module}/templates/user-data.sh.tftpl", {
-    role = "log"
-    disk = "ebs:${aws_ebs_volume.log[count.index].id}"
-    env = merge(local.common_env, {
-      # akutan-log --id, --raft-addr, --grpc-addr, --bootstrap --peers.
-      AKUTAN_LOG_ID        = local.log_voters[count.index].id
-      AKUTAN_LOG_RAFT_ADDR = "${local.log_voters[count.index].ip}:${var.ports.log_raft}"
-      AKUTAN_LOG_GRPC_ADDR = "${local.log_voters[count.index].ip}:${var.ports.log_grpc}"
-      AKUTAN_LOG_PEERS     = join(",", [for p in var.log_peers : "${p.id}=${p.ip}:${var.ports.log_raft}"])
-      AKUTAN_BUCKET        = aws_s3_bucket.this.id
-      AKUTAN_BUCKET_PREFIX = "log/"
-    })
-  })
+  user_data = module.servers.user_data["log/${local.log_voters[count.index].id}"]
 
   metadata_options {
     http_tokens = "required"
@@ -143,20 +138,7 @@ resource "aws_launch_template" "view" {
     http_tokens = "required"
   }
 
-  user_data = base64encode(templatefile("${path.module}/templates/user-data.sh.tftpl", {
-    role = "view"
-    disk = "instance-store"
-    env = merge(local.common_env, {
-      AKUTAN_VIEW_SPACE     = each.value.space
-      AKUTAN_VIEW_START     = each.value.start
-      AKUTAN_VIEW_END       = each.value.end
-      AKUTAN_VIEW_GRPC_PORT = var.ports.view_grpc
-      AKUTAN_LOG_ADDRS      = local.log_grpc_addrs
-      AKUTAN_BUCKET         = aws_s3_bucket.this.id
-      AKUTAN_BUCKET_PREFIX  = "checkpoints/"
-      AKUTAN_ARCHIVE_PREFIX = "log/"
-    })
-  }))
+  user_data = base64encode(module.servers.user_data["view/${each.key}"])
 }
 
 resource "aws_autoscaling_group" "view" {
@@ -218,15 +200,7 @@ resource "aws_launch_template" "api" {
     http_tokens = "required"
   }
 
-  user_data = base64encode(templatefile("${path.module}/templates/user-data.sh.tftpl", {
-    role = "api"
-    disk = ""
-    env = merge(local.common_env, {
-      AKUTAN_API_GRPC_PORT = var.ports.api_grpc
-      AKUTAN_LOG_ADDRS     = local.log_grpc_addrs
-      AKUTAN_VIEW_TAG      = "akutan:cluster=${local.cluster}"
-    })
-  }))
+  user_data = base64encode(module.servers.user_data["api"])
 }
 
 resource "aws_autoscaling_group" "api" {

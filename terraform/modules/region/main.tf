@@ -8,16 +8,11 @@
 #   iam.tf       instance roles, least privilege per tier
 #   storage.tf   KMS key, bucket, lifecycle, replication
 #   compute.tf   log voters, view and API autoscaling groups
+#   servers.tf   what they run (modules/server-config), Cloud Map discovery,
+#                the artifacts bucket, the truncator and pruner singletons
 #   lb.tf        API load balancer, certificate, Route 53 latency record
 
 locals {
   # The cluster's name: one Akutan cluster (views + API) per region.
   cluster = "${var.name}-${var.region}"
-
-  # Environment shared by every server's /etc/akutan/<role>.env.
-  common_env = {
-    AKUTAN_CLUSTER  = local.cluster
-    AKUTAN_REGION   = var.region
-    AKUTAN_DATA_DIR = "/var/lib/akutan"
-  }
 }

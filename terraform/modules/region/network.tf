@@ -1,7 +1,7 @@
 # Network: one VPC per region, private subnets in three availability zones
 # for every server, small public subnets for the API load balancer only.
 # Instances have no route to the internet: S3 is reached through a gateway
-# endpoint and the EC2 API (view discovery) through an interface endpoint.
+# endpoint and Cloud Map (self-registration) through an interface endpoint.
 
 data "aws_availability_zones" "available" {
   state = "available"
@@ -88,9 +88,10 @@ resource "aws_vpc_endpoint" "s3" {
   route_table_ids   = [aws_route_table.private.id]
 }
 
-resource "aws_vpc_endpoint" "ec2" {
+# Cloud Map's API, for the views' and API servers' self-registration.
+resource "aws_vpc_endpoint" "servicediscovery" {
   vpc_id              = aws_vpc.this.id
-  service_name        = "com.amazonaws.${var.region}.ec2"
+  service_name        = "com.amazonaws.${var.region}.servicediscovery"
   vpc_endpoint_type   = "Interface"
   subnet_ids          = aws_subnet.private[*].id
   security_group_ids  = [aws_security_group.endpoints.id]

@@ -35,8 +35,63 @@ resource "aws_security_group" "log" {
 
 resource "aws_security_group" "endpoints" {
   name        = "${var.name}-${var.region}-endpoints"
-  description = "VPC interface endpoints: HTTPS from the API servers"
+  description = "VPC interface endpoints: HTTPS from the API servers and views"
   vpc_id      = aws_vpc.this.id
+}
+
+resource "aws_security_group" "daemon" {
+  name        = "${var.name}-${var.region}-daemon"
+  description = "Akutan truncation and retention daemons: no ingress"
+  vpc_id      = aws_vpc.this.id
+}
+
+# Daemons: the truncator reads and discards the log; both use the bucket.
+
+resource "aws_vpc_security_group_egress_rule" "daemon_to_log" {
+  for_each = toset(var.peer_vpc_cidrs)
+
+  security_group_id = aws_security_group.daemon.id
+  description       = "Log Info and DiscardPrefix"
+  ip_protocol       = "tcp"
+  from_port         = var.ports.log_grpc
+  to_port           = var.ports.log_grpc
+  cidr_ipv4         = each.value
+}
+
+resource "aws_vpc_security_group_egress_rule" "daemon_to_s3" {
+  security_group_id = aws_security_group.daemon.id
+  description       = "Catalogs, retention and the release in S3"
+  ip_protocol       = "tcp"
+  from_port         = 443
+  to_port           = 443
+  prefix_list_id    = aws_vpc_endpoint.s3.prefix_list_id
+}
+
+resource "aws_vpc_security_group_egress_rule" "api_to_s3" {
+  security_group_id = aws_security_group.api.id
+  description       = "The release in the artifacts bucket"
+  ip_protocol       = "tcp"
+  from_port         = 443
+  to_port           = 443
+  prefix_list_id    = aws_vpc_endpoint.s3.prefix_list_id
+}
+
+resource "aws_vpc_security_group_egress_rule" "view_to_endpoints" {
+  security_group_id            = aws_security_group.view.id
+  description                  = "Cloud Map endpoint, for registration"
+  ip_protocol                  = "tcp"
+  from_port                    = 443
+  to_port                      = 443
+  referenced_security_group_id = aws_security_group.endpoints.id
+}
+
+resource "aws_vpc_security_group_ingress_rule" "endpoints_from_view" {
+  security_group_id            = aws_security_group.endpoints.id
+  description                  = "HTTPS from the views"
+  ip_protocol                  = "tcp"
+  from_port                    = 443
+  to_port                      = 443
+  referenced_security_group_id = aws_security_group.view.id
 }
 
 # Load balancer.
@@ -94,7 +149,7 @@ resource "aws_vpc_security_group_egress_rule" "api_to_log" {
 
 resource "aws_vpc_security_group_egress_rule" "api_to_endpoints" {
   security_group_id            = aws_security_group.api.id
-  description                  = "EC2 API endpoint, for view discovery"
+  description                  = "Cloud Map endpoint, for registration"
   ip_protocol                  = "tcp"
   from_port                    = 443
   to_port                      = 443

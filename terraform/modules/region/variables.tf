@@ -83,34 +83,74 @@ variable "api_servers" {
 }
 
 variable "instance_types" {
-  description = "EC2 instance types of the log, view and API tiers."
+  description = "EC2 instance types of the log, view and API tiers and the control-plane daemons; all of var.architecture."
   type = object({
-    log  = string
-    view = string
-    api  = string
+    log    = string
+    view   = string
+    api    = string
+    daemon = string
   })
 }
 
 variable "ports" {
-  description = "TCP ports: log Raft and gRPC, view gRPC, API gRPC."
+  description = "TCP ports: log Raft and gRPC, view gRPC, API gRPC, and every server's HTTP listener (/readyz, /metrics)."
   type = object({
     log_raft  = number
     log_grpc  = number
     view_grpc = number
     api_grpc  = number
+    http      = number
   })
 }
 
 variable "ami_name_filter" {
-  description = "Name filter of the Akutan AMI (binary and systemd units baked in); the newest match is used."
+  description = "Name filter of the stock AMI (systemd, xfsprogs, the AWS CLI); the newest match of var.architecture is used."
   type        = string
-  default     = "akutan-*"
+  default     = "al2023-ami-2023.*"
 }
 
 variable "ami_owners" {
   description = "Accounts whose AMIs may match ami_name_filter."
   type        = list(string)
-  default     = ["self"]
+  default     = ["amazon"]
+}
+
+variable "architecture" {
+  description = "CPU architecture of every instance: x86_64 (release linux/amd64) or arm64 (linux/arm64)."
+  type        = string
+  default     = "x86_64"
+
+  validation {
+    condition     = contains(["x86_64", "arm64"], var.architecture)
+    error_message = "x86_64 or arm64."
+  }
+}
+
+variable "internal_domain" {
+  description = "Private DNS domain; this region's Cloud Map namespace is <region>.<internal_domain>."
+  type        = string
+  default     = "akutan.internal"
+}
+
+variable "checkpoint_interval" {
+  description = "How often every view checkpoints into the bucket; the log is truncated only below checkpoints."
+  type        = string
+  default     = "10m"
+}
+
+variable "critical_clusters" {
+  description = "Clusters (one per region) that must be checkpointed at every point before the log is truncated."
+  type        = list(string)
+}
+
+variable "release_version" {
+  description = "Version of the release to install (make release: dist/akutan-VERSION-linux-ARCH.tar.gz)."
+  type        = string
+}
+
+variable "release_dir" {
+  description = "Directory holding the release tarballs that Terraform uploads to the artifacts bucket."
+  type        = string
 }
 
 variable "log_volume_size_gib" {
