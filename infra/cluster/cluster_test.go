@@ -185,3 +185,61 @@ func TestPlans(t *testing.T) {
 		t.Fatalf("replace view-b: %+v", plan.Steps)
 	}
 }
+
+// fakeDriver runs what is in up; it records nothing else.
+type fakeDriver struct {
+	LocalDriver
+	up map[string]bool
+}
+
+func (d *fakeDriver) Running(_ context.Context, name string) (bool, error) { return d.up[name], nil }
+
+func TestApplyPlan(t *testing.T) {
+	servers := []topology.Server{
+		{Name: "log-dc1", Role: topology.RoleLog, DC: "dc1", Addr: "h:101", Raft: "h:1"},
+		{Name: "log-dc2", Role: topology.RoleLog, DC: "dc2", Addr: "h:102", Raft: "h:2"},
+		{Name: "sp0", Role: topology.RoleView, DC: "dc1", Addr: "sp0", Space: model.SpaceSP, Range: model.HashRange{End: half}},
+		{Name: "sp1", Role: topology.RoleView, DC: "dc1", Addr: "sp1", Space: model.SpaceSP, Range: model.HashRange{Start: half}},
+		{Name: "po0", Role: topology.RoleView, DC: "dc1", Addr: "po0", Space: model.SpacePO, Range: model.HashRange{End: half}},
+		{Name: "po1", Role: topology.RoleView, DC: "dc1", Addr: "po1", Space: model.SpacePO, Range: model.HashRange{Start: half}},
+		{Name: "api-dc1", Role: topology.RoleAPI, DC: "dc1", Addr: "api0"},
+	}
+	up := map[string]bool{"log-dc1": true, "log-dc2": true, "sp0": true, "sp1": true, "po0": true, "po1": true, "api-dc1": true}
+	p := &Procedures{Servers: servers, Driver: &fakeDriver{up: up}}
+	dc := dcState(1)
+	dc.Views = append(dc.Views, &apipb.ViewStatus{Address: "sp0-tmp", Space: "HashSP", RangeEnd: half, UpToDate: true})
+	st := &State{LogAvailable: true, Log: &logpb.InfoResponse{Members: []*logpb.Member{voter("log-dc1", 1, ""), voter("log-dc2", 1, ""), voter("old", 1, "")}},
+		DCs: map[string]*apipb.StatusResponse{"dc1": dc}}
+	steps := func() []string {
+		plan, err := p.ApplyPlan(context.Background(), st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, s := range plan.Steps {
+			out = append(out, s.What)
+		}
+		return out
+	}
+	// Everything runs; a leftover twin (the LocalDriver's sp0-tmp is at
+	// port + 50, so this one is unknown) and a member not in the topology.
+	got := steps()
+	if len(got) != 2 || !strings.Contains(got[0], "retire view sp0-tmp from dc1's views") || !strings.Contains(got[1], "remove log member old") {
+		t.Fatalf("extras: %q", got)
+	}
+	// A view and the API server down, log-dc2 no longer a member: start
+	// the API server before the view, join log-dc2 first, extras last.
+	up["sp1"], up["api-dc1"] = false, false
+	st.Log.Members = st.Log.Members[:1]
+	dc.Views = dc.Views[:4]
+	got = steps()
+	want := []string{"log voter log-dc2 is not a member", "start API server api-dc1", "start view sp1"}
+	if len(got) != len(want) {
+		t.Fatalf("apply: %q", got)
+	}
+	for i := range want {
+		if !strings.HasPrefix(got[i], want[i]) {
+			t.Errorf("step %d: %q, want %q...", i+1, got[i], want[i])
+		}
+	}
+}

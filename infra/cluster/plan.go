@@ -51,6 +51,10 @@ func (r *Runner) Run(ctx context.Context, p *Plan) error {
 		return fmt.Errorf("observe: %w", err)
 	}
 	fmt.Fprintf(r.Out, "now: %s\n", st.Summary())
+	if len(p.Steps) == 0 {
+		fmt.Fprintln(r.Out, "nothing to do")
+		return nil
+	}
 	if r.DryRun {
 		if len(p.Steps) > 0 && p.Steps[0].Check != nil {
 			if err := p.Steps[0].Check(ctx, st); err != nil {

@@ -418,13 +418,19 @@ func (p *Procedures) apiSteps(s topology.Server, replace bool) []Step {
 // waitAPI waits until the API server at addr answers Status and judges
 // its DC fully available.
 func (p *Procedures) waitAPI(ctx context.Context, name, addr string) error {
+	return p.waitAnswer(ctx, name, addr, true)
+}
+
+// waitAnswer waits until the API server at addr answers Status and, with
+// available, judges its DC fully available.
+func (p *Procedures) waitAnswer(ctx context.Context, name, addr string, available bool) error {
 	start := time.Now()
 	return waitFor(ctx, p.Obs, p.poll(), p.wait(), func(*State) (bool, string) {
 		st, err := p.Obs.APIStatus(ctx, addr)
 		if err != nil {
 			return false, fmt.Sprintf("%s: %v", name, err)
 		}
-		if !st.GetFullyAvailable().GetOk() {
+		if available && !st.GetFullyAvailable().GetOk() {
 			return false, fmt.Sprintf("%s answers, its DC not fully available yet: %v", name, st.GetFullyAvailable().GetMissing())
 		}
 		p.printf("      %s answers after %.1fs\n", name, time.Since(start).Seconds())

@@ -11,8 +11,8 @@ import (
 )
 
 func (a *app) clusterCmd() *cobra.Command {
-	return a.group("cluster", "operator procedures on the running database: rolling restart, replace a failed server",
-		a.clusterRestartCmd(), a.clusterReplaceCmd())
+	return a.group("cluster", "operator procedures on the running database: rolling restart, replace a failed server, apply the topology",
+		a.clusterRestartCmd(), a.clusterReplaceCmd(), a.clusterApplyCmd())
 }
 
 // clusterFlags are what every procedure takes: the topology, the driver
@@ -126,6 +126,44 @@ again. Health is checked before every step (exit code 3 on a refusal);
 			plan, err := p.ReplacePlan(args[0])
 			if err != nil {
 				return usageError("%v", err)
+			}
+			return refusal(run.Run(cmd.Context(), plan))
+		},
+	}
+	f.add(c)
+	return c
+}
+
+func (a *app) clusterApplyCmd() *cobra.Command {
+	var f clusterFlags
+	c := &cobra.Command{
+		Use:   "apply -f TOPOLOGY [--dry-run]",
+		Short: "reconcile the running database toward the topology file",
+		Long: `apply compares the topology file with what runs (the driver's processes,
+the log's members, each datacenter's Status) and plans the difference:
+start the log voters, views and API servers that do not run (a log voter
+that is not a member joins on an empty disk and is added as a voter; a view
+on an empty data dir boots from the bucket), publish the views a datacenter
+does not list, and wait for each; then, only once those are up to date,
+retire the views a datacenter lists that the topology does not (such as a
+temporary view left by an interrupted procedure) and remove log members it
+does not name. Every step is gated like restart's (exit code 3 on a
+refusal). The plan is computed afresh on each run, so rerunning continues
+an interrupted apply, and prints "nothing to do" once the database matches.`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			p, run, done, err := a.procedures(&f)
+			if err != nil {
+				return err
+			}
+			defer done()
+			st, err := p.Obs.Observe(cmd.Context())
+			if err != nil {
+				return err
+			}
+			plan, err := p.ApplyPlan(cmd.Context(), st)
+			if err != nil {
+				return err
 			}
 			return refusal(run.Run(cmd.Context(), plan))
 		},
