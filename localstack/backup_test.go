@@ -90,7 +90,7 @@ func TestDisasterRecoveryDrill(t *testing.T) {
 		t.Fatalf("unexpected reads before the disaster: at %d %v, at %d %v", n1, atN1, n3, atN3)
 	}
 
-	out := s.mustCLI("", "backup", "now", "--api", s.api(1), "--log", s.logAddrs())
+	out := s.mustCLI("", "backup", "now", "--api", s.apiAddrs(), "--log", s.logAddrs())
 	if !strings.Contains(out, fmt.Sprintf("archived through index %d", n3)) {
 		t.Fatalf("backup now:\n%s", out)
 	}
@@ -162,7 +162,7 @@ func TestObjectStoreOutage(t *testing.T) {
 	s.env = append(s.env, "AKUTAN_CHECKPOINT_INTERVAL=1s")
 	s.mustRun("up.sh")
 	s.mustCLI(people("p", 50), "insert", "--api", s.api(1))
-	s.mustCLI("", "backup", "now", "--api", s.api(1), "--log", s.logAddrs())
+	s.mustCLI("", "backup", "now", "--api", s.apiAddrs(), "--log", s.logAddrs())
 
 	minio := s.pid("minio")
 	if err := syscall.Kill(minio, syscall.SIGSTOP); err != nil {
@@ -185,7 +185,7 @@ func TestObjectStoreOutage(t *testing.T) {
 	if !strings.Contains(out, "<q19> <age> 19") {
 		t.Fatalf("lookup while the store is down:\n%s", out)
 	}
-	if out, code := s.cli("", "backup", "now", "--api", s.api(1), "--log", s.logAddrs(), "--timeout", "5s"); code == 0 {
+	if out, code := s.cli("", "backup", "now", "--api", s.apiAddrs(), "--log", s.logAddrs(), "--timeout", "5s"); code == 0 {
 		t.Fatalf("backup now succeeded with the store down:\n%s", out)
 	}
 	resume()
@@ -193,7 +193,7 @@ func TestObjectStoreOutage(t *testing.T) {
 	// Once the store is back, everything acknowledged gets archived.
 	deadline := time.Now().Add(90 * time.Second)
 	for {
-		out, code := s.cli("", "backup", "now", "--api", s.api(1), "--log", s.logAddrs(), "--timeout", "30s")
+		out, code := s.cli("", "backup", "now", "--api", s.apiAddrs(), "--log", s.logAddrs(), "--timeout", "30s")
 		if code == 0 && indexOf(t, out) >= last {
 			break
 		}
@@ -300,7 +300,7 @@ func (s *stack) killLogLeaderWhileArchiving() {
 		if i := strings.Index(info, "last index"); i >= 0 {
 			fmt.Sscanf(info[i:], "last index %d", &last)
 		}
-		out, code := s.cli("", "backup", "now", "--api", s.api(1), "--log", s.logAddrs(), "--timeout", "30s")
+		out, code := s.cli("", "backup", "now", "--api", s.apiAddrs(), "--log", s.logAddrs(), "--timeout", "30s")
 		if code == 0 && last > 0 && indexOf(t, out) >= last {
 			break
 		}

@@ -622,7 +622,7 @@ func (cs *chaosStack) archiveEqualsLog() error {
 		if i := strings.Index(info, "last index"); i >= 0 {
 			fmt.Sscanf(info[i:], "last index %d", &last)
 		}
-		out, code := cs.cli("", "backup", "now", "--api", cs.stack.api(1), "--log", cs.logAddrs(), "--timeout", "30s")
+		out, code := cs.cli("", "backup", "now", "--api", cs.stack.apiAddrs(), "--log", cs.logAddrs(), "--timeout", "30s")
 		if code == 0 && last > 0 && indexOf(t, out) >= last {
 			break
 		}

@@ -304,11 +304,21 @@ start_api_server() {
     --dc "$dc" --http-addr "$(http_of "$addr")" $(debug_flag)
 }
 
+# register_clusters: the topology's DCs with views, critical, in the
+# bucket's cluster registry (idempotent), which the truncator reads.
+register_clusters() {
+  local dc
+  for dc in $(clusters | tr , ' '); do
+    "${BIN}/akutan" backup clusters add "$dc" --store "$(store_url)" >/dev/null
+  done
+}
+
 # start_truncator: the truncation coordinator, which discards the log's
-# prefix once it is archived and every point has a checkpoint above it.
+# prefix once it is archived and every critical cluster (the registry's)
+# has a checkpoint above it at every point.
 start_truncator() {
   spawn truncator "${BIN}/akutan" log truncate --every "${AKUTAN_TRUNCATE_EVERY:-30s}" \
-    --log "$(log_grpc_addrs)" --store "$(store_url)" --clusters "$(clusters)"
+    --log "$(log_grpc_addrs)" --store "$(store_url)"
 }
 
 # start_pruner: retention and garbage collection of the bucket.

@@ -24,6 +24,7 @@ source "${ROOT}/localstack/prometheus.sh"
 load_topology
 mkdir -p "${STACK}/logs" "${STACK}/pids"
 start_minio
+register_clusters
 for dc in $DCS; do start_log "$dc"; done
 join_restored_logs
 for dc in $DCS; do start_views "$dc"; done

@@ -11,7 +11,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/akutan/akutan/infra/backup"
-	"github.com/akutan/akutan/proto/apipb"
 	"github.com/akutan/akutan/snapshot"
 	_ "github.com/akutan/akutan/snapshot/s3store" // the s3:// scheme of OpenStore
 )
@@ -224,6 +223,9 @@ type nowResult struct {
 	ArchivedThrough uint64    `json:"archived_through"`
 	Failed          int       `json:"failed"`
 	Error           string    `json:"error,omitempty"`
+	// Unreachable lists the API servers that did not answer: their
+	// datacenters' views were not checkpointed.
+	Unreachable []unreachableAPI `json:"unreachable_api_servers"`
 }
 
 type nowView struct {
@@ -240,9 +242,12 @@ func (a *app) backupNowCmd() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "now",
 		Short: "checkpoint every view and flush the log archive",
-		Long: `now has every view (found through an API server's status, --api) write a
-checkpoint, two at a time, and then has the log (--log) flush its archive,
-so the bucket holds everything committed so far (infra/backup.Now).`,
+		Long: `now has every view write a checkpoint, two at a time, and then has the log
+(--log) flush its archive, so the bucket holds everything committed so far
+(infra/backup.Now). The views are found through the status of one API
+server of each datacenter in --api (each knows only its own datacenter's
+views); a datacenter whose API servers do not answer is reported, and its
+views are not checkpointed.`,
 		Args: noArgs,
 	}
 	timeout := c.Flags().Duration("timeout", 5*time.Minute, "how long to wait for the checkpoints")
@@ -254,14 +259,12 @@ so the bucket holds everything committed so far (infra/backup.Now).`,
 			return err
 		}
 		defer client.Close()
-		var st *apipb.StatusResponse
-		err = client.read(ctx, 10*time.Second, func(ctx context.Context, c apipb.AkutanClient) error {
-			var err error
-			st, err = c.Status(ctx, &apipb.StatusRequest{})
-			return err
-		})
-		if err != nil {
-			return err
+		sts := gatherStatus(ctx, client)
+		if len(sts.dcs) == 0 {
+			return noServer(sts.errs)
+		}
+		for _, u := range sts.unreachable {
+			fmt.Fprintf(a.stderr, "API server %s did not answer; its datacenter's views are not checkpointed: %s\n", u.Address, u.Error)
 		}
 		admin, err := a.admin()
 		if err != nil {
@@ -269,15 +272,20 @@ so the bucket holds everything committed so far (infra/backup.Now).`,
 		}
 		defer admin.Close()
 		opts := backup.NowOptions{Log: admin}
-		for _, v := range st.Views {
-			opts.Views = append(opts.Views, backup.View{Address: v.Address, Space: v.Space, Start: v.RangeStart, End: v.RangeEnd, Reachable: v.Reachable})
+		for _, st := range sts.dcs {
+			for _, v := range st.Views {
+				opts.Views = append(opts.Views, backup.View{Address: v.Address, Space: v.Space, Start: v.RangeStart, End: v.RangeEnd, Reachable: v.Reachable})
+			}
 		}
 		bar := newProgress(a.progressOut(), "checkpoints", true)
 		opts.Progress = bar.set
 		rep, err := backup.Now(ctx, opts)
 		bar.done()
+		if err == nil && len(sts.unreachable) > 0 {
+			err = problems // some datacenter's views were not reached
+		}
 		if a.jsonOut {
-			res := nowResult{Views: []nowView{}, Error: errString(err)}
+			res := nowResult{Views: []nowView{}, Error: errString(err), Unreachable: append([]unreachableAPI{}, sts.unreachable...)}
 			if rep != nil {
 				res.ArchivedThrough, res.Failed = rep.ArchivedThrough, rep.Failed
 				for _, v := range rep.Views {

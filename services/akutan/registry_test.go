@@ -8,7 +8,7 @@ import (
 func TestBackupClusters(t *testing.T) {
 	store := t.TempDir()
 	run := func(args ...string) (string, string, int) {
-		return runCLI(t, nil, "", append(append([]string{"backup", "clusters", "--store", store}, args...))...)
+		return runCLI(t, nil, "", append([]string{"backup", "clusters", "--store", store}, args...)...)
 	}
 	if out, _, code := run(); code != 0 || !strings.Contains(out, "no clusters registered") {
 		t.Fatalf("empty registry: exit %d\n%s", code, out)
