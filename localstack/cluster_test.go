@@ -126,6 +126,22 @@ func TestClusterProcedures(t *testing.T) {
 		twin := fmt.Sprintf("127.0.0.1:%d", s.base+400+2+50)
 		s.mustRun("ctl.sh", "start-extra", "view-dc2-po-p0-r0-tmp", "view-dc2-po-p0-r0", twin)
 		s.mustRun("ctl.sh", "views", "add", "dc2", twin)
+		// apply observes through the API servers' status, which lists the
+		// twin once dc2's API server has re-read its views file and pinged
+		// it (about a second); a twin left by an interrupted procedure has
+		// long been listed. (Without this wait apply once ran first, and
+		// rightly did not retire what it could not see yet.)
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			out, _ := s.cli("", "status", "--api", s.api(2), "--json")
+			if strings.Contains(out, twin) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("dc2's status never listed the twin %s:\n%s", twin, out)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
 		out, code, took := cluster("apply")
 		if code != 0 || !strings.Contains(out, "retire temporary view view-dc2-po-p0-r0-tmp") ||
 			!strings.Contains(out, "start view view-dc1-sp-p0-r0") || !strings.Contains(out, "start API server api-dc3") {
