@@ -171,6 +171,11 @@ clean:
 ## unless set. On a failed check porcupine's visualization of the history
 ## is in AKUTAN_TEST_ARTIFACTS (default .tools/chaos/).
 .PHONY: chaos
+## procedures: the operator procedures under load (localstack
+## TestClusterProcedures), out of make test while a bug it found is open.
+procedures: build tools-minio
+	AKUTAN_PROCEDURES=1 go test -count=1 -v -timeout 30m -run 'TestClusterProcedures$$' ./localstack/
+
 chaos: tools-minio
 	AKUTAN_CHAOS_DURATION=$${AKUTAN_CHAOS_DURATION:-10m} AKUTAN_TEST_ARTIFACTS=$${AKUTAN_TEST_ARTIFACTS:-$(ROOT)/.tools/chaos} \
 	  go test -count=1 -v -timeout 90m -run 'TestChaos$$' ./localstack/
