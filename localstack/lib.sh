@@ -240,15 +240,6 @@ start_view_server() {
     --http-addr "$(view_http_addr "$addr")" $(debug_flag)
 }
 
-# fallback_flag: whether akutan-api has --fallback-views (cached).
-fallback_flag() {
-  if [[ -z "${HAS_FALLBACK:-}" ]]; then
-    HAS_FALLBACK=no
-    "${BIN}/akutan-api" --help 2>&1 | grep -q -- '-fallback-views' && HAS_FALLBACK=yes
-  fi
-  [[ "$HAS_FALLBACK" == yes ]]
-}
-
 # views_file DC / fallback_file DC: the files of view addresses the DC's
 # API servers read (--views-file, --fallback-views-file), re-read every
 # second: the DC's own views, and the other DCs' for the fallback. They are
@@ -261,15 +252,6 @@ write_views_files() {
   mkdir -p "${STACK}/views"
   [[ -f "$(views_file "$1")" ]] || view_addrs "$1" | tr , '\n' >"$(views_file "$1")"
   [[ -f "$(fallback_file "$1")" ]] || view_addrs $(other_dcs "$1") | tr , '\n' >"$(fallback_file "$1")"
-}
-
-# views_file_flag: whether akutan-api has --views-file (cached).
-views_file_flag() {
-  if [[ -z "${HAS_VIEWS_FILE:-}" ]]; then
-    HAS_VIEWS_FILE=no
-    "${BIN}/akutan-api" --help 2>&1 | grep -q -- '-views-file' && HAS_VIEWS_FILE=yes
-  fi
-  [[ "$HAS_VIEWS_FILE" == yes ]]
 }
 
 # start_api DC: the DC's API servers. Each reads the DC's own views, the
@@ -289,15 +271,12 @@ start_api_server() {
   IFS=$'\t' read -r _ dc name addr _ <<<"$line"
   [[ -n "${2:-}" ]] && name="$1" addr="$3"
   d="$(dc_index "$dc")"
-  if views_file_flag; then
-    write_views_files "$d"
-    views=(--views-file "$(views_file "$d")" --fallback-views-file "$(fallback_file "$d")" --resolve-interval 1s)
-  elif fallback_flag; then
-    views=(--views "$(view_addrs "$d")" --fallback-views "$(view_addrs $(other_dcs "$d"))")
-  else
-    echo "akutan-api has no --fallback-views: ${dc}'s API servers get every DC's views"
-    views=(--views "$(view_addrs "$d" $(other_dcs "$d"))")
-  fi
+  # The views files, not static lists: the control plane publishes and
+  # retires views there. (No probing of akutan-api --help: under pipefail
+  # `--help | grep -q` could fail on SIGPIPE and silently fall back to a
+  # static list, so a published view was never seen.)
+  write_views_files "$d"
+  views=(--views-file "$(views_file "$d")" --fallback-views-file "$(fallback_file "$d")" --resolve-interval 1s)
   peers="$(servers api "$d" | awk -F'\t' -v me="$addr" '$4 != me { print $4 }' | join)"
   spawn "$name" "${BIN}/akutan-api" --listen "$addr" --log "$(log_addrs_from "$d")" \
     "${views[@]}" --peers "$peers" --hedge-floor 2ms \
