@@ -75,12 +75,14 @@ func TestReaderPrefersFirstReplica(t *testing.T) {
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		mu.Lock()
-		n := len(got)
+		reached := len(got) > 0 && got[len(got)-1] >= last
 		mu.Unlock()
-		if n > 0 && got[n-1] >= last {
+		if reached {
 			break
 		}
 		if time.Now().After(deadline) {
+			mu.Lock()
+			defer mu.Unlock()
 			t.Fatalf("read up to %v, appended up to %d", got, last)
 		}
 		time.Sleep(20 * time.Millisecond)
