@@ -243,7 +243,9 @@ func (r *request) fetch(ctx context.Context, op *lookupOp, m *member, sel []int,
 			}
 			per[k] = append(per[k], fact)
 		}
-		if read > 0 && !pg.admit(proto.Size(resp), read == len(resp.GetFacts())) {
+		// Sizing a message costs a walk of it: only pages with a byte
+		// budget pay for it, not the unpaged lookups (names, tests).
+		if read > 0 && pg.page.MaxBytes > 0 && !pg.admit(proto.Size(resp), read == len(resp.GetFacts())) {
 			pg.stopped(last)
 			return per, nil
 		}
