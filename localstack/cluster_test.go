@@ -1,28 +1,16 @@
 package localstack
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
-
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/backoff"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/status"
-
-	"github.com/akutan/akutan/apisvc/apiclient"
-	"github.com/akutan/akutan/proto/apipb"
 )
 
 // TestClusterProcedures runs issue 14's procedures (akutan cluster restart
@@ -61,7 +49,7 @@ func TestClusterProcedures(t *testing.T) {
 		return out, code, time.Since(start)
 	}
 
-	load := startLoad(t, s)
+	load := startLoad(t, s, 1, 2, 3)
 	time.Sleep(3 * time.Second)
 
 	t.Run("dry run changes nothing", func(t *testing.T) {
@@ -164,69 +152,7 @@ func TestClusterProcedures(t *testing.T) {
 		}
 	})
 
-	load.phase("end")
-	time.Sleep(2 * time.Second)
-	acked := load.stop()
-
-	// Failed requests: none in a DC the procedure does not take down.
-	takesDown := map[string][]int{"replace-view": {2}, "replace-log": {3}, "apply": {1, 3}}
-	for _, f := range load.failures {
-		t.Logf("failed request: %s", f)
-	}
-	for phase, perDC := range load.failedBy() {
-		for dc, n := range perDC {
-			if !slices.Contains(takesDown[phase], dc) {
-				t.Errorf("%s: %d failed request(s) in dc%d, which it does not take down", phase, n, dc)
-			}
-		}
-	}
-	t.Logf("load: %d writes acknowledged, %d reads, %d failed requests; %d requests succeeded only when retried (%s)",
-		len(acked), load.reads, len(load.failures), load.retried, load.retryReasons())
-
-	// No acknowledged write lost: every DC reads every one at the latest
-	// index.
-	var subjects []string
-	for subj := range acked {
-		subjects = append(subjects, subj)
-	}
-	sort.Strings(subjects)
-	for dc := 1; dc <= 3; dc++ {
-		cl := apiClient(t, s.api(dc))
-		found := map[string]bool{}
-		for i := 0; i < len(subjects); i += 200 {
-			var nodes []*apipb.Node
-			batch := subjects[i:min(i+200, len(subjects))]
-			for _, subj := range batch {
-				nodes = append(nodes, name(subj))
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			res, err := apiclient.LookupS(ctx, cl, &apipb.LookupSRequest{Subjects: nodes})
-			cancel()
-			if err != nil {
-				t.Fatalf("final read in dc%d of %d acknowledged writes: %v", dc, len(batch), err)
-			}
-			for _, f := range res.Facts {
-				found[batch[f.Lookup]] = true
-			}
-		}
-		for _, subj := range subjects {
-			if !found[subj] {
-				t.Errorf("dc%d lost the acknowledged write of %s (index %d)", dc, subj, acked[subj])
-			}
-		}
-	}
-
-	// Equal digests: each space and range, in every DC, at one index.
-	n := logLast(t, apiClient(t, s.api(1)))
-	for v := 1; v <= 2; v++ {
-		d1 := digest(t, s.view(1, v), n)
-		for dc := 2; dc <= 3; dc++ {
-			if d := digest(t, s.view(dc, v), n); d.GetFacts() != d1.GetFacts() || d.GetSum1() != d1.GetSum1() || d.GetSum2() != d1.GetSum2() {
-				t.Errorf("view %d at %d: dc%d digest %v, dc1 %v", v, n, dc, d, d1)
-			}
-		}
-	}
-	t.Logf("digests of both spaces equal in 3 DCs at index %d", n)
+	load.verify(t, s, map[string][]int{"replace-view": {2}, "replace-log": {3}, "apply": {1, 3}})
 }
 
 // logProcedure records a procedure's duration and each view's time to up to
@@ -303,167 +229,4 @@ func (s *stack) snapshotState() string {
 	out := s.mustCLI("", "log", "info", "--log", s.logAddrs(), "--json")
 	b.WriteString(strings.Join(regexp.MustCompile(`"id":\s*"[^"]+"`).FindAllString(out, -1), ","))
 	return b.String()
-}
-
-// clusterLoad is one client per DC: write a new fact, read it back at the
-// latest index, over and over.
-type clusterLoad struct {
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-
-	mu       sync.Mutex
-	cur      string
-	acked    map[string]uint64 // subject -> index
-	failures []string
-	failed   map[string]map[int]int // phase -> dc -> count
-	reads    int
-	retried  int
-	reasons  map[string]int
-}
-
-func startLoad(t *testing.T, s *stack) *clusterLoad {
-	ctx, cancel := context.WithCancel(context.Background())
-	l := &clusterLoad{cancel: cancel, cur: "start", acked: map[string]uint64{}, failed: map[string]map[int]int{}, reasons: map[string]int{}}
-	for dc := 1; dc <= 3; dc++ {
-		// The DC's API server, then its temporary one (infra/cluster's
-		// LocalDriver: port + 50).
-		clients := []apipb.AkutanClient{loadClient(t, s.api(dc)), loadClient(t, fmt.Sprintf("127.0.0.1:%d", s.base+250+dc))}
-		l.wg.Add(1)
-		go func() {
-			defer l.wg.Done()
-			for i := 0; ctx.Err() == nil; i++ {
-				subj := fmt.Sprintf("load-dc%d-%d", dc, i)
-				var index uint64
-				err := l.call(ctx, clients, func(ctx context.Context, c apipb.AkutanClient) error {
-					resp, err := c.Write(ctx, &apipb.WriteRequest{Inserts: []*apipb.Fact{{Subject: name(subj), Predicate: name("load"),
-						Object: &apipb.Object{Value: &apipb.Object_Int64{Int64: int64(i)}}}}})
-					if err == nil {
-						index = resp.Index
-					}
-					return err
-				})
-				if err == nil {
-					l.mu.Lock()
-					l.acked[subj] = index
-					l.mu.Unlock()
-					err = l.call(ctx, clients, func(ctx context.Context, c apipb.AkutanClient) error {
-						res, err := apiclient.LookupS(ctx, c, &apipb.LookupSRequest{Subjects: []*apipb.Node{name(subj)}})
-						if err == nil && len(res.Facts) == 0 {
-							return fmt.Errorf("read at latest after the write at %d: no fact", index)
-						}
-						return err
-					})
-					l.mu.Lock()
-					l.reads++
-					l.mu.Unlock()
-				}
-				if err != nil && ctx.Err() == nil {
-					l.fail(dc, subj, err)
-				}
-				time.Sleep(20 * time.Millisecond)
-			}
-		}()
-	}
-	return l
-}
-
-// loadClient is a connection that reconnects within a quarter second of
-// a server's return (gRPC's default backoff grows to seconds while a
-// server restarts).
-func loadClient(t *testing.T, addr string) apipb.AkutanClient {
-	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithConnectParams(grpc.ConnectParams{MinConnectTimeout: time.Second,
-			Backoff: backoff.Config{BaseDelay: 50 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 250 * time.Millisecond}}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cc.Close() })
-	return apipb.NewAkutanClient(cc)
-}
-
-// call sends one idempotent request (a write of a new fact, which may be
-// repeated, or a read) to the DC's API servers in turn, for up to 4
-// rounds with a growing pause, while it fails with a retryable error: the
-// server was unavailable, or the log lost its leadership while committing
-// (outcome unknown; repeating the insert is harmless). Each retried
-// success is counted by the first error's reason.
-func (l *clusterLoad) call(ctx context.Context, clients []apipb.AkutanClient, f func(context.Context, apipb.AkutanClient) error) error {
-	var err, first error
-	pause := 100 * time.Millisecond
-	for round := 0; round < 4; round++ {
-		for _, c := range clients {
-			cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-			err = f(cctx, c)
-			cancel()
-			if err == nil && first != nil {
-				l.mu.Lock()
-				l.retried++
-				l.reasons[retryReason(first)]++
-				l.mu.Unlock()
-			}
-			if err == nil || retryReason(err) == "" {
-				return err
-			}
-			if first == nil {
-				first = err
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return err
-		case <-time.After(pause):
-		}
-		pause *= 2
-	}
-	return err
-}
-
-func retryReason(err error) string {
-	switch {
-	case status.Code(err) == codes.Unavailable:
-		return "unavailable"
-	case strings.Contains(err.Error(), "leadership lost"):
-		return "leadership lost while committing"
-	}
-	return ""
-}
-
-func (l *clusterLoad) retryReasons() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []string
-	for r, n := range l.reasons {
-		out = append(out, fmt.Sprintf("%d %s", n, r))
-	}
-	sort.Strings(out)
-	return strings.Join(out, ", ")
-}
-
-func (l *clusterLoad) fail(dc int, subj string, err error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.failed[l.cur] == nil {
-		l.failed[l.cur] = map[int]int{}
-	}
-	l.failed[l.cur][dc]++
-	l.failures = append(l.failures, fmt.Sprintf("%s %s dc%d %s: %v", time.Now().Format("15:04:05.000"), l.cur, dc, subj, err))
-}
-
-func (l *clusterLoad) phase(p string) {
-	l.mu.Lock()
-	l.cur = p
-	l.mu.Unlock()
-}
-
-func (l *clusterLoad) failedBy() map[string]map[int]int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.failed
-}
-
-// stop ends the load and returns the acknowledged writes.
-func (l *clusterLoad) stop() map[string]uint64 {
-	l.cancel()
-	l.wg.Wait()
-	return l.acked
 }

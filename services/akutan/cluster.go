@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"os"
+	"path/filepath"
 
 	"github.com/spf13/cobra"
 
@@ -11,8 +12,9 @@ import (
 )
 
 func (a *app) clusterCmd() *cobra.Command {
-	return a.group("cluster", "operator procedures on the running database: rolling restart, replace a failed server, apply the topology",
-		a.clusterRestartCmd(), a.clusterReplaceCmd(), a.clusterApplyCmd())
+	return a.group("cluster", "operator procedures on the running database: rolling restart, replace a failed server, apply the topology, upgrade, repartition, add or remove a datacenter",
+		a.clusterRestartCmd(), a.clusterReplaceCmd(), a.clusterApplyCmd(), a.clusterUpgradeCmd(),
+		a.clusterRepartitionCmd(), a.clusterAddDCCmd(), a.clusterRemoveDCCmd())
 }
 
 // clusterFlags are what every procedure takes: the topology, the driver
@@ -43,9 +45,14 @@ func (a *app) procedures(f *clusterFlags) (*cluster.Procedures, *cluster.Runner,
 	}
 	servers := t.Servers()
 	obs := cluster.NewObserver(servers)
+	// ctl.sh reads the same topology file (AKUTAN_TOPOLOGY).
+	file, err := filepath.Abs(f.topo.file)
+	if err != nil {
+		return nil, nil, nil, err
+	}
 	p := &cluster.Procedures{
 		Servers: servers,
-		Driver:  &cluster.LocalDriver{Script: f.ctl, Out: a.stdout},
+		Driver:  &cluster.LocalDriver{Script: f.ctl, Out: a.stdout, Env: append(os.Environ(), "AKUTAN_TOPOLOGY="+file)},
 		Obs:     obs,
 		Admin:   obs.Admin(),
 		Out:     a.stdout,
