@@ -25,13 +25,13 @@ var ErrInvalid = errors.New("invalid topology")
 // the package documentation for their meaning.
 type Topology struct {
 	Version     int    `yaml:"version"`
-	Ports       *Ports `yaml:"ports"`
+	Ports       *Ports `yaml:"ports,omitempty"`
 	Datacenters []*DC  `yaml:"datacenters"`
 }
 
 // Ports derives the addresses the file leaves out.
 type Ports struct {
-	Host string `yaml:"host"`
+	Host string `yaml:"host,omitempty"`
 	Base int    `yaml:"base"`
 }
 
@@ -40,48 +40,48 @@ type DC struct {
 	Name string `yaml:"name"`
 	// LogVoters is how many log voters with derived addresses the DC has;
 	// Log lists them with explicit addresses instead.
-	LogVoters int         `yaml:"log_voters"`
-	Log       []*LogVoter `yaml:"log"`
+	LogVoters int         `yaml:"log_voters,omitempty"`
+	Log       []*LogVoter `yaml:"log,omitempty"`
 	// APIServers is how many API servers with derived addresses the DC
 	// has; API lists them with explicit addresses instead.
-	APIServers int          `yaml:"api_servers"`
-	API        []*APIServer `yaml:"api"`
+	APIServers int          `yaml:"api_servers,omitempty"`
+	API        []*APIServer `yaml:"api,omitempty"`
 	// Views holds each space's partitioning, keyed HashSP and HashPO.
-	Views map[string]*Space `yaml:"views"`
+	Views map[string]*Space `yaml:"views,omitempty"`
 }
 
 // LogVoter is one voter of the log.
 type LogVoter struct {
-	ID   string `yaml:"id"`
-	Raft string `yaml:"raft"`
-	GRPC string `yaml:"grpc"`
+	ID   string `yaml:"id,omitempty"`
+	Raft string `yaml:"raft,omitempty"`
+	GRPC string `yaml:"grpc,omitempty"`
 }
 
 // APIServer is one API server.
 type APIServer struct {
-	Name string `yaml:"name"`
-	Addr string `yaml:"addr"`
+	Name string `yaml:"name,omitempty"`
+	Addr string `yaml:"addr,omitempty"`
 }
 
 // Space is one space's partitioning in one DC.
 type Space struct {
 	// Partitions is a shorthand for that many even ranges.
-	Partitions int      `yaml:"partitions"`
-	Ranges     []*Range `yaml:"ranges"`
+	Partitions int      `yaml:"partitions,omitempty"`
+	Ranges     []*Range `yaml:"ranges,omitempty"`
 	// Replicas is the number of views of each range that does not say.
-	Replicas int `yaml:"replicas"`
+	Replicas int `yaml:"replicas,omitempty"`
 	// SplitInProgress allows ranges to overlap, as while old and new
 	// partitions run side by side; they must still cover every point.
-	SplitInProgress bool `yaml:"split_in_progress"`
+	SplitInProgress bool `yaml:"split_in_progress,omitempty"`
 }
 
 // Range is one partition: the half-open hash range [Start, End).
 type Range struct {
-	Name     string   `yaml:"name"`
+	Name     string   `yaml:"name,omitempty"`
 	Start    Bound    `yaml:"start"`
 	End      Bound    `yaml:"end"`
-	Replicas int      `yaml:"replicas"`
-	Addrs    []string `yaml:"addrs"`
+	Replicas int      `yaml:"replicas,omitempty"`
+	Addrs    []string `yaml:"addrs,omitempty"`
 }
 
 // Bound is a range bound: a uint64 in decimal or 0x hex, or max (2^64).
