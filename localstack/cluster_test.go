@@ -157,7 +157,7 @@ func TestClusterProcedures(t *testing.T) {
 
 // logProcedure records a procedure's duration and each view's time to up to
 // date from its output (the figures of docs/benchmarks.md).
-func logProcedure(t *testing.T, what string, took time.Duration, out string) {
+func logProcedure(t testing.TB, what string, took time.Duration, out string) {
 	var views []string
 	var worst float64
 	for _, m := range regexp.MustCompile(`(view-\S+) up to date after ([0-9.]+)s`).FindAllStringSubmatch(out, -1) {

@@ -34,13 +34,14 @@ type clusterLoad struct {
 	failures []string
 	failed   map[string]map[int]int // phase -> dc -> count
 	reads    int
+	readLat  map[string][]time.Duration // phase -> successful reads' latencies, retries included
 	retried  int
 	reasons  map[string]int
 }
 
-func startLoad(t *testing.T, s *stack, dcs ...int) *clusterLoad {
+func startLoad(t testing.TB, s *stack, dcs ...int) *clusterLoad {
 	ctx, cancel := context.WithCancel(context.Background())
-	l := &clusterLoad{cancel: cancel, cur: "start", dcs: dcs, acked: map[string]uint64{}, failed: map[string]map[int]int{}, reasons: map[string]int{}}
+	l := &clusterLoad{cancel: cancel, cur: "start", dcs: dcs, acked: map[string]uint64{}, failed: map[string]map[int]int{}, reasons: map[string]int{}, readLat: map[string][]time.Duration{}}
 	for _, dc := range dcs {
 		// The DC's API server, then its temporary one (infra/cluster's
 		// LocalDriver: port + 50).
@@ -63,6 +64,7 @@ func startLoad(t *testing.T, s *stack, dcs ...int) *clusterLoad {
 					l.mu.Lock()
 					l.acked[subj] = index
 					l.mu.Unlock()
+					t0 := time.Now()
 					err = l.call(ctx, clients, func(ctx context.Context, c apipb.AkutanClient) error {
 						res, err := apiclient.LookupS(ctx, c, &apipb.LookupSRequest{Subjects: []*apipb.Node{name(subj)}})
 						if err == nil && len(res.Facts) == 0 {
@@ -70,8 +72,12 @@ func startLoad(t *testing.T, s *stack, dcs ...int) *clusterLoad {
 						}
 						return err
 					})
+					took := time.Since(t0)
 					l.mu.Lock()
 					l.reads++
+					if err == nil {
+						l.readLat[l.cur] = append(l.readLat[l.cur], took)
+					}
 					l.mu.Unlock()
 				}
 				if err != nil && ctx.Err() == nil {
@@ -87,7 +93,7 @@ func startLoad(t *testing.T, s *stack, dcs ...int) *clusterLoad {
 // loadClient is a connection that reconnects within a quarter second of
 // a server's return (gRPC's default backoff grows to seconds while a
 // server restarts).
-func loadClient(t *testing.T, addr string) apipb.AkutanClient {
+func loadClient(t testing.TB, addr string) apipb.AkutanClient {
 	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithConnectParams(grpc.ConnectParams{MinConnectTimeout: time.Second,
 			Backoff: backoff.Config{BaseDelay: 50 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 250 * time.Millisecond}}))
@@ -106,11 +112,16 @@ func loadClient(t *testing.T, addr string) apipb.AkutanClient {
 // success is counted by the first error's reason.
 func (l *clusterLoad) call(ctx context.Context, clients []apipb.AkutanClient, f func(context.Context, apipb.AkutanClient) error) error {
 	var err, first error
+	var round []string // the last round's errors, one per server
 	pause := 100 * time.Millisecond
-	for round := 0; round < 4; round++ {
+	for r := 0; r < 4; r++ {
+		round = round[:0]
 		for _, c := range clients {
 			cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 			err = f(cctx, c)
+			if err != nil {
+				round = append(round, err.Error())
+			}
 			cancel()
 			if err == nil && first != nil {
 				l.mu.Lock()
@@ -132,7 +143,9 @@ func (l *clusterLoad) call(ctx context.Context, clients []apipb.AkutanClient, f 
 		}
 		pause *= 2
 	}
-	return err
+	// Every server's error, not only the temporary one's (which is
+	// usually just not running).
+	return fmt.Errorf("%w (first error %v; last round: %s)", err, first, strings.Join(round, " | "))
 }
 
 func retryReason(err error) string {
@@ -172,6 +185,39 @@ func (l *clusterLoad) phase(p string) {
 	l.mu.Unlock()
 }
 
+// readQuantiles is the phase's read latency at the quantiles qs (0 when
+// it read nothing) and the number of reads: what a client saw, a retry on
+// the DC's temporary API server included.
+func (l *clusterLoad) readQuantiles(phase string, qs ...float64) ([]time.Duration, int) {
+	l.mu.Lock()
+	lat := slices.Clone(l.readLat[phase])
+	l.mu.Unlock()
+	slices.Sort(lat)
+	out := make([]time.Duration, len(qs))
+	for i, q := range qs {
+		if len(lat) > 0 {
+			out[i] = lat[min(len(lat)-1, int(q*float64(len(lat))))]
+		}
+	}
+	return out, len(lat)
+}
+
+// logLatency logs the phases' read p50 and p99 next to the phase before
+// the first procedure ("start"): the figure issue 14 asks for.
+func (l *clusterLoad) logLatency(t testing.TB) {
+	l.mu.Lock()
+	var phases []string
+	for p := range l.readLat {
+		phases = append(phases, p)
+	}
+	l.mu.Unlock()
+	sort.Strings(phases)
+	for _, p := range phases {
+		q, n := l.readQuantiles(p, 0.5, 0.99)
+		t.Logf("reads at the latest index during %s: p50 %.1f ms, p99 %.1f ms (%d reads)", p, ms(q[0]), ms(q[1]), n)
+	}
+}
+
 func (l *clusterLoad) failedBy() map[string]map[int]int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -191,7 +237,7 @@ func (l *clusterLoad) stop() map[string]uint64 {
 // in every DC at the latest index, and in every DC each space's views add
 // up to the same digest (digests of disjoint ranges add up, whatever the
 // partitioning; viewpb.DigestResponse).
-func (l *clusterLoad) verify(t *testing.T, s *stack, takesDown map[string][]int) {
+func (l *clusterLoad) verify(t testing.TB, s *stack, takesDown map[string][]int) {
 	t.Helper()
 	l.phase("end")
 	time.Sleep(2 * time.Second)
@@ -208,6 +254,7 @@ func (l *clusterLoad) verify(t *testing.T, s *stack, takesDown map[string][]int)
 	}
 	t.Logf("load: %d writes acknowledged, %d reads, %d failed requests; %d requests succeeded only when retried (%s)",
 		len(acked), l.reads, len(l.failures), l.retried, l.retryReasons())
+	l.logLatency(t)
 
 	var subjects []string
 	for subj := range acked {
@@ -245,7 +292,7 @@ func (l *clusterLoad) verify(t *testing.T, s *stack, takesDown map[string][]int)
 // checkDigests sums, in each DC, the digests of each space's views as its
 // API server lists them, at one index, and wants every sum equal: each
 // space of each DC holds the same facts.
-func (s *stack) checkDigests(t *testing.T, dcs []int) {
+func (s *stack) checkDigests(t testing.TB, dcs []int) {
 	t.Helper()
 	n := logLast(t, apiClient(t, s.api(dcs[0])))
 	type sum struct{ facts, sum1, sum2 uint64 }

@@ -35,6 +35,9 @@ type Runner struct {
 	Obs    observer
 	Out    io.Writer
 	DryRun bool
+	// Settle is how long a refusing gate is observed again before the
+	// refusal stands (0: at once).
+	Settle time.Duration
 }
 
 // Run prints the plan, then runs each step after observing the state and
@@ -72,7 +75,7 @@ func (r *Runner) Run(ctx context.Context, p *Plan) error {
 			}
 		}
 		if s.Check != nil {
-			if err := s.Check(ctx, st); err != nil {
+			if err := r.check(ctx, s, st); err != nil {
 				return fmt.Errorf("step %d (%s): %w", i+1, s.What, err)
 			}
 		}
@@ -89,6 +92,34 @@ func (r *Runner) Run(ctx context.Context, p *Plan) error {
 	}
 	fmt.Fprintf(r.Out, "%s: done, %d steps in %.1fs\n", p.Title, len(p.Steps), time.Since(start).Seconds())
 	return nil
+}
+
+// check runs the step's gate on st and, while it refuses, observes again
+// every second for up to Settle: a refusal is often a passing state (an
+// election after a voter died, a view still catching up), and an operator
+// would only rerun the command.
+func (r *Runner) check(ctx context.Context, s Step, st *State) error {
+	err := s.Check(ctx, st)
+	if err == nil || r.Settle <= 0 {
+		return err
+	}
+	fmt.Fprintf(r.Out, "      waiting up to %s: %v\n", r.Settle, err)
+	deadline := time.Now().Add(r.Settle)
+	for time.Now().Before(deadline) {
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Second):
+		}
+		st, oerr := r.Obs.Observe(ctx)
+		if oerr != nil {
+			continue
+		}
+		if err = s.Check(ctx, st); err == nil {
+			return nil
+		}
+	}
+	return err
 }
 
 // Summary is one line: the log, then each DC's verdict.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -23,6 +24,7 @@ type clusterFlags struct {
 	topo   topologyFlags
 	ctl    string
 	dryRun bool
+	settle time.Duration
 	loaded *topology.Topology // by procedures
 }
 
@@ -30,6 +32,7 @@ func (f *clusterFlags) add(c *cobra.Command) {
 	f.topo.add(c)
 	c.Flags().StringVar(&f.ctl, "ctl", "localstack/ctl.sh", "the local stack's driver script (the stack's environment, AKUTAN_STACK_DIR and AKUTAN_BASE_PORT, is passed on)")
 	c.Flags().BoolVar(&f.dryRun, "dry-run", false, "print the plan and the state now, change nothing")
+	c.Flags().DurationVar(&f.settle, "settle", 30*time.Second, "observe a refusing step's gate again for this long before refusing (a leader election, a view catching up)")
 }
 
 // procedures loads the topology and wires the local driver and the
@@ -57,7 +60,7 @@ func (a *app) procedures(f *clusterFlags) (*cluster.Procedures, *cluster.Runner,
 		Admin:   obs.Admin(),
 		Out:     a.stdout,
 	}
-	return p, &cluster.Runner{Obs: obs, Out: a.stdout, DryRun: f.dryRun}, obs.Close, nil
+	return p, &cluster.Runner{Obs: obs, Out: a.stdout, DryRun: f.dryRun, Settle: f.settle}, obs.Close, nil
 }
 
 // refusal gives a gate's refusal exit code 3, as a problem found.
