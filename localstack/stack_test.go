@@ -69,13 +69,16 @@ func freeBase(t testing.TB) int {
 	for try := 0; try < 50; try++ {
 		// Below the kernel's ephemeral range (32768 and up), so that no
 		// client connection can take a stack port between the check and a
-		// restart; and not the default stack's 17000.
-		base := 10000 + 1000*rand.N(22)
-		if base == 17000 {
+		// restart. A stack takes base to base+1999 (every server's HTTP
+		// listener is at its gRPC port + 1000), so bases are 2000 apart,
+		// and none overlaps the default stack's 17000-18999.
+		base := 10000 + 2000*rand.N(11)
+		if base == 16000 || base == 18000 {
 			continue
 		}
 		ok := true
-		for _, off := range []int{1, 2, 3, 101, 102, 103, 201, 202, 203, 301, 302, 303, 304, 401, 402, 403, 404, 501, 502, 503, 504, 900, 901, 999} {
+		for _, off := range []int{1, 2, 3, 101, 102, 103, 201, 202, 203, 301, 302, 303, 304, 401, 402, 403, 404, 501, 502, 503, 504, 900, 901, 999,
+			1101, 1102, 1103, 1201, 1202, 1203, 1301, 1302, 1401, 1402, 1501, 1502} {
 			l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", base+off))
 			if err != nil {
 				ok = false
