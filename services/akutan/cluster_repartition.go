@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -101,6 +102,7 @@ func (a *app) clusterRepartitionCmd() *cobra.Command {
 	fs.IntVar(&f.topo.basePort, "base-port", 0, "the port base the deployment runs with instead of the file's ports.base (the local stack's AKUTAN_BASE_PORT)")
 	fs.StringVar(&f.ctl, "ctl", "localstack/ctl.sh", "the local stack's driver script (the stack's environment, AKUTAN_STACK_DIR and AKUTAN_BASE_PORT, is passed on)")
 	fs.BoolVar(&f.dryRun, "dry-run", false, "print the plan and the state now, change nothing")
+	fs.DurationVar(&f.settle, "settle", 30*time.Second, "observe a refusing step's gate again for this long before refusing (a view catching up)")
 	fs.StringVar(&dc, "dc", "", "the datacenter (required)")
 	fs.StringVar(&space, "space", "", "the space: sp (HashSP) or po (HashPO) (required)")
 	fs.IntVar(&partitions, "partitions", 0, "the number of even ranges to split or merge into")
