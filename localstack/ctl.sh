@@ -17,6 +17,11 @@
 #   ctl.sh views add|remove DC ADDR
 #                                  add a view address to, or remove it from,
 #                                  the file DC's API servers read every second
+#   ctl.sh bin NAME DIR            start NAME (an extra too) from now on with
+#                                  the binaries in DIR (an upgrade or a
+#                                  rollback); DIR = AKUTAN_BIN goes back to
+#                                  the default. A running NAME keeps its own
+#                                  until restarted.
 #
 # Extra servers are stopped, wiped and checked by NAME like the others.
 # The environment is lib.sh's (AKUTAN_STACK_DIR, AKUTAN_BASE_PORT, ...).
@@ -25,7 +30,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 source "${ROOT}/localstack/lib.sh"
 
-usage() { sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 # data_dirs NAME: the data dir NAME has in any DC (none if never started).
 data_dirs() {
@@ -85,6 +90,25 @@ case "$action" in
       api) start_api_server "$1" "$2" "$3" ;;
       *) echo "only views and API servers have extras" >&2; exit 1 ;;
     esac
+    ;;
+  bin)
+    (($# == 2)) || usage
+    [[ -d "$2" ]] || { echo "no directory ${2}" >&2; exit 1; }
+    dir="$(cd "$2" && pwd)"
+    # A topology server's binary must be there; an extra's (NAME-tmp) is
+    # checked when it starts.
+    if role="$(role_of "$1" 2>/dev/null)" && [[ ! -x "${dir}/akutan-${role}" ]]; then
+      echo "${dir} has no akutan-${role}" >&2
+      exit 1
+    fi
+    mkdir -p "${STACK}/binaries"
+    if [[ "$dir" == "$(cd "$BIN" && pwd)" ]]; then
+      rm -f "${STACK}/binaries/${1}"
+    else
+      echo "$dir" >"${STACK}/binaries/${1}.new"
+      mv "${STACK}/binaries/${1}.new" "${STACK}/binaries/${1}"
+    fi
+    echo "${1} starts from ${dir}"
     ;;
   views)
     (($# == 3)) && [[ "$1" =~ ^(add|remove)$ ]] || usage

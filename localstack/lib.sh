@@ -132,6 +132,12 @@ running() {
   [[ -f "$pidfile" ]] && kill -0 "$(cat "$pidfile")" 2>/dev/null
 }
 
+# bin_of NAME: the directory NAME's binaries start from: the one ctl.sh bin
+# recorded for it (an upgrade, or a rollback), else ${BIN}.
+bin_of() {
+  if [[ -f "${STACK}/binaries/$1" ]]; then cat "${STACK}/binaries/$1"; else echo "${BIN}"; fi
+}
+
 # debug_flag: with AKUTAN_DEBUG set, every server also serves Go profiles
 # under /debug/pprof/ on its HTTP listener.
 debug_flag() { [[ -n "${AKUTAN_DEBUG:-}" ]] && echo "--pprof"; true; }
@@ -182,7 +188,7 @@ start_log_server() {
   IFS=$'\t' read -r _ dc name addr raft _ <<<"$line"
   [[ -f "${STACK}/restored" || "${2:-}" == join ]] && boot=()
   mkdir -p "${STACK}/${dc}/${name}"
-  spawn "$name" "${BIN}/akutan-log" --id "$name" \
+  spawn "$name" "$(bin_of "$name")/akutan-log" --id "$name" \
     --raft-addr "$raft" --grpc-addr "$addr" \
     --data-dir "${STACK}/${dc}/${name}" "${boot[@]}" --archive "$(store_url)" \
     --http-addr "$(http_of "$addr")" --log-level warn $(debug_flag)
@@ -233,7 +239,7 @@ start_view_server() {
   IFS=$'\t' read -r _ dc name addr _ space start end <<<"$line"
   [[ -n "${2:-}" ]] && name="$1" addr="$3"
   mkdir -p "${STACK}/${dc}/${name}"
-  spawn "$name" "${BIN}/akutan-view" --space "$space" --range-start "$start" --range-end "$end" \
+  spawn "$name" "$(bin_of "$name")/akutan-view" --space "$space" --range-start "$start" --range-end "$end" \
     --data-dir "${STACK}/${dc}/${name}" --log "$(log_addrs_from "$(dc_index "$dc")")" --listen "$addr" \
     --cache-bytes $((32 << 20)) --log-level warn \
     --store "$(store_url)" --cluster "$dc" --checkpoint-interval "${AKUTAN_CHECKPOINT_INTERVAL:-60s}" \
@@ -278,7 +284,7 @@ start_api_server() {
   write_views_files "$d"
   views=(--views-file "$(views_file "$d")" --fallback-views-file "$(fallback_file "$d")" --resolve-interval 1s)
   peers="$(servers api "$d" | awk -F'\t' -v me="$addr" '$4 != me { print $4 }' | join)"
-  spawn "$name" "${BIN}/akutan-api" --listen "$addr" --log "$(log_addrs_from "$d")" \
+  spawn "$name" "$(bin_of "$name")/akutan-api" --listen "$addr" --log "$(log_addrs_from "$d")" \
     "${views[@]}" --peers "$peers" --hedge-floor 2ms \
     --dc "$dc" --http-addr "$(http_of "$addr")" $(debug_flag)
 }

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/akutan/akutan/internal/buildinfo"
+
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -77,8 +79,8 @@ func TestAppendReadAndForwarding(t *testing.T) {
 	c.waitApplied(203)
 	in = info(t, leader.GRPCAddr(), false)
 	for _, m := range in.Members {
-		if m.AppliedIndex != 203 || m.GrpcAddress == "" || !m.Voter {
-			t.Fatalf("member %+v: want applied 203, an address, voter", m)
+		if m.AppliedIndex != 203 || m.GrpcAddress == "" || !m.Voter || m.Build != buildinfo.Get().String() {
+			t.Fatalf("member %+v: want applied 203, an address, voter, this build", m)
 		}
 	}
 

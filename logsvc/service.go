@@ -10,6 +10,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/akutan/akutan/internal/buildinfo"
 	"github.com/akutan/akutan/internal/pebblelog"
 	"github.com/akutan/akutan/logsvc/internal/entrystore"
 	"github.com/akutan/akutan/logsvc/logerr"
@@ -320,7 +321,7 @@ func (s *Server) info(ctx context.Context, req *logpb.InfoRequest) (*logpb.InfoR
 }
 
 // members lists the Raft configuration with each member's gRPC address,
-// applied index, supported version and error: this replica's own, and
+// applied index, supported version, error and build: this replica's own, and
 // unless localOnly every other member's, asked in parallel. A member that
 // could not be asked has MaxSupportedVersion 0 and Error saying why.
 func (s *Server) members(ctx context.Context, localOnly bool) ([]*logpb.Member, error) {
@@ -341,7 +342,7 @@ func (s *Server) members(ctx context.Context, localOnly bool) ([]*logpb.Member, 
 		members = append(members, m)
 		switch {
 		case m.Id == s.cfg.ID:
-			m.AppliedIndex, m.MaxSupportedVersion = meta.Last, s.cfg.MaxSupportedVersion
+			m.AppliedIndex, m.MaxSupportedVersion, m.Build = meta.Last, s.cfg.MaxSupportedVersion, buildinfo.Get().String()
 			if err := s.fsm.haltErr(); err != nil {
 				m.Error = err.Error()
 			}
@@ -360,8 +361,8 @@ func (s *Server) members(ctx context.Context, localOnly bool) ([]*logpb.Member, 
 	return members, nil
 }
 
-// askMember fills in another member's applied index, supported version and
-// error from its own Info.
+// askMember fills in another member's applied index, supported version,
+// error and build from its own Info.
 func (s *Server) askMember(ctx context.Context, m *logpb.Member) {
 	conn, err := s.conns.Get(m.GrpcAddress)
 	if err != nil {
@@ -376,6 +377,12 @@ func (s *Server) askMember(ctx context.Context, m *logpb.Member) {
 		return
 	}
 	m.AppliedIndex, m.MaxSupportedVersion, m.Error = r.LastIndex, r.MaxSupportedVersion, r.Error
+	// Its build is in its own entry of its local-only member list.
+	for _, self := range r.Members {
+		if self.Id == r.NodeId {
+			m.Build = self.Build
+		}
+	}
 }
 
 // DiscardPrefix drops entries below req.Before on every replica, if they are

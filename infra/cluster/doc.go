@@ -35,11 +35,22 @@
 //     interrupted procedure is continued by running it again: a twin already
 //     running is kept, publishing a published view is a no-op, a voter
 //     already removed or added stays so.
+//  6. An upgrade (UpgradePlan, akutan cluster upgrade --bin DIR) is a
+//     rolling restart onto other binaries through a BinaryDriver: log
+//     voters in place; each view replaced by one on the new binaries that
+//     boots from the bucket (its state deleted), behind a twin when it is
+//     its range's only one; API servers restarted. Each server must report
+//     the new build (Info's members, Status) before the next step, and one
+//     that reports it already is skipped. A rollback is the same plan with
+//     the old binaries, refused before the first step, and at every step,
+//     while the log's entry version is above the highest the binaries
+//     support (their --version prints it: buildinfo.ParseBanner).
 //
 // # Drivers
 //
 // LocalDriver drives the local stack through localstack/ctl.sh (start,
-// join, stop, wipe, running, start-extra, views add|remove), whose
+// join, stop, wipe, running, start-extra, views add|remove, and bin, which
+// records the binaries directory a server starts from), whose
 // per-server start functions are lib.sh's, the ones up.sh uses. Its API
 // servers read the DC's views from a file (--views-file, re-read every
 // second), which is how a view is published or retired. A temporary server
@@ -68,4 +79,33 @@
 //     minimum healthy replaces them, and clients follow the record.
 //   - Observation is unchanged: Status through the DC's record, Info from
 //     the log voters.
+//   - An upgrade is a new launch template version (the release version of
+//     the binaries, terraform's release_version) for each group, then the
+//     group's instance refresh as above: UseBinaries sets the template
+//     version, and each replaced instance boots from the bucket on the new
+//     release. The log voters' instances are replaced one at a time on
+//     their kept volumes. A rollback is the previous template version,
+//     behind the same log version check.
+//   - A datacenter is a region's Terraform workspace (its VPC, its view
+//     and API autoscaling groups, its load balancer and DNS record, its
+//     voters' instances). add-dc (AddDCPlan) runs after that workspace is
+//     applied with every group at zero: Start raises a group to the
+//     file's count, so its views launch on empty volumes and boot from the
+//     region's replicated bucket plus the log's tail; the DC is registered
+//     in the bucket's cluster registry (clusters.json) not critical first,
+//     and critical once fully available. remove-dc (RemoveDCPlan) marks it
+//     non-critical first, scales its API group, then its view groups, to
+//     zero, removes its voters from the Raft configuration, drops it from
+//     the registry; the workspace is destroyed, and the DC deleted from the
+//     topology file, afterwards.
+//   - Repartition (PlanRepartition, RepartitionPlan) writes the topology,
+//     and Terraform's view ranges of the DC, with the split in progress:
+//     each new range is a new autoscaling group (its template's range and
+//     empty volumes, so its instances boot from the bucket), whose
+//     instances are registered in the DC's view target group or DNS name
+//     once /readyz holds, which is PublishView; the API servers find them
+//     there without a restart. Once every new range is up to date, each old
+//     range's instances are deregistered (behind the retire gate), and its
+//     group is scaled to zero and deleted with its volumes; the final
+//     topology no longer lists it.
 package cluster

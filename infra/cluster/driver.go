@@ -45,6 +45,17 @@ type Driver interface {
 	PublishView(ctx context.Context, dc, addr string, add bool) error
 }
 
+// BinaryDriver is a Driver that can run a server on another build (akutan
+// cluster upgrade): the local stack records a binaries directory per
+// server, the cloud a launch template's release version.
+type BinaryDriver interface {
+	Driver
+	// UseBinaries makes every later Start (or StartTemporary, for a
+	// temporary server's name) of name run the binaries in dir; a running
+	// server keeps its own until restarted. Idempotent.
+	UseBinaries(ctx context.Context, name, dir string) error
+}
+
 // LocalDriver drives the local stack through localstack/ctl.sh, which
 // reads the stack's environment (AKUTAN_STACK_DIR, AKUTAN_BASE_PORT, ...)
 // from the process's.
@@ -57,7 +68,7 @@ type LocalDriver struct {
 	Env []string
 }
 
-var _ Driver = (*LocalDriver)(nil)
+var _ BinaryDriver = (*LocalDriver)(nil)
 
 // TemporaryPortOffset places a temporary server of the local stack at its
 // original's port plus this: the derived layout (infra/topology) leaves
@@ -128,6 +139,11 @@ func (d *LocalDriver) Temporary(s topology.Server) topology.Server {
 // StartTemporary runs ctl.sh start-extra TMP NAME ADDR.
 func (d *LocalDriver) StartTemporary(ctx context.Context, tmp, s topology.Server) error {
 	return d.run(ctx, "start-extra", tmp.Name, s.Name, tmp.Addr)
+}
+
+// UseBinaries runs ctl.sh bin NAME DIR.
+func (d *LocalDriver) UseBinaries(ctx context.Context, name, dir string) error {
+	return d.run(ctx, "bin", name, dir)
 }
 
 // PublishView runs ctl.sh views add|remove DC ADDR.

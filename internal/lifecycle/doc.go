@@ -21,7 +21,8 @@
 // then the flag's default. --print-config prints the result (every flag,
 // values of flags whose name contains secret, token, password or key as
 // <redacted>) and exits 0; --version prints the version, commit and build
-// date (internal/buildinfo) and exits 0.
+// date (internal/buildinfo), and on a second line the highest log entry
+// version the build supports (Process.MaxLogVersion), and exits 0.
 //
 // Why github.com/peterbourgon/ff/v3: the servers already define their flags
 // on a standard flag.FlagSet, and ff adds the environment and a config file

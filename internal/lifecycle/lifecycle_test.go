@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/akutan/akutan/internal/buildinfo"
+
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -68,6 +70,20 @@ func TestVersionAndBadFlags(t *testing.T) {
 	p.stdout = &out
 	if err := p.Parse([]string{"--version"}); !errors.Is(err, ErrExit) || !strings.HasPrefix(out.String(), "akutan-test ") || !strings.Contains(out.String(), "commit ") {
 		t.Fatalf("--version: %v %q", err, out.String())
+	}
+	// A server's --version also says which log versions it reads, in the
+	// form the control plane parses.
+	p = New("akutan-test", "test", "")
+	out.Reset()
+	p.stdout = &out
+	if v := p.MaxLogVersion(4); v != 4 {
+		t.Fatalf("MaxLogVersion(4) = %d", v)
+	}
+	if err := p.Parse([]string{"--version"}); !errors.Is(err, ErrExit) {
+		t.Fatalf("--version: %v", err)
+	}
+	if build, v, err := buildinfo.ParseBanner(out.String()); err != nil || v != 4 || build != buildinfo.Get().String() {
+		t.Fatalf("--version printed %q: %q %d %v", out.String(), build, v, err)
 	}
 	p = New("akutan-test", "test", "")
 	p.Flags.SetOutput(io.Discard)

@@ -53,6 +53,7 @@ type Process struct {
 	pprof       bool
 	version     bool
 	printConfig bool
+	logVersion  uint32 // by MaxLogVersion, for --version
 
 	ready *readiness
 	rpc   *rpcMetrics
@@ -123,7 +124,11 @@ func (p *Process) Parse(args []string) error {
 		return fmt.Errorf("unexpected arguments %q", p.Flags.Args())
 	}
 	if p.version {
-		fmt.Fprintf(p.stdout, "%s %s\n", p.Name, buildinfo.Get())
+		if p.logVersion > 0 {
+			fmt.Fprint(p.stdout, buildinfo.Get().Banner(p.Name, p.logVersion))
+		} else {
+			fmt.Fprintf(p.stdout, "%s %s\n", p.Name, buildinfo.Get())
+		}
 		return ErrExit
 	}
 	if p.printConfig {
@@ -136,6 +141,16 @@ func (p *Process) Parse(args []string) error {
 	}
 	p.Logger = logger.With("proc", p.Name)
 	return nil
+}
+
+// MaxLogVersion is the highest log entry version this build of the server
+// supports (buildinfo.LogVersion of the service's builtin one), the default
+// of its --max-supported-version. --version prints it, so the control plane
+// can tell whether a directory of binaries reads the log (akutan cluster
+// upgrade); call it before Parse.
+func (p *Process) MaxLogVersion(builtin uint32) uint32 {
+	p.logVersion = buildinfo.LogVersion(builtin)
+	return p.logVersion
 }
 
 // NewLogger returns an slog logger writing format ("text" or "json") to w

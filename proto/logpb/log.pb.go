@@ -491,7 +491,11 @@ type Member struct {
 	AppliedIndex        uint64 `protobuf:"varint,5,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
 	MaxSupportedVersion uint32 `protobuf:"varint,6,opt,name=max_supported_version,json=maxSupportedVersion,proto3" json:"max_supported_version,omitempty"`
 	// error says why the member could not be asked, or why it stopped.
-	Error         string `protobuf:"bytes,7,opt,name=error,proto3" json:"error,omitempty"`
+	Error string `protobuf:"bytes,7,opt,name=error,proto3" json:"error,omitempty"`
+	// build is the member's binary version, commit and build date
+	// (internal/buildinfo), as its --version prints it; empty when it could
+	// not be asked.
+	Build         string `protobuf:"bytes,8,opt,name=build,proto3" json:"build,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -571,6 +575,13 @@ func (x *Member) GetMaxSupportedVersion() uint32 {
 func (x *Member) GetError() string {
 	if x != nil {
 		return x.Error
+	}
+	return ""
+}
+
+func (x *Member) GetBuild() string {
+	if x != nil {
+		return x.Build
 	}
 	return ""
 }
@@ -1079,7 +1090,7 @@ const file_logpb_log_proto_rawDesc = "" +
 	"\x15max_supported_version\x18\t \x01(\rR\x13maxSupportedVersion\x12)\n" +
 	"\x10archived_through\x18\n" +
 	" \x01(\x04R\x0farchivedThrough\x12\x14\n" +
-	"\x05error\x18\v \x01(\tR\x05error\"\xe3\x01\n" +
+	"\x05error\x18\v \x01(\tR\x05error\"\xf9\x01\n" +
 	"\x06Member\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12!\n" +
 	"\fraft_address\x18\x02 \x01(\tR\vraftAddress\x12!\n" +
@@ -1087,7 +1098,8 @@ const file_logpb_log_proto_rawDesc = "" +
 	"\x05voter\x18\x04 \x01(\bR\x05voter\x12#\n" +
 	"\rapplied_index\x18\x05 \x01(\x04R\fappliedIndex\x122\n" +
 	"\x15max_supported_version\x18\x06 \x01(\rR\x13maxSupportedVersion\x12\x14\n" +
-	"\x05error\x18\a \x01(\tR\x05error\".\n" +
+	"\x05error\x18\a \x01(\tR\x05error\x12\x14\n" +
+	"\x05build\x18\b \x01(\tR\x05build\".\n" +
 	"\x14DiscardPrefixRequest\x12\x16\n" +
 	"\x06before\x18\x01 \x01(\x04R\x06before\"8\n" +
 	"\x15DiscardPrefixResponse\x12\x1f\n" +

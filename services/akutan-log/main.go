@@ -120,7 +120,7 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&cfg.RaftStore, "raft-store", cfg.RaftStore, "Raft log store: pebble, wal or bolt (see logsvc/DESIGN.md)")
 	fs.IntVar(&cfg.MaxEntryBytes, "max-entry-bytes", cfg.MaxEntryBytes, "largest accepted entry, in bytes")
 	fs.IntVar(&cfg.MaxBatchBytes, "max-batch-bytes", cfg.MaxBatchBytes, "largest accepted append batch, in bytes (the gRPC receive limit is this + 1 MiB)")
-	fs.UintVar(&maxVersion, "max-supported-version", uint(cfg.MaxSupportedVersion), "highest log version to apply; for tests and staged upgrades only: lower it to simulate an old build, raise it to simulate an upgraded one (akutan log set-version)")
+	fs.UintVar(&maxVersion, "max-supported-version", uint(o.proc.MaxLogVersion(cfg.MaxSupportedVersion)), "highest log version to apply; for tests and staged upgrades only: lower it to simulate an old build, raise it to simulate an upgraded one (akutan log set-version)")
 	fs.DurationVar(&cfg.HeartbeatTimeout, "heartbeat-timeout", cfg.HeartbeatTimeout, "Raft heartbeat timeout")
 	fs.DurationVar(&cfg.ElectionTimeout, "election-timeout", cfg.ElectionTimeout, "Raft election timeout")
 	fs.DurationVar(&cfg.LeaderLeaseTimeout, "leader-lease-timeout", cfg.LeaderLeaseTimeout, "Raft leader lease; at most the heartbeat timeout")

@@ -103,7 +103,7 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.cfg.Dir, "data-dir", "", "Pebble data directory; created if missing (required)")
 	fs.StringVar(&logs, "log", "", "gRPC addresses of the log replicas, comma-separated (required); the view tails the first (put this datacenter's first) and fails over to the others only while it is down")
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:0", "host:port for the gRPC view service; port 0 picks a free port")
-	fs.UintVar(&maxVersion, "max-supported-version", uint(viewsvc.MaxSupportedVersion), "highest log version to apply; for tests and staged upgrades only: lower it to simulate an old build, raise it to simulate an upgraded one (akutan log set-version)")
+	fs.UintVar(&maxVersion, "max-supported-version", uint(o.proc.MaxLogVersion(viewsvc.MaxSupportedVersion)), "highest log version to apply; for tests and staged upgrades only: lower it to simulate an old build, raise it to simulate an upgraded one (akutan log set-version)")
 	fs.Int64Var(&o.cfg.CacheSize, "cache-bytes", o.cfg.CacheSize, "Pebble block cache size in bytes")
 	fs.IntVar(&o.cfg.MaxLookups, "max-lookups", o.cfg.MaxLookups, "most lookups one request may carry")
 	fs.Uint64Var(&o.maxLag, "max-lag", viewsvc.DefaultMaxLag, "log entries the view may be behind the log's last index and still be ready (/readyz, gRPC health)")
