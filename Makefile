@@ -87,7 +87,7 @@ vet:
 ## -short skips there, run once without it), and the offline Terraform
 ## checks, which build terraform and tflint into .tools/bin the first time.
 test: vet lint build tools-minio tools-chromium rules fuzz-short
-	go test -count=1 -timeout 30m $(PLAIN_PKGS)
+	go test -count=1 -timeout 60m $(PLAIN_PKGS)
 	go test -count=1 -timeout 30m -run 'TestKillLeaderUnderLoad|TestCorruptDataFileAtRestart' ./logsvc/
 	go test -count=1 -race -short -timeout 40m $(RACE_PKGS)
 	bash terraform/check.sh
@@ -171,10 +171,10 @@ clean:
 ## unless set. On a failed check porcupine's visualization of the history
 ## is in AKUTAN_TEST_ARTIFACTS (default .tools/chaos/).
 .PHONY: chaos
-## procedures: the operator procedures under load (localstack
-## TestClusterProcedures), out of make test while a bug it found is open.
+## procedures: only the tests of the operator procedures under load
+## (localstack TestCluster*, TestColdStart; make test runs them too).
 procedures: build tools-minio
-	AKUTAN_PROCEDURES=1 go test -count=1 -v -timeout 30m -run 'TestClusterProcedures$$' ./localstack/
+	go test -count=1 -v -timeout 60m -run 'TestCluster|TestColdStart' ./localstack/
 
 chaos: tools-minio
 	AKUTAN_CHAOS_DURATION=$${AKUTAN_CHAOS_DURATION:-10m} AKUTAN_TEST_ARTIFACTS=$${AKUTAN_TEST_ARTIFACTS:-$(ROOT)/.tools/chaos} \
