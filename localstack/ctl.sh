@@ -17,6 +17,7 @@
 #   ctl.sh views add|remove DC ADDR
 #                                  add a view address to, or remove it from,
 #                                  the file DC's API servers read every second
+#                                  (and the other DCs' fallback files)
 #   ctl.sh bin NAME DIR            start NAME (an extra too) from now on with
 #                                  the binaries in DIR (an upgrade or a
 #                                  rollback); DIR = AKUTAN_BIN goes back to
@@ -30,7 +31,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 source "${ROOT}/localstack/lib.sh"
 
-usage() { sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 # data_dirs NAME: the data dir NAME has in any DC (none if never started).
 data_dirs() {
@@ -114,13 +115,21 @@ case "$action" in
     (($# == 3)) && [[ "$1" =~ ^(add|remove)$ ]] || usage
     dc="$(dc_index "$2")"
     [[ -n "$dc" ]] || { echo "no datacenter ${2}" >&2; exit 1; }
+    # The DC's views file, and the other DCs' fallback files, which list
+    # this DC's views too: a retired view must leave both.
     write_views_files "$dc"
-    file="$(views_file "$dc")"
-    # Rewritten whole and renamed into place, so a reader never sees half.
-    grep -vxF "$3" "$file" >"${file}.new" || true
-    [[ "$1" == add ]] && echo "$3" >>"${file}.new"
-    mv "${file}.new" "$file"
-    echo "${1/%e/}ed ${3} $([[ "$1" == add ]] && echo to || echo from) ${2}'s views"
+    files=("$(views_file "$dc")")
+    for o in $(other_dcs "$dc"); do
+      write_views_files "$o"
+      files+=("$(fallback_file "$o")")
+    done
+    for file in "${files[@]}"; do
+      # Rewritten whole and renamed into place, so a reader never sees half.
+      grep -vxF "$3" "$file" >"${file}.new" || true
+      [[ "$1" == add ]] && echo "$3" >>"${file}.new"
+      mv "${file}.new" "$file"
+    done
+    echo "${1/%e/}ed ${3} $([[ "$1" == add ]] && echo to || echo from) ${2}'s views (and the other DCs' fallback views)"
     ;;
   *) usage ;;
 esac
