@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -16,9 +17,11 @@ import (
 
 // BenchmarkProcedures runs the operator procedures (akutan cluster ...,
 // infra/cluster) on the default stack (3 DCs, each 1 log voter, 1 API
-// server and HashSP and HashPO in 2 partitions) holding a million facts,
-// under the procedure tests' load (a client per DC writing and reading at
-// the latest index). For each procedure it reports its duration, the
+// server and HashSP and HashPO in 2 partitions) holding a million facts:
+// restart everything, replace a view and a log voter, upgrade every server
+// and roll back, split dc1's HashSP from 2 to 4 partitions and merge it into
+// 3 uneven ones, under the procedure tests' load (a client per DC writing
+// and reading at the latest index). For each procedure it reports its duration, the
 // slowest time a new view took to be up to date, and the p99 of the
 // load's reads during it next to the p99 before any procedure: the
 // figures of docs/benchmarks.md. One iteration; AKUTAN_PROCEDURE_FACTS
@@ -29,7 +32,23 @@ func BenchmarkProcedures(b *testing.B) {
 		fmt.Sscan(v, &facts)
 	}
 	s := newStack(b)
-	s.env = append(s.env, "AKUTAN_CHECKPOINT_INTERVAL=2m", "AKUTAN_TRUNCATE_EVERY=10s")
+	// A copy of the topology: repartition rewrites it.
+	file := filepath.Join(b.TempDir(), "topology.yaml")
+	orig, err := os.ReadFile("topology.yaml")
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(file, orig, 0o644); err != nil {
+		b.Fatal(err)
+	}
+	// The upgrade's binaries: the same code under another version string.
+	newBin := b.TempDir()
+	build := exec.Command("go", "build", "-ldflags", "-X github.com/akutan/akutan/internal/buildinfo.Version=procedure-bench", "-o", newBin,
+		"github.com/akutan/akutan/services/akutan-log", "github.com/akutan/akutan/services/akutan-view", "github.com/akutan/akutan/services/akutan-api")
+	if out, err := build.CombinedOutput(); err != nil {
+		b.Fatalf("build the upgrade's binaries: %v\n%s", err, out)
+	}
+	s.env = append(s.env, "AKUTAN_TOPOLOGY="+file, "AKUTAN_CHECKPOINT_INTERVAL=2m", "AKUTAN_TRUNCATE_EVERY=10s")
 	s.mustRun("up.sh")
 	t0 := time.Now()
 	loadFacts(b, s, facts)
@@ -40,7 +59,7 @@ func BenchmarkProcedures(b *testing.B) {
 
 	cluster := func(args ...string) (string, int, time.Duration) {
 		start := time.Now()
-		out, code := s.cli("", append(append([]string{"cluster"}, args...), "-f", "topology.yaml", "--ctl", "ctl.sh")...)
+		out, code := s.cli("", append(append([]string{"cluster"}, args...), "-f", file, "--ctl", "ctl.sh")...)
 		return out, code, time.Since(start)
 	}
 	load := startLoad(b, s, 1, 2, 3)
@@ -57,6 +76,10 @@ func BenchmarkProcedures(b *testing.B) {
 		{name: "restart", args: []string{"restart"}},
 		{name: "replace-view", prepare: func() { s.killAndWipe(b, "view-dc2-po-p0-r0", "dc2") }, args: []string{"replace", "view-dc2-po-p0-r0"}},
 		{name: "replace-log", prepare: func() { s.killAndWipe(b, "log-dc3", "dc3") }, args: []string{"replace", "log-dc3"}},
+		{name: "upgrade", args: []string{"upgrade", "--bin", newBin}},
+		{name: "rollback", args: []string{"upgrade", "--bin", s.bin}},
+		{name: "split-dc1-sp-2-to-4", args: []string{"repartition", "--dc", "dc1", "--space", "sp", "--partitions", "4"}},
+		{name: "merge-dc1-sp-4-to-3-uneven", args: []string{"repartition", "--dc", "dc1", "--space", "sp", "--ranges", "0,0x4000000000000000,0x9000000000000000"}},
 	} {
 		b.Run(p.name, func(b *testing.B) {
 			load.phase(p.name)
