@@ -20,7 +20,16 @@
 //  6. every variable has a description and a type, and every module has
 //     versions.tf, variables.tf, outputs.tf and README.md.
 //
-// Each checker also runs against small HCL snippets that break its rule, so
-// the tests are known to fail when the layout does. Formatting and lint are
-// check.sh's job.
+// invariants_test.go adds issue 15's checks (numbered 7-12 there): no
+// bucket receives replication into a prefix it writes itself (today's
+// full mesh is the one known open violation); each role's IAM policy names
+// only its own keys and only the pruner deletes; every role has a unit in
+// deploy/systemd; the truncator and pruner run in every region as
+// singletons; health checks point at readiness (/readyz for target groups,
+// /verdict/fully-available for Route 53, no ELB-health replacement); the
+// CloudWatch alarms mirror deploy/prometheus/alerts.yml.
+//
+// Each checker also runs against HCL that breaks its rule (small snippets,
+// or a copy of the layout with one mutation), so the tests are known to
+// fail when the layout does. Formatting and lint are check.sh's job.
 package terraform

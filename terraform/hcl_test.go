@@ -38,6 +38,7 @@ type module struct {
 	variables map[string]*variable
 	locals    map[string]hclsyntax.Expression
 	resources []*resource
+	data      []*resource // data sources, typ and name as for resources
 	providers []*hclsyntax.Block
 	calls     []*call
 }
@@ -91,6 +92,8 @@ func parseModule(dir string, files map[string][]byte) (*module, error) {
 				}
 			case "resource":
 				m.resources = append(m.resources, &resource{typ: b.Labels[0], name: b.Labels[1], body: b.Body})
+			case "data":
+				m.data = append(m.data, &resource{typ: b.Labels[0], name: b.Labels[1], body: b.Body})
 			case "provider":
 				m.providers = append(m.providers, b)
 			case "module":
@@ -479,6 +482,11 @@ func functions() map[string]function.Function {
 		"floor":      stdlib.FloorFunc,
 		"format":     stdlib.FormatFunc,
 		"join":       stdlib.JoinFunc,
+		"jsonencode": stdlib.JSONEncodeFunc,
+		"lookup":     stdlib.LookupFunc,
+		"one":        oneFunc,
+		"sort":       stdlib.SortFunc,
+		"trimprefix": stdlib.TrimPrefixFunc,
 		"keys":       stdlib.KeysFunc,
 		"length":     lengthFunc,
 		"lower":      stdlib.LowerFunc,
@@ -499,6 +507,24 @@ func functions() map[string]function.Function {
 		"values":     stdlib.ValuesFunc,
 	}
 }
+
+// oneFunc is Terraform's one: the only element of a list, null if empty.
+var oneFunc = function.New(&function.Spec{
+	Params: []function.Parameter{{Name: "list", Type: cty.List(cty.DynamicPseudoType)}},
+	Type: func(args []cty.Value) (cty.Type, error) {
+		return args[0].Type().ElementType(), nil
+	},
+	Impl: func(args []cty.Value, ty cty.Type) (cty.Value, error) {
+		switch n := args[0].LengthInt(); n {
+		case 0:
+			return cty.NullVal(ty), nil
+		case 1:
+			return args[0].Index(cty.Zero), nil
+		default:
+			return cty.NilVal, fmt.Errorf("one: %d elements", n)
+		}
+	},
+})
 
 var sumFunc = function.New(&function.Spec{
 	Params: []function.Parameter{{Name: "list", Type: cty.List(cty.Number)}},

@@ -17,6 +17,10 @@ locals {
   # cycle.
   log_peers = concat(module.region_a.log_voters, module.region_b.log_voters, module.region_c.log_voters)
 
+  # Each voter's stable name (dns.tf), from the record itself, so a voter
+  # starts only once the names it dials exist.
+  log_dns_names = { for id, r in aws_route53_record.log : id => r.fqdn }
+
   # Each region's network, for the peering mesh.
   networks = [
     for i, m in [module.region_a, module.region_b, module.region_c] : {
@@ -38,6 +42,8 @@ module "region_a" {
   peer_vpc_cidrs                         = var.vpc_cidrs
   log_voters                             = var.log_voters_per_region[0]
   log_peers                              = local.log_peers
+  log_dns_names                          = local.log_dns_names
+  internal_domain                        = var.internal_domain
   view_partitions                        = var.view_partitions
   view_replicas                          = var.view_replicas_per_region
   api_servers                            = var.api_servers_per_region
@@ -69,6 +75,8 @@ module "region_b" {
   peer_vpc_cidrs                         = var.vpc_cidrs
   log_voters                             = var.log_voters_per_region[1]
   log_peers                              = local.log_peers
+  log_dns_names                          = local.log_dns_names
+  internal_domain                        = var.internal_domain
   view_partitions                        = var.view_partitions
   view_replicas                          = var.view_replicas_per_region
   api_servers                            = var.api_servers_per_region
@@ -100,6 +108,8 @@ module "region_c" {
   peer_vpc_cidrs                         = var.vpc_cidrs
   log_voters                             = var.log_voters_per_region[2]
   log_peers                              = local.log_peers
+  log_dns_names                          = local.log_dns_names
+  internal_domain                        = var.internal_domain
   view_partitions                        = var.view_partitions
   view_replicas                          = var.view_replicas_per_region
   api_servers                            = var.api_servers_per_region

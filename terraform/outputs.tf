@@ -22,15 +22,26 @@ output "buckets" {
 }
 
 output "log_peers" {
-  description = "The log's peers list: every Raft voter's ID, region, Raft address and gRPC address."
+  description = "The log's peers list: every Raft voter's ID, region, stable DNS name, Raft and gRPC address (by name, as peers and clients dial them) and fixed IP."
   value = [
     for p in local.log_peers : {
       id           = p.id
       region       = p.region
-      raft_address = "${p.ip}:${var.ports.log_raft}"
-      grpc_address = "${p.ip}:${var.ports.log_grpc}"
+      dns_name     = local.log_dns_names[p.id]
+      raft_address = "${local.log_dns_names[p.id]}:${var.ports.log_raft}"
+      grpc_address = "${local.log_dns_names[p.id]}:${var.ports.log_grpc}"
+      ip           = p.ip
     }
   ]
+}
+
+output "alarms" {
+  description = "CloudWatch alarms mirroring the Prometheus rules, by region and rule."
+  value = {
+    (var.regions[0]) = module.region_a.alarms
+    (var.regions[1]) = module.region_b.alarms
+    (var.regions[2]) = module.region_c.alarms
+  }
 }
 
 output "view_groups" {

@@ -131,6 +131,17 @@ variable "ports" {
   }
 }
 
+variable "internal_domain" {
+  description = "Private DNS domain of the deployment: the log voters' stable names (<voter ID>.<internal_domain>) and each region's Cloud Map namespace (<region>.<internal_domain>)."
+  type        = string
+  default     = "akutan.internal"
+
+  validation {
+    condition     = can(regex("^[a-z0-9-]+(\\.[a-z0-9-]+)+$", var.internal_domain))
+    error_message = "A DNS domain of at least two labels, e.g. akutan.internal."
+  }
+}
+
 variable "ami_name_filter" {
   description = "Name filter of the stock x86_64 AMI in every region (Amazon Linux 2023: systemd, xfsprogs, the AWS CLI); the release is installed by user data."
   type        = string

@@ -96,6 +96,9 @@ func run(o options) error {
 	p.Handle("/", statuspage.Handler(func(ctx context.Context) (*apipb.StatusResponse, error) {
 		return srv.Status(ctx, &apipb.StatusRequest{})
 	}))
+	p.Handle("/verdict/fully-available", apisvc.FullyAvailableHandler(func(ctx context.Context) (*apipb.StatusResponse, error) {
+		return srv.Status(ctx, &apipb.StatusRequest{})
+	}))
 	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer cancel()
 	if err := p.Start(ctx); err != nil {
@@ -141,7 +144,7 @@ func parseFlags(args []string) (options, error) {
 	fs.DurationVar(&cfg.Views.ResolveInterval, "resolve-interval", cfg.Views.ResolveInterval, "how often to re-resolve --views-dns and re-read the view files")
 	fs.DurationVar(&cfg.DefaultTimeout, "timeout", cfg.DefaultTimeout, "deadline for calls that arrive without one")
 	var maxVersion uint
-	fs.UintVar(&maxVersion, "max-supported-version", uint(cfg.MaxSupportedVersion), "highest log entry version to support; for tests and staged upgrades only: raise it to simulate an upgraded build (akutan log set-version)")
+	fs.UintVar(&maxVersion, "max-supported-version", uint(o.proc.MaxLogVersion(cfg.MaxSupportedVersion)), "highest log entry version to support; for tests and staged upgrades only: raise it to simulate an upgraded build (akutan log set-version)")
 	if err := o.proc.Parse(args); err != nil {
 		return o, err
 	}

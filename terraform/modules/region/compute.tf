@@ -54,12 +54,16 @@ locals {
     }
   ]
 
+  # Every voter's stable name (the root module's private zone), by ID.
+  # Peers and clients dial names; a voter binds its own fixed IP.
+  log_names = { for p in var.log_peers : p.id => var.log_dns_names[p.id] }
+
   # Log gRPC addresses for clients (views, API): this region's voters first.
   log_grpc_addrs = join(",", [
     for p in concat(
       [for p in var.log_peers : p if p.region == var.region],
       [for p in var.log_peers : p if p.region != var.region],
-    ) : "${p.ip}:${var.ports.log_grpc}"
+    ) : "${local.log_names[p.id]}:${var.ports.log_grpc}"
   ])
 }
 
@@ -203,14 +207,18 @@ resource "aws_launch_template" "api" {
   user_data = base64encode(module.servers.user_data["api"])
 }
 
+# The load balancer's health is readiness, which is the region's verdict:
+# with health_check_type ELB the group would terminate every API server
+# whenever the region is not fully available. So the group replaces only
+# dead instances (EC2), and systemd restarts a dead process.
 resource "aws_autoscaling_group" "api" {
   name                      = "${local.cluster}-api"
   min_size                  = var.api_servers
   max_size                  = var.api_servers * 2
   desired_capacity          = var.api_servers
   vpc_zone_identifier       = aws_subnet.private[*].id
-  target_group_arns         = [aws_lb_target_group.api.arn]
-  health_check_type         = "ELB"
+  target_group_arns         = [aws_lb_target_group.api.arn, aws_lb_target_group.verdict.arn]
+  health_check_type         = "EC2"
   health_check_grace_period = 120
 
   launch_template {
@@ -223,6 +231,7 @@ resource "aws_autoscaling_group" "api" {
     preferences {
       min_healthy_percentage = 100
       max_healthy_percentage = 150
+      instance_warmup        = 120
     }
   }
 

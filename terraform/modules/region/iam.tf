@@ -51,6 +51,9 @@ locals {
     }
   }
 
+  # Roles that run the CloudWatch agent (a /metrics listener to scrape).
+  metrics_roles = ["log", "view", "api"]
+
   # Cloud Map services each role registers in.
   discovery_access = {
     view = [for k, _ in local.view_ranges : aws_service_discovery_service.server[k].arn]
@@ -118,6 +121,17 @@ data "aws_iam_policy_document" "role" {
       sid       = "RegisterInCloudMap"
       actions   = ["servicediscovery:RegisterInstance", "servicediscovery:DeregisterInstance", "servicediscovery:UpdateInstanceCustomHealthStatus"]
       resources = local.discovery_access[each.key]
+    }
+  }
+
+  # The CloudWatch agent writes the scraped metrics into this region's
+  # metrics log group, and nowhere else.
+  dynamic "statement" {
+    for_each = contains(local.metrics_roles, each.key) ? [1] : []
+    content {
+      sid       = "ShipMetrics"
+      actions   = ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"]
+      resources = ["${aws_cloudwatch_log_group.metrics.arn}:*"]
     }
   }
 

@@ -1,6 +1,15 @@
-# The API load balancer: TLS on 443, gRPC to the API servers, health checked
-# on the standard gRPC health service. This region's latency record in
-# Route 53 is withdrawn when the load balancer has no healthy API server.
+# The API load balancer: a Network Load Balancer that terminates TLS on 443
+# (ALPN h2 only, so gRPC passes through as HTTP/2) and forwards to the API
+# servers' gRPC port. Target health is the servers' /readyz on their HTTP
+# listener: an ALB's gRPC health check matches only the gRPC status code,
+# and grpc.health.v1.Health/Check answers OK with NOT_SERVING in the body,
+# so it can only ever see liveness.
+#
+# Route 53 routes between regions on each region's "fully available"
+# verdict: a second TLS listener (var.verdict_port, open only to Route 53's
+# health checkers) reaches the API servers' /verdict/fully-available, which
+# answers 200 exactly while the server judges its region's cluster fully
+# available.
 
 resource "aws_acm_certificate" "api" {
   domain_name       = var.domain_name
@@ -32,41 +41,41 @@ resource "aws_acm_certificate_validation" "api" {
 }
 
 resource "aws_lb" "api" {
-  name                       = "${var.name}-${var.region}-api"
-  load_balancer_type         = "application"
-  internal                   = false
-  subnets                    = aws_subnet.public[*].id
-  security_groups            = [aws_security_group.alb.id]
-  drop_invalid_header_fields = true
+  name                             = "${var.name}-${var.region}-api"
+  load_balancer_type               = "network"
+  internal                         = false
+  subnets                          = aws_subnet.public[*].id
+  security_groups                  = [aws_security_group.lb.id]
+  enable_cross_zone_load_balancing = true
 }
 
+# Client traffic. Health is readiness: a server that is starting, cannot
+# reach its views or the log, or shuts down leaves the rotation.
 resource "aws_lb_target_group" "api" {
-  name             = "${var.name}-${var.region}-api"
-  vpc_id           = aws_vpc.this.id
-  target_type      = "instance"
-  port             = var.ports.api_grpc
-  protocol         = "HTTP"
-  protocol_version = "GRPC"
+  name                 = "${var.name}-${var.region}-api"
+  vpc_id               = aws_vpc.this.id
+  target_type          = "instance"
+  port                 = var.ports.api_grpc
+  protocol             = "TCP"
+  deregistration_delay = 30
 
-  # grpc.health.v1.Health/Check answers OK (status 0) only while the server
-  # is SERVING.
   health_check {
-    path                = "/grpc.health.v1.Health/Check"
-    matcher             = "0"
-    port                = "traffic-port"
+    protocol            = "HTTP"
+    port                = tostring(var.ports.http)
+    path                = "/readyz"
+    matcher             = "200"
     interval            = 10
     timeout             = 5
     healthy_threshold   = 2
     unhealthy_threshold = 2
   }
-
-  deregistration_delay = 30
 }
 
 resource "aws_lb_listener" "api" {
   load_balancer_arn = aws_lb.api.arn
   port              = 443
-  protocol          = "HTTPS"
+  protocol          = "TLS"
+  alpn_policy       = "HTTP2Only"
   ssl_policy        = "ELBSecurityPolicy-TLS13-1-2-2021-06"
   certificate_arn   = aws_acm_certificate_validation.api.certificate_arn
 
@@ -76,35 +85,56 @@ resource "aws_lb_listener" "api" {
   }
 }
 
-# Route 53 health: the region is healthy while the load balancer has at least
-# one target passing the gRPC health check. A metric-based check also works
-# where Route 53's own checkers could not reach the endpoint.
-resource "aws_cloudwatch_metric_alarm" "api_healthy" {
-  alarm_name          = "${var.name}-${var.region}-api-healthy-hosts"
-  alarm_description   = "No Akutan API server in ${var.region} passes the gRPC health check"
-  namespace           = "AWS/ApplicationELB"
-  metric_name         = "HealthyHostCount"
-  statistic           = "Minimum"
-  period              = 60
-  evaluation_periods  = 2
-  comparison_operator = "LessThanThreshold"
-  threshold           = 1
-  treat_missing_data  = "breaching"
+# Route 53's checkers reach /verdict/fully-available through this target
+# group (the servers' HTTP listener). Its targets are health-checked on
+# /readyz too: a checker lands on a server that judges the region fully
+# available whenever one exists, and when none does the load balancer fails
+# open and the checker reads a 503 with what is missing.
+resource "aws_lb_target_group" "verdict" {
+  name                 = "${var.name}-${var.region}-verdict"
+  vpc_id               = aws_vpc.this.id
+  target_type          = "instance"
+  port                 = var.ports.http
+  protocol             = "TCP"
+  deregistration_delay = 10
 
-  dimensions = {
-    LoadBalancer = aws_lb.api.arn_suffix
-    TargetGroup  = aws_lb_target_group.api.arn_suffix
+  health_check {
+    protocol            = "HTTP"
+    port                = tostring(var.ports.http)
+    path                = "/readyz"
+    matcher             = "200"
+    interval            = 10
+    timeout             = 5
+    healthy_threshold   = 2
+    unhealthy_threshold = 2
   }
 }
 
-resource "aws_route53_health_check" "api" {
-  type                    = "CLOUDWATCH_METRIC"
-  cloudwatch_alarm_name   = aws_cloudwatch_metric_alarm.api_healthy.alarm_name
-  cloudwatch_alarm_region = var.region
-  # A region that is gone takes its CloudWatch with it: no data means down.
-  insufficient_data_health_status = "Unhealthy"
+resource "aws_lb_listener" "verdict" {
+  load_balancer_arn = aws_lb.api.arn
+  port              = var.verdict_port
+  protocol          = "TLS"
+  ssl_policy        = "ELBSecurityPolicy-TLS13-1-2-2021-06"
+  certificate_arn   = aws_acm_certificate_validation.api.certificate_arn
 
-  tags = { Name = "${var.name}-${var.region}-api" }
+  default_action {
+    type             = "forward"
+    target_group_arn = aws_lb_target_group.verdict.arn
+  }
+}
+
+# The region's verdict as Route 53 sees it from outside: a region that is
+# gone, unreachable or not fully available fails the check alike.
+resource "aws_route53_health_check" "api" {
+  type              = "HTTPS"
+  fqdn              = aws_lb.api.dns_name
+  port              = var.verdict_port
+  resource_path     = "/verdict/fully-available"
+  request_interval  = 10
+  failure_threshold = 3
+  measure_latency   = false
+
+  tags = { Name = "${var.name}-${var.region}-fully-available" }
 }
 
 resource "aws_route53_record" "api" {

@@ -10,7 +10,10 @@
 #   compute.tf   log voters, view and API autoscaling groups
 #   servers.tf   what they run (modules/server-config), Cloud Map discovery,
 #                the artifacts bucket, the truncator and pruner singletons
-#   lb.tf        API load balancer, certificate, Route 53 latency record
+#   lb.tf        API load balancer (readiness), certificate, Route 53
+#                latency record with the region's verdict as its health
+#   monitoring.tf  CloudWatch agent metrics, alarms mirroring the Prometheus
+#                rules
 
 locals {
   # The cluster's name: one Akutan cluster (views + API) per region.

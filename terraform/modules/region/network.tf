@@ -1,7 +1,8 @@
 # Network: one VPC per region, private subnets in three availability zones
 # for every server, small public subnets for the API load balancer only.
 # Instances have no route to the internet: S3 is reached through a gateway
-# endpoint and Cloud Map (self-registration) through an interface endpoint.
+# endpoint, and Cloud Map (self-registration) and CloudWatch Logs (the
+# CloudWatch agent's metrics) through interface endpoints.
 
 data "aws_availability_zones" "available" {
   state = "available"
@@ -92,6 +93,17 @@ resource "aws_vpc_endpoint" "s3" {
 resource "aws_vpc_endpoint" "servicediscovery" {
   vpc_id              = aws_vpc.this.id
   service_name        = "com.amazonaws.${var.region}.servicediscovery"
+  vpc_endpoint_type   = "Interface"
+  subnet_ids          = aws_subnet.private[*].id
+  security_group_ids  = [aws_security_group.endpoints.id]
+  private_dns_enabled = true
+}
+
+# CloudWatch Logs' API: the CloudWatch agent ships the scraped Prometheus
+# metrics as embedded-metric-format logs (monitoring.tf).
+resource "aws_vpc_endpoint" "logs" {
+  vpc_id              = aws_vpc.this.id
+  service_name        = "com.amazonaws.${var.region}.logs"
   vpc_endpoint_type   = "Interface"
   subnet_ids          = aws_subnet.private[*].id
   security_group_ids  = [aws_security_group.endpoints.id]

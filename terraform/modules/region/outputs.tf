@@ -44,3 +44,8 @@ output "view_groups" {
   description = "Autoscaling group of each view partition, keyed by space and partition (e.g. hashsp-0)."
   value       = { for k, g in aws_autoscaling_group.view : k => g.name }
 }
+
+output "alarms" {
+  description = "CloudWatch alarm names, keyed by the Prometheus rule each mirrors."
+  value       = { for k, a in aws_cloudwatch_metric_alarm.alert : k => a.alarm_name }
+}

@@ -1,17 +1,20 @@
 # Security groups: each tier opens only what it needs.
 #
-#   clients --443--> alb --api_grpc--> api --view_grpc--> view
+#   clients --443--> lb --api_grpc--> api --view_grpc--> view
+#   Route 53 checkers --verdict_port--> lb --http--> api (/verdict/fully-available)
+#   lb --http--> api, view and log --http--> nothing else (/readyz, /metrics stay local)
 #                                       \--log_grpc--> log <--raft/log_grpc--> log (all regions)
 #   view --log_grpc--> log (all regions), view/log --443--> S3 (gateway endpoint)
 #
 # Raft crosses regions over VPC peering, where security groups cannot
 # reference each other, so the log tier is opened to the deployment's VPC
 # CIDRs and nothing wider. Only the load balancer's group is reachable from
-# var.api_allowed_cidrs.
+# var.api_allowed_cidrs, and its verdict listener only from Route 53's
+# health checkers.
 
-resource "aws_security_group" "alb" {
-  name        = "${var.name}-${var.region}-alb"
-  description = "Akutan API load balancer: TLS gRPC from clients"
+resource "aws_security_group" "lb" {
+  name        = "${var.name}-${var.region}-lb"
+  description = "Akutan API load balancer: TLS gRPC from clients, verdicts to Route 53"
   vpc_id      = aws_vpc.this.id
 }
 
@@ -35,7 +38,7 @@ resource "aws_security_group" "log" {
 
 resource "aws_security_group" "endpoints" {
   name        = "${var.name}-${var.region}-endpoints"
-  description = "VPC interface endpoints: HTTPS from the API servers and views"
+  description = "VPC interface endpoints: HTTPS from the servers"
   vpc_id      = aws_vpc.this.id
 }
 
@@ -78,7 +81,7 @@ resource "aws_vpc_security_group_egress_rule" "api_to_s3" {
 
 resource "aws_vpc_security_group_egress_rule" "view_to_endpoints" {
   security_group_id            = aws_security_group.view.id
-  description                  = "Cloud Map endpoint, for registration"
+  description                  = "Cloud Map and CloudWatch Logs endpoints"
   ip_protocol                  = "tcp"
   from_port                    = 443
   to_port                      = 443
@@ -96,10 +99,10 @@ resource "aws_vpc_security_group_ingress_rule" "endpoints_from_view" {
 
 # Load balancer.
 
-resource "aws_vpc_security_group_ingress_rule" "alb_https" {
+resource "aws_vpc_security_group_ingress_rule" "lb_https" {
   for_each = toset(var.api_allowed_cidrs)
 
-  security_group_id = aws_security_group.alb.id
+  security_group_id = aws_security_group.lb.id
   description       = "TLS gRPC from API clients"
   ip_protocol       = "tcp"
   from_port         = 443
@@ -107,24 +110,45 @@ resource "aws_vpc_security_group_ingress_rule" "alb_https" {
   cidr_ipv4         = each.value
 }
 
-resource "aws_vpc_security_group_egress_rule" "alb_to_api" {
-  security_group_id            = aws_security_group.alb.id
-  description                  = "gRPC and health checks to the API servers"
+# AWS publishes the checkers' addresses (ip-ranges.json); nothing else may
+# read the verdict listener, which forwards to the servers' HTTP listener.
+data "aws_ip_ranges" "route53_healthchecks" {
+  services = ["route53_healthchecks"]
+}
+
+resource "aws_vpc_security_group_ingress_rule" "lb_verdict" {
+  for_each = toset(data.aws_ip_ranges.route53_healthchecks.cidr_blocks)
+
+  security_group_id = aws_security_group.lb.id
+  description       = "Route 53 health checks of the region's verdict"
+  ip_protocol       = "tcp"
+  from_port         = var.verdict_port
+  to_port           = var.verdict_port
+  cidr_ipv4         = each.value
+}
+
+resource "aws_vpc_security_group_egress_rule" "lb_to_api" {
+  for_each = { grpc = var.ports.api_grpc, http = var.ports.http }
+
+  security_group_id            = aws_security_group.lb.id
+  description                  = "gRPC, /readyz health checks and verdicts to the API servers"
   ip_protocol                  = "tcp"
-  from_port                    = var.ports.api_grpc
-  to_port                      = var.ports.api_grpc
+  from_port                    = each.value
+  to_port                      = each.value
   referenced_security_group_id = aws_security_group.api.id
 }
 
 # API servers.
 
-resource "aws_vpc_security_group_ingress_rule" "api_from_alb" {
+resource "aws_vpc_security_group_ingress_rule" "api_from_lb" {
+  for_each = { grpc = var.ports.api_grpc, http = var.ports.http }
+
   security_group_id            = aws_security_group.api.id
-  description                  = "gRPC from the load balancer"
+  description                  = "gRPC, /readyz health checks and verdicts from the load balancer"
   ip_protocol                  = "tcp"
-  from_port                    = var.ports.api_grpc
-  to_port                      = var.ports.api_grpc
-  referenced_security_group_id = aws_security_group.alb.id
+  from_port                    = each.value
+  to_port                      = each.value
+  referenced_security_group_id = aws_security_group.lb.id
 }
 
 resource "aws_vpc_security_group_egress_rule" "api_to_view" {
@@ -149,7 +173,7 @@ resource "aws_vpc_security_group_egress_rule" "api_to_log" {
 
 resource "aws_vpc_security_group_egress_rule" "api_to_endpoints" {
   security_group_id            = aws_security_group.api.id
-  description                  = "Cloud Map endpoint, for registration"
+  description                  = "Cloud Map and CloudWatch Logs endpoints"
   ip_protocol                  = "tcp"
   from_port                    = 443
   to_port                      = 443
@@ -226,6 +250,25 @@ resource "aws_vpc_security_group_egress_rule" "log_to_vpcs" {
   from_port         = each.value.port
   to_port           = each.value.port
   cidr_ipv4         = each.value.cidr
+}
+
+# The CloudWatch agent ships the scraped metrics through the Logs endpoint.
+resource "aws_vpc_security_group_egress_rule" "log_to_endpoints" {
+  security_group_id            = aws_security_group.log.id
+  description                  = "CloudWatch Logs endpoint, for metrics"
+  ip_protocol                  = "tcp"
+  from_port                    = 443
+  to_port                      = 443
+  referenced_security_group_id = aws_security_group.endpoints.id
+}
+
+resource "aws_vpc_security_group_ingress_rule" "endpoints_from_log" {
+  security_group_id            = aws_security_group.endpoints.id
+  description                  = "HTTPS from the log replicas"
+  ip_protocol                  = "tcp"
+  from_port                    = 443
+  to_port                      = 443
+  referenced_security_group_id = aws_security_group.log.id
 }
 
 resource "aws_vpc_security_group_egress_rule" "log_to_s3" {

@@ -46,8 +46,15 @@ module "servers" {
   cluster   = local.cluster
   store_url = local.store_url
   log_peers = [
-    for p in var.log_peers : { id = p.id, raft_addr = "${p.ip}:${var.ports.log_raft}", grpc_addr = "${p.ip}:${var.ports.log_grpc}" }
+    for p in var.log_peers : {
+      id        = p.id
+      raft_addr = "${local.log_names[p.id]}:${var.ports.log_raft}"
+      grpc_addr = "${local.log_names[p.id]}:${var.ports.log_grpc}"
+    }
   ]
+  log_listen = {
+    for v in local.log_voters : v.id => { raft_addr = "${v.ip}:${var.ports.log_raft}", grpc_addr = "${v.ip}:${var.ports.log_grpc}" }
+  }
   local_log_ids = [for v in local.log_voters : v.id]
   log_clients   = split(",", local.log_grpc_addrs)
   view_ranges   = local.view_ranges
@@ -62,6 +69,7 @@ module "servers" {
   release             = { bucket = aws_s3_bucket.artifacts.id, version = var.release_version }
   discovery           = { for k, s in aws_service_discovery_service.server : k => s.id }
   log_disks           = { for i, v in local.log_voters : v.id => aws_ebs_volume.log[i].id }
+  metrics             = { log_group = aws_cloudwatch_log_group.metrics.name, namespace = local.metrics_namespace }
 }
 
 # The release: this region's artifacts bucket (instances reach S3 only

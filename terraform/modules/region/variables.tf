@@ -207,3 +207,25 @@ variable "abort_incomplete_multipart_upload_days" {
     error_message = "Abort incomplete uploads after at least one day."
   }
 }
+
+variable "log_dns_names" {
+  description = "Stable DNS name of every log voter (all regions), by voter ID: the root module's private zone. Peers, views, API servers and the truncator dial these; each voter binds its own fixed IP."
+  type        = map(string)
+}
+
+variable "verdict_port" {
+  description = "Port of the load balancer's TLS listener that forwards Route 53's health checks to the API servers' /verdict/fully-available."
+  type        = number
+  default     = 8443
+
+  validation {
+    condition     = var.verdict_port > 0 && var.verdict_port < 65536 && var.verdict_port != 443
+    error_message = "A TCP port other than 443."
+  }
+}
+
+variable "alarm_actions" {
+  description = "ARNs (e.g. an SNS topic of this region) notified when a CloudWatch alarm fires or clears; empty: the alarms only show in the console."
+  type        = list(string)
+  default     = []
+}

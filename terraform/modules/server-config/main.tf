@@ -16,9 +16,11 @@ locals {
         disk = lookup(var.log_disks, id, "")
         env = {
           # akutan-log --id --raft-addr --grpc-addr --bootstrap --peers
-          AKUTAN_ID        = id
-          AKUTAN_RAFT_ADDR = one([for p in var.log_peers : p.raft_addr if p.id == id])
-          AKUTAN_GRPC_ADDR = one([for p in var.log_peers : p.grpc_addr if p.id == id])
+          AKUTAN_ID = id
+          # It binds its own listen addresses (its fixed IP) and dials the
+          # others by their peers-list addresses (stable DNS names).
+          AKUTAN_RAFT_ADDR = try(var.log_listen[id].raft_addr, one([for p in var.log_peers : p.raft_addr if p.id == id]))
+          AKUTAN_GRPC_ADDR = try(var.log_listen[id].grpc_addr, one([for p in var.log_peers : p.grpc_addr if p.id == id]))
           AKUTAN_BOOTSTRAP = "true"
           AKUTAN_PEERS     = join(",", [for p in var.log_peers : "${p.id}=${p.raft_addr}"])
           AKUTAN_DATA_DIR  = var.data_dir
@@ -89,6 +91,64 @@ locals {
 
   roles = { for k, s in local.servers : k => s.role }
 
+  http_port = element(split(":", var.listen.http), length(split(":", var.listen.http)) - 1)
+
+  # What the CloudWatch agent ships of each role's /metrics: the series the
+  # CloudWatch alarms (modules/region/monitoring.tf) mirror the Prometheus
+  # rules of deploy/prometheus/alerts.yml on, with the dimension dc (the
+  # scrape adds it). The daemons have no HTTP listener and are not scraped.
+  metric_declarations = {
+    log = [{
+      source_labels    = ["job"]
+      label_matcher    = "^akutan-log$"
+      dimensions       = [["dc"]]
+      metric_selectors = ["^akutan_log_archive_lag_seconds$"]
+    }]
+    view = [{
+      source_labels    = ["job"]
+      label_matcher    = "^akutan-view$"
+      dimensions       = [["dc"]]
+      metric_selectors = ["^akutan_view_lag_entries$"]
+    }]
+    api = [{
+      source_labels    = ["job"]
+      label_matcher    = "^akutan-api$"
+      dimensions       = [["dc"]]
+      metric_selectors = ["^akutan_cluster_fully_available$", "^akutan_cluster_healthy$"]
+    }]
+  }
+
+  # The agent's Prometheus scrape of the server's own listener. JSON is
+  # YAML, so jsonencode writes the agent's prometheus.yaml.
+  prometheus_config = {
+    for role in keys(local.metric_declarations) : role => jsonencode({
+      global = { scrape_interval = "30s", scrape_timeout = "10s" }
+      scrape_configs = [{
+        job_name       = "akutan-${role}"
+        static_configs = [{ targets = ["127.0.0.1:${local.http_port}"], labels = { dc = var.cluster } }]
+      }]
+    })
+  }
+
+  cloudwatch_agent_config = {
+    for role, decls in local.metric_declarations : role => var.metrics == null ? "" : jsonencode({
+      logs = {
+        force_flush_interval = 5
+        metrics_collected = {
+          prometheus = {
+            log_group_name         = var.metrics.log_group
+            prometheus_config_path = "/opt/aws/amazon-cloudwatch-agent/etc/prometheus.yaml"
+            emf_processor = {
+              metric_declaration_dedup = true
+              metric_namespace         = var.metrics.namespace
+              metric_declaration       = decls
+            }
+          }
+        }
+      }
+    })
+  }
+
   env_files = {
     for k, s in local.servers : k => join("", [for name in sort(keys(s.env)) : "${name}=${s.env[name]}\n"])
   }
@@ -101,7 +161,9 @@ locals {
       release_bucket    = var.release.bucket
       release_version   = var.release.version
       discovery_service = lookup(var.discovery, s.role == "view" ? trimprefix(k, "view/") : s.role, "")
-      http_port         = element(split(":", var.listen.http), length(split(":", var.listen.http)) - 1)
+      http_port         = local.http_port
+      cloudwatch_agent  = lookup(local.cloudwatch_agent_config, s.role, "")
+      prometheus_config = lookup(local.prometheus_config, s.role, "")
     })
   }
 }

@@ -12,3 +12,8 @@ output "roles" {
   description = "The role of every key (log, view, api, truncator, pruner): the systemd unit akutan-ROLE.service it starts."
   value       = local.roles
 }
+
+output "metric_declarations" {
+  description = "Per role, what the CloudWatch agent ships of the server's /metrics (its EMF metric declarations)."
+  value       = local.metric_declarations
+}

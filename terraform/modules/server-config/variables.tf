@@ -104,3 +104,21 @@ variable "log_disks" {
   type        = map(string)
   default     = {}
 }
+
+variable "log_listen" {
+  description = "Addresses each local log voter binds, by voter ID (raft_addr, grpc_addr: its fixed IP); a voter not listed binds its log_peers addresses."
+  type = map(object({
+    raft_addr = string
+    grpc_addr = string
+  }))
+  default = {}
+}
+
+variable "metrics" {
+  description = "Where the CloudWatch agent ships each server's scraped Prometheus metrics (CloudWatch Logs group and metric namespace); null: no agent."
+  type = object({
+    log_group = string
+    namespace = string
+  })
+  default = null
+}
