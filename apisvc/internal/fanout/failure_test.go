@@ -91,7 +91,13 @@ func TestViewErrors(t *testing.T) {
 	if a.rpcs.Load() == 0 {
 		t.Fatal("the failing replica was never tried")
 	}
+	// A good ping (every 50 ms here) brings it back before a loaded
+	// machine may look, so keep sending lookups: each that tries it marks
+	// it again.
 	waitFor(t, "the failing view marked unhealthy", func() bool {
+		if _, err := f.LookupSP(ctx, 1, spLookups(r, ds, 5)); err != nil {
+			t.Fatal(err)
+		}
 		v := viewOf(f, a.addr)
 		return !v.Healthy && v.Err != nil && strings.Contains(v.Err.Error(), "disk on fire")
 	})
