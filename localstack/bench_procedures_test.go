@@ -58,9 +58,7 @@ func BenchmarkProcedures(b *testing.B) {
 	s.mustCLI("", "backup", "now", "--api", s.api(1)+","+s.api(2)+","+s.api(3), "--log", s.logAddrs())
 
 	cluster := func(args ...string) (string, int, time.Duration) {
-		start := time.Now()
-		out, code := s.cli("", append(append([]string{"cluster"}, args...), "-f", file, "--ctl", "ctl.sh")...)
-		return out, code, time.Since(start)
+		return s.clusterCmd(file, nil, args...)
 	}
 	load := startLoad(b, s, 1, 2, 3)
 	load.phase("before")

@@ -58,9 +58,7 @@ func TestClusterDatacenters(t *testing.T) {
 	s.mustRun("up.sh")
 	s.mustCLI("", "insert", "--api", s.api(1), "demo.facts")
 	cluster := func(args ...string) (string, int, time.Duration) {
-		start := time.Now()
-		out, code := s.cli("", append(append([]string{"cluster"}, args...), "-f", topo, "--ctl", "ctl.sh", "--store", s.storeURL())...)
-		return out, code, time.Since(start)
+		return s.clusterCmd(topo, []string{"--store", s.storeURL()}, args...)
 	}
 	api4 := fmt.Sprintf("127.0.0.1:%d", s.base+204)
 	dc4Servers := []string{"api-dc4", "view-dc4-sp-p0-r0", "view-dc4-po-p0-r0"}

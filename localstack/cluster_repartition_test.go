@@ -54,9 +54,7 @@ func TestClusterRepartition(t *testing.T) {
 	s.waitCheckpoint(t, "dc1", "sp", logLast(t, apiClient(t, s.api(1))))
 
 	repartition := func(args ...string) (string, int, time.Duration) {
-		start := time.Now()
-		out, code := s.cli("", append([]string{"cluster", "repartition", "-f", file, "--ctl", "ctl.sh", "--dc", "dc1", "--space", "sp"}, args...)...)
-		return out, code, time.Since(start)
+		return s.clusterCmd(file, nil, append([]string{"repartition", "--dc", "dc1", "--space", "sp"}, args...)...)
 	}
 	load := startLoad(t, s, 1, 2, 3)
 	time.Sleep(3 * time.Second)

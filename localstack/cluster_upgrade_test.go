@@ -60,9 +60,7 @@ func TestClusterUpgrade(t *testing.T) {
 	s.checkBuilds(t, func(int) string { return newBuild })
 	s.mustCLI("", "insert", "--api", s.api(1), "demo.facts")
 	cluster := func(args ...string) (string, int, time.Duration) {
-		start := time.Now()
-		out, code := s.cli("", append(append([]string{"cluster"}, args...), "-f", "topology.yaml", "--ctl", "ctl.sh")...)
-		return out, code, time.Since(start)
+		return s.clusterCmd("topology.yaml", nil, args...)
 	}
 	load := startLoad(t, s, 1, 2, 3)
 	time.Sleep(3 * time.Second)

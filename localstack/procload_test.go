@@ -21,6 +21,14 @@ import (
 	"github.com/akutan/akutan/proto/apipb"
 )
 
+// clusterCmd runs `akutan cluster ARGS -f topo --ctl ctl.sh EXTRA...` and
+// says how long it took.
+func (s *stack) clusterCmd(topo string, extra []string, args ...string) (string, int, time.Duration) {
+	start := time.Now()
+	out, code := s.cli("", append(append(append([]string{"cluster"}, args...), "-f", topo, "--ctl", "ctl.sh"), extra...)...)
+	return out, code, time.Since(start)
+}
+
 // clusterLoad is one client per DC (of the DCs given to startLoad): write a new fact, read it back at the
 // latest index, over and over.
 type clusterLoad struct {

@@ -76,18 +76,18 @@ func (p *Procedures) RestartPlan(dc string, role topology.Role) *Plan {
 	}
 	for _, s := range p.Servers {
 		if pick(s, topology.RoleLog) {
-			plan.Steps = append(plan.Steps, p.logSteps(s, false)...)
+			plan.Steps = append(plan.Steps, p.logSteps(s, false, nil)...)
 		}
 	}
 	for _, d := range p.dcs() {
 		for _, s := range p.Servers {
 			if s.DC == d && pick(s, topology.RoleView) {
-				plan.Steps = append(plan.Steps, p.viewSteps(s, false)...)
+				plan.Steps = append(plan.Steps, p.viewSteps(s, false, nil)...)
 			}
 		}
 		for _, s := range p.Servers {
 			if s.DC == d && pick(s, topology.RoleAPI) {
-				plan.Steps = append(plan.Steps, p.apiSteps(s, false)...)
+				plan.Steps = append(plan.Steps, p.apiSteps(s, false, nil)...)
 			}
 		}
 	}
@@ -106,11 +106,11 @@ func (p *Procedures) ReplacePlan(name string) (*Plan, error) {
 	plan := &Plan{Title: "replace " + name}
 	switch s.Role {
 	case topology.RoleLog:
-		plan.Steps = p.logSteps(s, true)
+		plan.Steps = p.logSteps(s, true, nil)
 	case topology.RoleView:
-		plan.Steps = p.viewSteps(s, true)
+		plan.Steps = p.viewSteps(s, true, nil)
 	case topology.RoleAPI:
-		plan.Steps = p.apiSteps(s, true)
+		plan.Steps = p.apiSteps(s, true, nil)
 	}
 	return plan, nil
 }
@@ -139,8 +139,9 @@ func (p *Procedures) twins(s topology.Server) int {
 	return n
 }
 
-// logSteps restarts (or, with replace, replaces) the log voter s.
-func (p *Procedures) logSteps(s topology.Server, replace bool) []Step {
+// logSteps restarts (or, with replace, replaces) the log voter s; with
+// bins (an upgrade) it restarts it on them and waits for their build.
+func (p *Procedures) logSteps(s topology.Server, replace bool, bins *Binaries) []Step {
 	name := s.Name
 	steps := []Step{{
 		What: fmt.Sprintf("move the log's leadership away from %s if it leads", name),
@@ -154,12 +155,19 @@ func (p *Procedures) logSteps(s topology.Server, replace bool) []Step {
 				Do:    func(ctx context.Context) error { return p.Driver.Stop(ctx, name) },
 			},
 			Step{
-				What: fmt.Sprintf("start %s and wait until it rejoins and catches up", name),
+				What: pick(bins, fmt.Sprintf("start %s and wait until it rejoins and catches up", name),
+					fmt.Sprintf("start %s on the --bin binaries, wait until it rejoins, catches up and reports their build", name)),
 				Do: func(ctx context.Context) error {
+					if err := p.useBinaries(ctx, name, bins); err != nil {
+						return err
+					}
 					if err := p.Driver.Start(ctx, name); err != nil {
 						return err
 					}
-					return p.waitLog(ctx, name)
+					if err := p.waitLog(ctx, name); err != nil {
+						return err
+					}
+					return p.waitBuild(ctx, name, bins, topology.RoleLog, func(_ context.Context, st *State) string { return st.member(name).GetBuild() })
 				},
 			})
 	}
@@ -246,7 +254,9 @@ func (p *Procedures) waitLog(ctx context.Context, name string) error {
 
 // viewSteps restarts (or, with replace, rebuilds from the bucket) the view
 // s, through a temporary twin when s is its range's only view in its DC.
-func (p *Procedures) viewSteps(s topology.Server, replace bool) []Step {
+// With bins (an upgrade, with replace) the twin and the rebuilt view run
+// on them, and the view is waited for until it reports their build.
+func (p *Procedures) viewSteps(s topology.Server, replace bool, bins *Binaries) []Step {
 	var steps []Step
 	var tmp topology.Server
 	single := p.twins(s) == 1
@@ -254,8 +264,11 @@ func (p *Procedures) viewSteps(s topology.Server, replace bool) []Step {
 		tmp = p.Driver.Temporary(s)
 		steps = append(steps,
 			Step{
-				What: fmt.Sprintf("start temporary view %s at %s (%s %v in %s; boots from the bucket) and publish it", tmp.Name, tmp.Addr, s.Space, s.Range, s.DC),
+				What: fmt.Sprintf("start temporary view %s at %s%s (%s %v in %s; boots from the bucket) and publish it", tmp.Name, tmp.Addr, pick(bins, "", " on the --bin binaries"), s.Space, s.Range, s.DC),
 				Do: func(ctx context.Context) error {
+					if err := p.useBinaries(ctx, tmp.Name, bins); err != nil {
+						return err
+					}
 					if err := p.Driver.StartTemporary(ctx, tmp, s); err != nil {
 						return err
 					}
@@ -268,7 +281,10 @@ func (p *Procedures) viewSteps(s topology.Server, replace bool) []Step {
 			})
 	}
 	action := "restart " + s.Name
-	if replace {
+	switch {
+	case bins != nil:
+		action = fmt.Sprintf("stop %s, delete its state, start it on the --bin binaries (boots from the bucket)", s.Name)
+	case replace:
 		action = fmt.Sprintf("stop %s, wipe its data dir, start it (boots from the bucket)", s.Name)
 	}
 	steps = append(steps,
@@ -288,34 +304,47 @@ func (p *Procedures) viewSteps(s topology.Server, replace bool) []Step {
 						return err
 					}
 				}
+				if err := p.useBinaries(ctx, s.Name, bins); err != nil {
+					return err
+				}
 				return p.Driver.Start(ctx, s.Name)
 			},
 		},
 		Step{
-			What: fmt.Sprintf("publish %s again and wait until it is up to date", s.Name),
+			What: pick(bins, fmt.Sprintf("publish %s again and wait until it is up to date", s.Name),
+				fmt.Sprintf("publish %s again, wait until it is up to date and reports their build", s.Name)),
 			Do: func(ctx context.Context) error {
 				if err := p.Driver.PublishView(ctx, s.DC, s.Addr, true); err != nil {
 					return err
 				}
-				return p.waitView(ctx, s.Name, s.DC, s.Addr)
+				if err := p.waitView(ctx, s.Name, s.DC, s.Addr); err != nil {
+					return err
+				}
+				return p.waitBuild(ctx, s.Name, bins, topology.RoleView, func(_ context.Context, st *State) string { return st.View(s.DC, s.Addr).GetBuild() })
 			},
 		})
 	if single {
-		steps = append(steps, Step{
-			What:  fmt.Sprintf("retire temporary view %s: unpublish, stop, wipe", tmp.Name),
-			Check: func(_ context.Context, st *State) error { return st.CheckStopView(s.DC, tmp.Addr) },
-			Do: func(ctx context.Context) error {
-				if err := p.retireView(ctx, s.DC, tmp.Addr); err != nil {
-					return err
-				}
-				if err := p.Driver.Stop(ctx, tmp.Name); err != nil {
-					return err
-				}
-				return p.Driver.Wipe(ctx, tmp.Name)
-			},
-		})
+		steps = append(steps, p.retireTwinStep(s, tmp))
 	}
 	return steps
+}
+
+// retireTwinStep retires the temporary view tmp of s: unpublished behind
+// the view gate, stopped, wiped.
+func (p *Procedures) retireTwinStep(s, tmp topology.Server) Step {
+	return Step{
+		What:  fmt.Sprintf("retire temporary view %s: unpublish, stop, wipe", tmp.Name),
+		Check: func(_ context.Context, st *State) error { return st.CheckStopView(s.DC, tmp.Addr) },
+		Do: func(ctx context.Context) error {
+			if err := p.retireView(ctx, s.DC, tmp.Addr); err != nil {
+				return err
+			}
+			if err := p.Driver.Stop(ctx, tmp.Name); err != nil {
+				return err
+			}
+			return p.Driver.Wipe(ctx, tmp.Name)
+		},
+	}
 }
 
 // waitView waits until dc's API servers list the view at addr as up to
@@ -358,8 +387,10 @@ func (p *Procedures) retireView(ctx context.Context, dc, addr string) error {
 }
 
 // apiSteps restarts (or replaces) the API server s: in place when its DC
-// has another, else with a temporary one serving meanwhile.
-func (p *Procedures) apiSteps(s topology.Server, replace bool) []Step {
+// has another, else with a temporary one serving meanwhile. With bins (an
+// upgrade) both run on them, and s is waited for until it reports their
+// build.
+func (p *Procedures) apiSteps(s topology.Server, replace bool, bins *Binaries) []Step {
 	others := 0
 	for _, o := range p.Servers {
 		if o.Role == topology.RoleAPI && o.DC == s.DC && o.Name != s.Name {
@@ -371,15 +402,22 @@ func (p *Procedures) apiSteps(s topology.Server, replace bool) []Step {
 		verb = "start again"
 	}
 	restart := Step{
-		What: fmt.Sprintf("%s API server %s and wait until it answers", verb, s.Name),
+		What: pick(bins, fmt.Sprintf("%s API server %s and wait until it answers", verb, s.Name),
+			fmt.Sprintf("restart API server %s on the --bin binaries, wait until it answers with their build", s.Name)),
 		Do: func(ctx context.Context) error {
 			if err := p.Driver.Stop(ctx, s.Name); err != nil {
+				return err
+			}
+			if err := p.useBinaries(ctx, s.Name, bins); err != nil {
 				return err
 			}
 			if err := p.Driver.Start(ctx, s.Name); err != nil {
 				return err
 			}
-			return p.waitAPI(ctx, s.Name, s.Addr)
+			if err := p.waitAPI(ctx, s.Name, s.Addr); err != nil {
+				return err
+			}
+			return p.waitBuild(ctx, s.Name, bins, topology.RoleAPI, p.apiBuild(s.Addr))
 		},
 	}
 	if others > 0 {
@@ -395,8 +433,11 @@ func (p *Procedures) apiSteps(s topology.Server, replace bool) []Step {
 	}
 	return []Step{
 		{
-			What: fmt.Sprintf("start temporary API server %s at %s in %s and wait until it answers", tmp.Name, tmp.Addr, s.DC),
+			What: fmt.Sprintf("start temporary API server %s at %s in %s%s and wait until it answers", tmp.Name, tmp.Addr, s.DC, pick(bins, "", " on the --bin binaries")),
 			Do: func(ctx context.Context) error {
+				if err := p.useBinaries(ctx, tmp.Name, bins); err != nil {
+					return err
+				}
 				if err := p.Driver.StartTemporary(ctx, tmp, s); err != nil {
 					return err
 				}
@@ -405,14 +446,27 @@ func (p *Procedures) apiSteps(s topology.Server, replace bool) []Step {
 			},
 		},
 		restart,
-		{
-			What: "stop temporary API server " + tmp.Name,
-			Do: func(ctx context.Context) error {
-				p.Obs.AskAlso(s.DC, tmp.Addr, false)
-				return p.Driver.Stop(ctx, tmp.Name)
-			},
+		p.stopTmpAPIStep(s, tmp),
+	}
+}
+
+// stopTmpAPIStep stops the temporary API server tmp of s.
+func (p *Procedures) stopTmpAPIStep(s, tmp topology.Server) Step {
+	return Step{
+		What: "stop temporary API server " + tmp.Name,
+		Do: func(ctx context.Context) error {
+			p.Obs.AskAlso(s.DC, tmp.Addr, false)
+			return p.Driver.Stop(ctx, tmp.Name)
 		},
 	}
+}
+
+// pick is plain without binaries, upgrade with them: a step's words.
+func pick(bins *Binaries, plain, upgrade string) string {
+	if bins != nil {
+		return upgrade
+	}
+	return plain
 }
 
 // waitAPI waits until the API server at addr answers Status and judges

@@ -195,18 +195,18 @@ func (p *Procedures) UpgradePlan(bins *Binaries, st *State, builds map[string]st
 	}
 	for _, s := range p.Servers {
 		if pick(s, topology.RoleLog) {
-			add(s, p.upgradeLogSteps)
+			add(s, func(s topology.Server, b *Binaries) []Step { return p.logSteps(s, false, b) })
 		}
 	}
 	for _, d := range p.dcs() {
 		for _, s := range p.Servers {
 			if s.DC == d && pick(s, topology.RoleView) {
-				add(s, p.upgradeViewSteps)
+				add(s, func(s topology.Server, b *Binaries) []Step { return p.viewSteps(s, true, b) })
 			}
 		}
 		for _, s := range p.Servers {
 			if s.DC == d && pick(s, topology.RoleAPI) {
-				add(s, p.upgradeAPISteps)
+				add(s, func(s topology.Server, b *Binaries) []Step { return p.apiSteps(s, false, b) })
 			}
 		}
 	}
@@ -234,192 +234,13 @@ func withLogCheck(bins *Binaries, gate func(context.Context, *State) error) func
 	}
 }
 
-func (p *Procedures) useBinaries(ctx context.Context, name, dir string) error {
-	return p.Driver.(BinaryDriver).UseBinaries(ctx, name, dir)
-}
-
-// upgradeLogSteps moves the log voter s onto bins in place.
-func (p *Procedures) upgradeLogSteps(s topology.Server, bins *Binaries) []Step {
-	name, want := s.Name, bins.Build[topology.RoleLog]
-	return []Step{
-		{
-			What: fmt.Sprintf("move the log's leadership away from %s if it leads", name),
-			Do:   func(ctx context.Context) error { return p.moveLeadership(ctx, name) },
-		},
-		{
-			What:  fmt.Sprintf("stop log voter %s (the other voters keep the quorum)", name),
-			Check: func(_ context.Context, st *State) error { return st.CheckStopLog(name, false) },
-			Do:    func(ctx context.Context) error { return p.Driver.Stop(ctx, name) },
-		},
-		{
-			What: fmt.Sprintf("start %s on the --bin binaries, wait until it rejoins, catches up and reports their build", name),
-			Do: func(ctx context.Context) error {
-				if err := p.useBinaries(ctx, name, bins.Dir); err != nil {
-					return err
-				}
-				if err := p.Driver.Start(ctx, name); err != nil {
-					return err
-				}
-				if err := p.waitLog(ctx, name); err != nil {
-					return err
-				}
-				return p.waitBuild(ctx, name, want, func(_ context.Context, st *State) string { return st.member(name).GetBuild() })
-			},
-		},
-	}
-}
-
-// upgradeViewSteps replaces the view s by one on bins that boots from the
-// bucket, through a temporary twin on bins while s is its range's only
-// view in its DC.
-func (p *Procedures) upgradeViewSteps(s topology.Server, bins *Binaries) []Step {
-	var steps []Step
-	var tmp topology.Server
-	single := p.twins(s) == 1
-	if single {
-		tmp = p.Driver.Temporary(s)
-		steps = append(steps,
-			Step{
-				What: fmt.Sprintf("start temporary view %s at %s on the --bin binaries (%s %v in %s; boots from the bucket) and publish it", tmp.Name, tmp.Addr, s.Space, s.Range, s.DC),
-				Do: func(ctx context.Context) error {
-					if err := p.useBinaries(ctx, tmp.Name, bins.Dir); err != nil {
-						return err
-					}
-					if err := p.Driver.StartTemporary(ctx, tmp, s); err != nil {
-						return err
-					}
-					return p.Driver.PublishView(ctx, s.DC, tmp.Addr, true)
-				},
-			},
-			Step{
-				What: fmt.Sprintf("wait until %s is up to date", tmp.Name),
-				Do:   func(ctx context.Context) error { return p.waitView(ctx, tmp.Name, s.DC, tmp.Addr) },
-			})
-	}
-	want := bins.Build[topology.RoleView]
-	steps = append(steps,
-		Step{
-			What:  fmt.Sprintf("retire %s (%s) from %s's views", s.Name, s.Addr, s.DC),
-			Check: func(_ context.Context, st *State) error { return st.CheckStopView(s.DC, s.Addr) },
-			Do:    func(ctx context.Context) error { return p.retireView(ctx, s.DC, s.Addr) },
-		},
-		Step{
-			What: fmt.Sprintf("stop %s, delete its state, start it on the --bin binaries (boots from the bucket)", s.Name),
-			Do: func(ctx context.Context) error {
-				if err := p.Driver.Stop(ctx, s.Name); err != nil {
-					return err
-				}
-				if err := p.Driver.Wipe(ctx, s.Name); err != nil {
-					return err
-				}
-				if err := p.useBinaries(ctx, s.Name, bins.Dir); err != nil {
-					return err
-				}
-				return p.Driver.Start(ctx, s.Name)
-			},
-		},
-		Step{
-			What: fmt.Sprintf("publish %s again, wait until it is up to date and reports their build", s.Name),
-			Do: func(ctx context.Context) error {
-				if err := p.Driver.PublishView(ctx, s.DC, s.Addr, true); err != nil {
-					return err
-				}
-				if err := p.waitView(ctx, s.Name, s.DC, s.Addr); err != nil {
-					return err
-				}
-				return p.waitBuild(ctx, s.Name, want, func(_ context.Context, st *State) string { return st.View(s.DC, s.Addr).GetBuild() })
-			},
-		})
-	if single {
-		steps = append(steps, p.retireTwinStep(s, tmp))
-	}
-	return steps
-}
-
-// retireTwinStep retires the temporary view tmp of s: unpublished behind
-// the view gate, stopped, wiped.
-func (p *Procedures) retireTwinStep(s, tmp topology.Server) Step {
-	return Step{
-		What:  fmt.Sprintf("retire temporary view %s: unpublish, stop, wipe", tmp.Name),
-		Check: func(_ context.Context, st *State) error { return st.CheckStopView(s.DC, tmp.Addr) },
-		Do: func(ctx context.Context) error {
-			if err := p.retireView(ctx, s.DC, tmp.Addr); err != nil {
-				return err
-			}
-			if err := p.Driver.Stop(ctx, tmp.Name); err != nil {
-				return err
-			}
-			return p.Driver.Wipe(ctx, tmp.Name)
-		},
-	}
-}
-
-// upgradeAPISteps restarts the API server s on bins: in place when its DC
-// has another, else with a temporary one on bins serving meanwhile.
-func (p *Procedures) upgradeAPISteps(s topology.Server, bins *Binaries) []Step {
-	others := 0
-	for _, o := range p.Servers {
-		if o.Role == topology.RoleAPI && o.DC == s.DC && o.Name != s.Name {
-			others++
-		}
-	}
-	want := bins.Build[topology.RoleAPI]
-	restart := Step{
-		What: fmt.Sprintf("restart API server %s on the --bin binaries, wait until it answers with their build", s.Name),
-		Do: func(ctx context.Context) error {
-			if err := p.useBinaries(ctx, s.Name, bins.Dir); err != nil {
-				return err
-			}
-			if err := p.Driver.Stop(ctx, s.Name); err != nil {
-				return err
-			}
-			if err := p.Driver.Start(ctx, s.Name); err != nil {
-				return err
-			}
-			if err := p.waitAPI(ctx, s.Name, s.Addr); err != nil {
-				return err
-			}
-			return p.waitBuild(ctx, s.Name, want, p.apiBuild(s.Addr))
-		},
-	}
-	if others > 0 {
-		restart.Check = func(_ context.Context, st *State) error { return st.CheckStopAPI(s.DC, s.Addr) }
-		return []Step{restart}
-	}
-	tmp := p.Driver.Temporary(s)
-	restart.Check = func(ctx context.Context, st *State) error {
-		if _, err := p.Obs.APIStatus(ctx, tmp.Addr); err != nil {
-			return refuse("the temporary API server %s does not answer (%v), and %s is %s's only one", tmp.Addr, err, s.Name, s.DC)
-		}
+// useBinaries moves the server name onto bins (nothing without them: a
+// restart or a replacement).
+func (p *Procedures) useBinaries(ctx context.Context, name string, bins *Binaries) error {
+	if bins == nil {
 		return nil
 	}
-	return []Step{
-		{
-			What: fmt.Sprintf("start temporary API server %s at %s in %s on the --bin binaries and wait until it answers", tmp.Name, tmp.Addr, s.DC),
-			Do: func(ctx context.Context) error {
-				if err := p.useBinaries(ctx, tmp.Name, bins.Dir); err != nil {
-					return err
-				}
-				if err := p.Driver.StartTemporary(ctx, tmp, s); err != nil {
-					return err
-				}
-				p.Obs.AskAlso(s.DC, tmp.Addr, true)
-				return p.waitAPI(ctx, tmp.Name, tmp.Addr)
-			},
-		},
-		restart,
-		p.stopTmpAPIStep(s, tmp),
-	}
-}
-
-func (p *Procedures) stopTmpAPIStep(s, tmp topology.Server) Step {
-	return Step{
-		What: "stop temporary API server " + tmp.Name,
-		Do: func(ctx context.Context) error {
-			p.Obs.AskAlso(s.DC, tmp.Addr, false)
-			return p.Driver.Stop(ctx, tmp.Name)
-		},
-	}
+	return p.Driver.(BinaryDriver).UseBinaries(ctx, name, bins.Dir)
 }
 
 // leftoverSteps retire the temporary server of s, already upgraded, that
@@ -449,9 +270,13 @@ func (p *Procedures) apiBuild(addr string) func(context.Context, *State) string 
 	}
 }
 
-// waitBuild waits until the server name reports the build want (get reads
-// it from an observation).
-func (p *Procedures) waitBuild(ctx context.Context, name, want string, get func(context.Context, *State) string) error {
+// waitBuild waits until the server name of role reports bins' build (get
+// reads it from an observation); without bins it does nothing.
+func (p *Procedures) waitBuild(ctx context.Context, name string, bins *Binaries, role topology.Role, get func(context.Context, *State) string) error {
+	if bins == nil {
+		return nil
+	}
+	want := bins.Build[role]
 	start := time.Now()
 	return waitFor(ctx, p.Obs, p.poll(), p.wait(), func(st *State) (bool, string) {
 		if got := get(ctx, st); got != want {
